@@ -1,0 +1,72 @@
+# Entry points for users. Every target bootstraps .venv on first use.
+# Variables: CONFIG (dataset.toml), DATA (data), RUN (training run name), GPUS (1), ARGS (extra CLI flags).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= dataset.toml
+DATA   ?= data
+RUN    ?= default
+GPUS   ?= 1
+ARGS   ?=
+
+STAMP       := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
+STAGE_ARGS   = --config $(CONFIG) --data $(DATA)
+
+.PHONY: help test lint dataset crawl facecrop dedup train rejects bench clean-venv
+
+help:
+	@echo "make dataset   crawl -> facecrop -> dedup -> shard  (CONFIG=$(CONFIG) DATA=$(DATA))"
+	@echo "make train     train a DCGAN on DATA/shards/faces64.npy (RUN=$(RUN) GPUS=$(GPUS))"
+	@echo "make rejects   build DATA/rejects/index.html"
+	@echo "make bench     benchmarks against each stage's baseline"
+	@echo "make test      lint + pip check + the test suite"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pip check
+	$(BIN)/python -m pytest $(ARGS)
+
+crawl: $(STAMP)
+	$(BIN)/python -m crawler $(STAGE_ARGS) $(ARGS)
+
+facecrop: $(STAMP)
+	$(BIN)/python -m facecrop $(STAGE_ARGS) $(ARGS)
+
+dedup: $(STAMP)
+	$(BIN)/python -m dedup $(STAGE_ARGS) $(ARGS)
+
+dataset: $(STAMP)
+	$(BIN)/python -m crawler $(STAGE_ARGS)
+	$(BIN)/python -m facecrop $(STAGE_ARGS)
+	$(BIN)/python -m dedup $(STAGE_ARGS)
+
+rejects: $(STAMP)
+	$(BIN)/python -m facecrop rejects-page $(STAGE_ARGS)
+
+train: $(STAMP)
+ifeq ($(GPUS),1)
+	$(BIN)/python -m train $(STAGE_ARGS) --run $(RUN) $(ARGS)
+else
+	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train $(STAGE_ARGS) --run $(RUN) $(ARGS)
+endif
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(STAGE_ARGS) $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

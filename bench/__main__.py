@@ -1,0 +1,56 @@
+"""`make bench`: every stage's benchmark against its named baseline, in one run, with ratios.
+
+Each stage contributes a module `bench/bench_<stage>.py` with
+`run(data_dir: Path, testdata: Path) -> list[BenchResult]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from bench.report import BenchResult, format_table
+from pipeline.cli import add_common_arguments
+
+STAGES = ("crawler", "facecrop", "dedup", "train")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    add_common_arguments(parser)
+    parser.add_argument("--only", choices=STAGES, action="append", help="run only these stages' benchmarks")
+    parser.add_argument(
+        "--testdata",
+        type=Path,
+        default=Path(os.environ.get("ANIMEFACE_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata")),
+        help="the shared anime test images (default: ../shared/testdata or ANIMEFACE_TESTDATA)",
+    )
+    args = parser.parse_args(argv)
+    if not args.testdata.is_dir():
+        print(f"bench: test images not found at {args.testdata}; pass --testdata DIR", file=sys.stderr)
+        return 2
+    results: list[BenchResult] = []
+    missing = []
+    for stage in args.only or STAGES:
+        try:
+            module = importlib.import_module(f"bench.bench_{stage}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bench.bench_{stage}":
+                raise
+            missing.append(stage)
+            continue
+        stage_results = module.run(args.data / "bench", args.testdata)
+        print(format_table(stage_results), flush=True)
+        results.extend(stage_results)
+    print("\n== all benchmarks ==")
+    print(format_table(results))
+    if missing:
+        print(f"(no benchmark yet for: {', '.join(missing)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

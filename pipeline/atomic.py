@@ -1,0 +1,135 @@
+"""Writing files so that a kill at any instant leaves either the old file or the new one.
+
+Every stage writes through these helpers: temp file in the same directory (so the
+rename cannot cross filesystems), fsync, then `os.replace`, which is atomic on POSIX.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temp file beside `path`; on clean exit fsync it and rename it into place.
+
+    On an exception the temp file is removed and `path` is untouched. A kill -9 can
+    leave a `.tmp-*` file behind; `remove_stale_temps` sweeps those on the next run.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError("atomic_open writes whole files: mode must be 'w' or 'wb'")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Replace a JSONL file as a whole; returns the number of rows written."""
+    count = 0
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
+    """Append one row durably. A kill mid-write can tear only the last line, which
+    `read_jsonl` ignores, so an append-only log never loses an earlier row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
+    with path.open("a+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                # The previous writer was killed mid-line: finish that torn line so
+                # the new row starts on a line of its own.
+                fh.write(b"\n")
+        fh.write(line.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All complete rows of a JSONL file ([] when it does not exist).
+
+    A line that does not parse can only be the torn write of a killed append (the
+    writer had not returned, so its stage never counted that row as done and will
+    redo it); it is skipped with a warning on stderr rather than crashing the run.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"warning: {path}:{number}: skipping a torn line from an interrupted write", file=sys.stderr)
+    return rows
+
+
+def remove_stale_temps(directory: str | Path) -> int:
+    """Delete temp files a killed run left behind under `directory`; returns how many."""
+    directory = Path(directory)
+    if not directory.exists():
+        return 0
+    removed = 0
+    for tmp in directory.rglob(TEMP_PREFIX + "*"):
+        if tmp.is_file():
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself; without this a power cut can undo it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,44 @@
+"""Fixtures shared by every test: the real test data and the cascade, read in place.
+
+The shared anime images are third-party artwork that never enters the repository.
+On a user's machine without them the tests that need them skip with a reason; CI
+sets REQUIRE_TESTDATA=1 so that their absence fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def _require_or_skip(path: Path, what: str, env_var: str) -> Path:
+    if path.exists():
+        return path
+    message = f"{what} not found at {path} (set {env_var} to its location)"
+    if os.environ.get("REQUIRE_TESTDATA") == "1":
+        pytest.fail(f"REQUIRE_TESTDATA=1 but {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """../shared/testdata (or ANIMEFACE_TESTDATA): full/, negative/, faces/, *.tsv."""
+    path = Path(os.environ.get("ANIMEFACE_TESTDATA", SHARED / "testdata")).resolve()
+    return _require_or_skip(path, "the shared anime test images", "ANIMEFACE_TESTDATA")
+
+
+@pytest.fixture(scope="session")
+def cascade_path() -> Path:
+    """The real lbpcascade_animeface.xml (ANIMEFACE_CASCADE or ../shared/models/)."""
+    path = Path(os.environ.get("ANIMEFACE_CASCADE", SHARED / "models" / "lbpcascade_animeface.xml")).resolve()
+    return _require_or_skip(path, "lbpcascade_animeface.xml", "ANIMEFACE_CASCADE")
