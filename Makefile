@@ -56,7 +56,7 @@ dataset: $(STAMP)
 	$(BIN)/python -m dedup $(STAGE_ARGS)
 
 rejects: $(STAMP)
-	$(BIN)/python -m facecrop rejects-page $(STAGE_ARGS)
+	$(BIN)/python -m facecrop rejects --html $(STAGE_ARGS)
 
 train: $(STAMP)
 ifeq ($(GPUS),1)
