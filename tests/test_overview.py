@@ -1,0 +1,49 @@
+"""`python -m pipeline summary` reports what the stages' manifests say."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline import atomic
+
+
+def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path) -> None:
+    atomic.write_jsonl(tmp_path / "raw" / "manifest.jsonl", [{"sha256": "a" * 64}, {"sha256": "b" * 64}])
+    atomic.write_jsonl(
+        tmp_path / "crops" / "manifest.jsonl",
+        [
+            {"id": "aaa_1", "source_sha256": "a" * 64, "box": [0, 0, 80, 80], "decision": "accepted", "reason": None},
+            {"id": "aaa_2", "source_sha256": "a" * 64, "box": [9, 9, 80, 80], "decision": "accepted", "reason": None},
+            {"id": "aaa_3", "source_sha256": "a" * 64, "box": [5, 5, 30, 30], "decision": "rejected", "reason": "too_small"},
+            {"id": "bbb_image", "source_sha256": "b" * 64, "box": None, "decision": "rejected", "reason": "decode_error"},
+        ],
+    )
+    atomic.write_jsonl(tmp_path / "faces64" / "manifest.jsonl", [{"id": "aaa_1", "cluster_size": 2}])
+    atomic.write_json(tmp_path / "shards" / "faces64.json", {"count": 1})
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)],
+        cwd=repo_root, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    lines = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines() if re.search(r"\S\s{2,}\S", line))
+    assert lines["images crawled"] == "2"
+    assert lines["faces found"] == "3"
+    assert lines["accepted"] == "2"
+    assert lines["rejected"] == "2"
+    assert lines["too_small"] == "1" and lines["decode_error"] == "1"
+    assert lines["duplicates removed"] == "1"
+    assert lines["faces in the shard"] == "1"
+    assert json.loads((tmp_path / "shards" / "faces64.json").read_text())["count"] == 1
+
+
+def test_summary_without_data_dir_is_one_clear_line(tmp_path: Path, repo_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path / "absent")],
+        cwd=repo_root, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"pipeline: no data directory at {tmp_path / 'absent'}; run `make dataset` first"
