@@ -54,6 +54,7 @@ dataset: $(STAMP)
 	$(BIN)/python -m crawler $(STAGE_ARGS)
 	$(BIN)/python -m facecrop $(STAGE_ARGS)
 	$(BIN)/python -m dedup $(STAGE_ARGS)
+	@$(BIN)/python -m pipeline summary $(STAGE_ARGS)
 
 rejects: $(STAMP)
 	$(BIN)/python -m facecrop rejects --html $(STAGE_ARGS)
