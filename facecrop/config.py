@@ -1,0 +1,84 @@
+"""The `[facecrop]` table of dataset.toml as dataclasses with measured defaults.
+
+Defaults come from measurements on ../shared/testdata (see docs/facecrop.md). Every
+setting that changes what a run produces goes into `fingerprint`, so a re-run redoes
+exactly the sources whose result could differ and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pipeline.config import build, read_config, section
+
+# Bump when the code changes what a run produces for the same settings.
+ALGORITHM_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """One threshold per reject reason; a crop fails a rule when its value crosses the threshold."""
+
+    min_face: int = 64  # too_small: face (detection box) side in source px below this
+    max_padding: float = 0.15  # clipped: share of the crop square outside the image above this
+    max_faces: int = 12  # crowded: more faces than this in one image (collages, contact sheets)
+    min_confidence: float = 0.5  # low_confidence: cascade level weight below this
+    min_saturation: float = 0.05  # low_color: mean HSV saturation (0..1) below this ...
+    min_colors: int = 32  # ... or fewer distinct 4-bit-per-channel colours than this
+    min_sharpness: float = 100.0  # blurry: variance of the Laplacian at `work_size` below this
+    min_likelihood: float = 0.5  # not_verified: animeface likelihood below this (or no overlapping face)
+
+
+@dataclasses.dataclass(frozen=True)
+class FacecropConfig:
+    """Everything `python -m facecrop` can be told; see docs/facecrop.md for why each default."""
+
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    # Faces under 64 px are useless for a 64x64 dataset and skipping them makes the cascade ~3.6x faster.
+    min_size: int = 64
+    margin: float = 0.25  # crop side = face side * (1 + 2 * margin)
+    shift: float = -0.1  # move the crop centre by shift * face side (negative = up, towards the hair)
+    work_size: int = 128  # side the crop is resized to before measuring blur/colour, so values compare across sizes
+    max_pixels: int = 64_000_000  # images larger than this are rejected as too_large instead of decoded
+    verifier: Literal["all", "unsure", "off"] = "all"
+    verify_below_confidence: float = 3.0  # policy "unsure": verify only boxes under this level weight
+    verify_margin: float = 0.25  # context around the box handed to animeface
+    verify_size: int = 112  # side (px) of that region for animeface; it is resolution-sensitive
+    workers: int = 0  # processes; 0 = one per CPU core
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.scale_factor > 1.0, "scale_factor must be > 1.0"),
+            (self.min_neighbors >= 0, "min_neighbors must be >= 0"),
+            (self.min_size >= 24, "min_size must be >= 24 (the cascade's window is 24x24)"),
+            (self.margin >= 0, "margin must be >= 0"),
+            (-1.0 <= self.shift <= 1.0, "shift must be within -1..1"),
+            (self.work_size >= 16, "work_size must be >= 16"),
+            (self.max_pixels > 0, "max_pixels must be > 0"),
+            (self.verify_margin >= 0, "verify_margin must be >= 0"),
+            (self.verify_size >= 32, "verify_size must be >= 32"),
+            (self.workers >= 0, "workers must be >= 0"),
+            (0 <= self.thresholds.max_padding < 1, "thresholds.max_padding must be within 0..1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def fingerprint(self, cascade_sha256: str) -> str:
+        """A key for "would this source come out the same?": all settings except `workers`."""
+        settings = dataclasses.asdict(self)
+        settings.pop("workers")
+        settings["algorithm"] = ALGORITHM_VERSION
+        settings["cascade"] = cascade_sha256
+        blob = json.dumps(settings, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_config(path: str | Path) -> FacecropConfig:
+    return build(FacecropConfig, section(read_config(path), "facecrop"), "[facecrop]")

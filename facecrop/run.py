@@ -1,0 +1,152 @@
+"""One facecrop run: plan what is new, fan it out over worker processes, then publish.
+
+Publishing (manifest, file placement, rejects page) happens once at the end from the
+SQLite state, so whatever the order workers finish in, and however often the run was
+killed before, the manifest comes out the same.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from facecrop import manifest, overrides, rejects_page, worker
+from facecrop.config import FacecropConfig
+from facecrop.sources import read_sources
+from facecrop.state import State
+from pipeline import atomic
+from pipeline.cascade import sha256_file
+
+COMMIT_EVERY_SECONDS = 1.0
+
+
+@dataclasses.dataclass
+class RunResult:
+    counts: dict[str, Any]
+    rows: list[dict[str, Any]]
+    page: Path
+    timing: dict[str, float]
+
+
+def plan(jobs: list[worker.Job], stored: dict, fingerprint: str, files: dict[str, list[str]]) -> list[worker.Job]:
+    """Sources to (re)do: new, done with other settings, or with a crop file gone missing."""
+    todo = []
+    for job in jobs:
+        entry = stored.get(job.sha256)
+        stale = entry is None or entry[0] != fingerprint
+        if stale or any(row.get("crop_box") is not None and row["id"] not in files for row in entry[1]):
+            todo.append(job)
+    return todo
+
+
+def worker_count(config: FacecropConfig) -> int:
+    return config.workers or os.cpu_count() or 1
+
+
+def execute(
+    todo: list[worker.Job],
+    config: FacecropConfig,
+    data_dir: Path,
+    cascade_path: Path,
+    override_rows: dict,
+    state: State,
+    fingerprint: str,
+    progress: bool,
+) -> dict[str, float]:
+    """Process `todo`, committing finished sources to `state` at least once a second."""
+    timing: dict[str, float] = collections.Counter()
+    pending: list[tuple[str, str, list[dict[str, Any]]]] = []
+    last_commit = time.monotonic()
+    bar = tqdm(total=len(todo), desc="facecrop", unit="img", file=sys.stderr, disable=not progress)
+
+    def finished(result: tuple[str, list[dict[str, Any]], dict[str, float]]) -> None:
+        nonlocal last_commit
+        sha, rows, spent = result
+        pending.append((sha, fingerprint, rows))
+        timing.update(spent)
+        bar.update(1)
+        if time.monotonic() - last_commit >= COMMIT_EVERY_SECONDS:
+            state.save(pending)
+            pending.clear()
+            last_commit = time.monotonic()
+
+    workers = min(worker_count(config), max(1, len(todo)))
+    try:
+        if workers == 1:
+            # In-process: OpenCV may use its own threads (0 = its default) since nothing else competes.
+            worker.init(str(cascade_path), config, str(data_dir), override_rows, 0)
+            for job in todo:
+                finished(worker.run_job(job))
+        else:
+            context = multiprocessing.get_context("fork")
+            initargs = (str(cascade_path), config, str(data_dir), override_rows, 1)
+            with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=initargs) as pool:
+                queue = iter(todo)
+                running: set[cf.Future] = set()
+                for job in queue:
+                    running.add(pool.submit(worker.run_job, job))
+                    if len(running) >= workers * 4:
+                        done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                        for future in done:
+                            finished(future.result())
+                for future in cf.as_completed(running):
+                    finished(future.result())
+    finally:
+        state.save(pending)
+        bar.close()
+    return dict(timing)
+
+
+def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bool = True) -> RunResult:
+    crops_dir, rejects_dir = data_dir / "crops", data_dir / "rejects"
+    crops_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(crops_dir)
+    atomic.remove_stale_temps(rejects_dir)
+    sources = read_sources(data_dir)
+    for line in sources.skipped[:20]:
+        print(f"warning: {line}", file=sys.stderr)
+    fingerprint = config.fingerprint(sha256_file(cascade_path))
+    override_rows = overrides.read_overrides(data_dir)
+    state = State(data_dir)
+    try:
+        stored = state.load()
+        todo = plan(sources.jobs, stored, fingerprint, manifest.crop_files(data_dir))
+        timing = execute(todo, config, data_dir, cascade_path, override_rows, state, fingerprint, progress)
+        stored = state.load()
+    finally:
+        state.close()
+
+    automatic = [row for job in sources.jobs for row in stored[job.sha256][1]]
+    rows = manifest.final_rows(automatic, override_rows)
+    files = manifest.crop_files(data_dir)
+    missing = manifest.place_files(data_dir, rows, files)
+    if missing:
+        # Only possible if files vanish during the run itself; the next run redoes their sources.
+        print(f"warning: {len(missing)} crop file(s) vanished during the run; re-run to recreate them", file=sys.stderr)
+    manifest.write_manifest(data_dir, rows)
+    manifest.remove_orphans(data_dir, rows, files)
+    page = rejects_page.build(data_dir, rows, config.thresholds)
+
+    detections = [row for row in rows if row.get("crop_box") is not None]
+    rejected = collections.Counter(row["reason"] for row in rows if row["decision"] == "rejected")
+    counts: dict[str, Any] = {
+        "images in raw manifest": len(sources.jobs),
+        "images processed now": len(todo),
+        "images unchanged (skipped)": len(sources.jobs) - len(todo),
+        "raw rows without sha256 (skipped)": len(sources.skipped),
+        "faces": len(detections),
+        "accepted": sum(1 for row in rows if row["decision"] == "accepted"),
+        "rejected": sum(rejected.values()),
+        "rejected by reason": dict(sorted(rejected.items())) or {"(none)": 0},
+        "overrides applied": sum(1 for row in rows if row.get("override")),
+    }
+    return RunResult(counts, rows, page, timing)

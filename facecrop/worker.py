@@ -1,0 +1,152 @@
+"""One source image in, its manifest rows and crop files out; runs inside a worker process.
+
+Each worker loads the cascade once (in `init`) and keeps OpenCV single-threaded: the
+pool already uses every core, and OpenCV's own threads would only fight it for them.
+The automatic decision is stored as `auto_decision`/`auto_reason`; the person's
+override (if any) is applied on top before the crop file is written where it belongs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from facecrop import detect, geometry, overrides, quality, rules, verify
+from facecrop.config import FacecropConfig
+from facecrop.decode import DecodeFailure, decode_file
+from pipeline import atomic
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    sha256: str
+    path: str  # relative to DATA
+    source: dict[str, Any]  # fields copied into every row (site, url, page_url, meta)
+
+
+@dataclasses.dataclass
+class Context:
+    classifier: Any
+    config: FacecropConfig
+    data_dir: Path
+    overrides: dict[str, dict[str, Any]]
+
+
+_CONTEXT: Context | None = None
+
+
+def init(cascade_path: str, config: FacecropConfig, data_dir: str, override_rows: dict, threads: int) -> None:
+    """Pool initializer: the cascade is loaded once per worker, not once per image."""
+    from pipeline.cascade import load_cascade
+
+    global _CONTEXT
+    cv2.setNumThreads(threads)
+    _CONTEXT = Context(load_cascade(cascade_path), config, Path(data_dir), override_rows)
+
+
+def run_job(job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
+    """`process`, but an unexpected failure on one image becomes its recorded reject, not a dead run."""
+    assert _CONTEXT is not None, "worker.init was not called"
+    try:
+        return process(_CONTEXT, job)
+    except Exception as exc:  # one odd file must not stop 300k others; the reason keeps the message
+        return job.sha256, [_image_row(job, "process_error", f"{exc.__class__.__name__}: {exc}", {})], {}
+
+
+def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
+    return {
+        "id": crop_id,
+        "source_sha256": job.sha256,
+        "source_path": job.path,
+        **job.source,
+        "box": None,
+        "crop_box": None,
+        "size": None,
+        "confidence": None,
+        "decision": "rejected",
+        "reason": None,
+        "values": {},
+        "path": None,
+        "likelihood": None,
+        "hair_color": None,
+        "eye_colors": None,
+        "override": None,
+    }
+
+
+def _image_row(job: Job, reason: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
+    row = _base_row(job, f"{job.sha256[:12]}_image")
+    row.update(reason=reason, values={**values, "error": message})
+    row["auto_decision"], row["auto_reason"] = "rejected", reason
+    return row
+
+
+def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
+    cfg, th = ctx.config, ctx.config.thresholds
+    timing = {"decode": 0.0, "detect": 0.0, "measure": 0.0, "verify": 0.0, "write": 0.0}
+    t0 = time.perf_counter()
+    try:
+        if not job.path:
+            raise DecodeFailure("decode_error", "the raw manifest row has no usable path (missing, absolute or outside DATA)")
+        decoded = decode_file(ctx.data_dir / job.path, cfg.max_pixels)
+    except DecodeFailure as failure:
+        return job.sha256, [_image_row(job, failure.reason, str(failure), failure.values)], timing
+    image = decoded.image
+    t1 = time.perf_counter()
+    timing["decode"] = t1 - t0
+    found = detect.detect(
+        ctx.classifier, detect.prepare_gray(image), cfg.scale_factor, cfg.min_neighbors, cfg.min_size
+    )
+    t2 = time.perf_counter()
+    timing["detect"] = t2 - t1
+    rows = []
+    for det in found:
+        crop_id = f"{job.sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}"
+        row = _base_row(job, crop_id)
+        square = geometry.crop_square(det.box, decoded.width, decoded.height, cfg.margin, cfg.shift)
+        crop = geometry.cut(image, square)
+        tm = time.perf_counter()
+        values: dict[str, Any] = {
+            "face_side": max(det.w, det.h),
+            "padding": square.padding_share,
+            "faces_in_image": len(found),
+            "confidence": det.confidence,
+            **quality.measure(crop, cfg.work_size),
+        }
+        failed = rules.failed_rules(values, th)
+        tv = time.perf_counter()
+        timing["measure"] += tv - tm
+        wants_verify = cfg.verifier == "all" or (
+            cfg.verifier == "unsure" and det.confidence < cfg.verify_below_confidence
+        )
+        if wants_verify and not failed:
+            # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
+            verdict = verify.verify(image, det.box, cfg.verify_margin, cfg.verify_size)
+            values["likelihood"] = verdict.likelihood
+            row.update(likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors)
+            failed = rules.failed_rules(values, th)
+        timing["verify"] += time.perf_counter() - tv
+        values["failed"] = failed
+        row.update(
+            box=list(det.box),
+            crop_box=square.as_box(),
+            size=square.side,
+            confidence=det.confidence,
+            decision="rejected" if failed else "accepted",
+            reason=failed[0] if failed else None,
+            values=values,
+        )
+        row["auto_decision"], row["auto_reason"] = row["decision"], row["reason"]
+        final = overrides.apply(row, ctx.overrides.get(crop_id))
+        tw = time.perf_counter()
+        ok, png = cv2.imencode(".png", crop)
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode crop {crop_id} as PNG")
+        atomic.write_bytes(ctx.data_dir / final["path"], png.tobytes())
+        timing["write"] += time.perf_counter() - tw
+        rows.append(row)
+    return job.sha256, rows, timing
