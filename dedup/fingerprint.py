@@ -1,0 +1,146 @@
+"""Everything the stage needs to know about one crop, computed once in a worker process.
+
+One decode per crop: the square crop becomes the output-size thumbnail (anti-aliased, never
+upscaled more than 2x), and the hashes, the low-information measure and the sharpness are
+all taken from that thumbnail - the same pixels that go into the shard and that the trainer's
+mode-collapse alarm hashes. The pixel digest is taken at source resolution, so "exact
+duplicate" means identical decoded pixels, whatever the file bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dedup.hashing import hash_words, words_to_hex
+from pipeline import atomic
+
+FILTERS = {"area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What a worker needs: plain values only, so it pickles cheaply."""
+
+    crop_id: str
+    crop_path: str
+    thumb_path: str
+    hash_kind: str
+    hash_size: int
+    output_size: int
+    resize_filter: str
+    min_side: int
+
+
+@dataclasses.dataclass
+class Fingerprint:
+    crop_id: str
+    error: str | None = None  # reason code + detail when the crop cannot be used
+    pixel_sha256: str = ""
+    width: int = 0
+    height: int = 0
+    hash_hex: str = ""
+    dhash_hex: str = ""
+    gray_std: float = 0.0
+    sharpness: float = 0.0
+    thumb_sha256: str = ""
+
+
+def pixel_digest(array: np.ndarray) -> str:
+    """sha256 of decoded pixels plus their shape: equal iff the images are pixel-identical."""
+    digest = hashlib.sha256(repr(array.shape).encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode fully (so a truncated file fails here, not later) and flatten to RGB.
+
+    Transparent pixels are composited on white: an RGBA crop and its opaque re-save must
+    look alike to a person, and so to the hash.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, rgba).convert("RGB")
+            return im.convert("RGB")
+
+
+def square(image: Image.Image) -> Image.Image:
+    """Crops are square by contract; a non-square one is centre-cropped rather than squashed."""
+    w, h = image.size
+    if w == h:
+        return image
+    side = min(w, h)
+    return image.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+
+
+def thumbnail(image: Image.Image, size: int, resize_filter: str) -> Image.Image:
+    return ImageOps.fit(image, (size, size), method=FILTERS[resize_filter]) if image.size != (size, size) else image
+
+
+def write_thumb(path: str, image: Image.Image) -> None:
+    """Temp file + rename, without the fsync of `atomic.write_bytes`.
+
+    The rename alone makes a kill at any instant leave either no file or a whole one;
+    fsyncing every 64 px thumbnail would cost more than hashing it. A thumbnail torn by a
+    power cut is caught later: the published face is checked against `thumb_sha256`.
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=atomic.TEMP_PREFIX + target.name + ".", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def compute(job: Job) -> Fingerprint:
+    """Fingerprint one crop and write its thumbnail; bad input becomes a reason, never an exception."""
+    try:
+        image = square(load_rgb(job.crop_path))
+    except FileNotFoundError:
+        return Fingerprint(job.crop_id, error=f"missing: {job.crop_path} does not exist")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
+        return Fingerprint(job.crop_id, error=f"unreadable: {exc.__class__.__name__}: {exc}"[:300])
+    pixels = np.asarray(image)
+    side = image.size[0]
+    if side < job.min_side:
+        return Fingerprint(job.crop_id, error=f"too_small: {side}px crop would be upscaled more than 2x to {job.output_size}px",
+                           pixel_sha256=pixel_digest(pixels), width=side, height=side)
+    thumb = thumbnail(image, job.output_size, job.resize_filter)
+    thumb_pixels = np.asarray(thumb)
+    gray = cv2.cvtColor(thumb_pixels, cv2.COLOR_RGB2GRAY)
+    small = np.asarray(thumb.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    write_thumb(job.thumb_path, thumb)
+    bits = job.hash_size * job.hash_size
+    return Fingerprint(
+        crop_id=job.crop_id,
+        pixel_sha256=pixel_digest(pixels),
+        width=side,
+        height=side,
+        hash_hex=words_to_hex(hash_words(thumb, job.hash_kind, job.hash_size), bits),
+        dhash_hex=words_to_hex(hash_words(thumb, "dhash", 8), 64),
+        gray_std=float(small.std()),
+        sharpness=float(cv2.Laplacian(gray, cv2.CV_64F).var()),
+        thumb_sha256=pixel_digest(thumb_pixels),
+    )

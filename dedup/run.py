@@ -1,0 +1,223 @@
+"""The stage top to bottom: inputs -> fingerprints -> near pairs -> clusters -> faces64, shard, report.
+
+Every step is restartable: fingerprints and pairs live in SQLite (committed in batches),
+files are written through temp + rename, and each step recomputes only what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from dedup import faces, report, shard
+from dedup.clusters import Cluster, Member, build_clusters
+from dedup.config import DedupConfig
+from dedup.fingerprint import Fingerprint, Job, compute, pixel_digest
+from dedup.hashing import hex_to_words
+from dedup.inputs import Crop, Inputs, read_inputs
+from dedup.search import near_pairs
+from dedup.state import State
+from pipeline import atomic
+
+SAVE_EVERY = 256
+
+
+@dataclasses.dataclass
+class Outcome:
+    counts: dict[str, Any]
+    kept: list[str]
+    clusters: list[Cluster]
+
+
+def low_information(record: dict, cfg: DedupConfig) -> bool:
+    """Flat or two-tone images: their hashes collide with unrelated ones, so they only merge exactly."""
+    bits = cfg.hash_size * cfg.hash_size
+    ones = int(np.bitwise_count(hex_to_words(record["hash_hex"], bits)).sum())
+    floor = cfg.min_bit_fraction * bits
+    return record["gray_std"] < cfg.min_contrast or ones < floor or bits - ones < floor
+
+
+def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: State) -> int:
+    """Hash the crops that have no fingerprint yet, committing as results arrive."""
+    jobs = [Job(c.id, str(data_dir / c.path), str(faces.thumb_path(data_dir, c.id)), cfg.hash, cfg.hash_size,
+                cfg.output_size, cfg.resize_filter, cfg.min_crop_side) for c in crops]
+    if not jobs:
+        return 0
+    workers = min(cfg.workers or os.cpu_count() or 1, max(1, len(jobs) // 32))
+    pending: list[tuple[str, Fingerprint]] = []
+    paths = {c.id: c.path for c in crops}
+    bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True)
+    executor = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        results = executor.map(compute, jobs, chunksize=16) if executor else map(compute, jobs)
+        for fp in results:
+            pending.append((paths[fp.crop_id], fp))
+            bar.update(1)
+            if len(pending) >= SAVE_EVERY:
+                state.save_prints(pending)
+                pending = []
+        state.save_prints(pending)
+    finally:
+        bar.close()
+        if executor:
+            executor.shutdown(cancel_futures=True)
+    return len(jobs)
+
+
+def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple[int, int, int]:
+    """Compare contents not searched before against every content; returns (searched, pairs, low_info)."""
+    contents: dict[str, dict] = {}
+    for crop_id in sorted(prints):
+        record = prints[crop_id]
+        if not record["error"]:
+            contents.setdefault(record["pixel_sha256"], record)
+    eligible = [sha for sha, rec in contents.items() if not low_information(rec, cfg)]
+    low_info = len(contents) - len(eligible)
+    done = state.searched()
+    query = np.array([k for k, sha in enumerate(eligible) if sha not in done], dtype=np.int64)
+    if query.size == 0:
+        return 0, 0, low_info
+    bits = cfg.hash_size * cfg.hash_size
+    hashes = np.array([hex_to_words(contents[sha]["hash_hex"], bits) for sha in eligible], dtype=np.uint64)
+    i, j, dist = near_pairs(hashes, cfg.threshold, bits, query)
+    dhashes = np.array([hex_to_words(contents[sha]["dhash_hex"], 64)[0] for sha in eligible], dtype=np.uint64)
+    ddist = np.bitwise_count(dhashes[i] ^ dhashes[j]).astype(np.int64)
+    keep = ddist <= cfg.confirm_dhash if cfg.confirm_dhash >= 0 else np.ones(i.size, dtype=bool)
+    pairs = [(eligible[a], eligible[b], int(d), int(d2))
+             for a, b, d, d2 in zip(i[keep], j[keep], dist[keep], ddist[keep], strict=True)]
+    state.save_search((eligible[k] for k in query), pairs)
+    return int(query.size), len(pairs), low_info
+
+
+def cluster_active(crops: list[Crop], prints: dict[str, dict], pairs: list[tuple], cfg: DedupConfig) -> list[Cluster]:
+    members = [Member(c.id, c.face_area, prints[c.id]["sharpness"]) for c in crops]
+    by_content: dict[str, list[int]] = {}
+    for index, c in enumerate(crops):
+        by_content.setdefault(prints[c.id]["pixel_sha256"], []).append(index)
+    links = [(group[0], other) for group in by_content.values() for other in group[1:]]
+    links += [(by_content[a][0], by_content[b][0]) for a, b, _, _ in pairs if a in by_content and b in by_content]
+    return build_clusters(members, links, cfg.keep)
+
+
+def relation(member: dict, kept: dict, cfg: DedupConfig) -> tuple[str, str, int | None, int | None]:
+    """(label for the report, reason code, hash distance, dHash distance) of a member to its keeper."""
+    if member["pixel_sha256"] == kept["pixel_sha256"]:
+        return "exact duplicate", "exact_duplicate", 0, 0
+    bits = cfg.hash_size * cfg.hash_size
+    d = int(np.bitwise_count(hex_to_words(member["hash_hex"], bits) ^ hex_to_words(kept["hash_hex"], bits)).sum())
+    d2 = int(np.bitwise_count(hex_to_words(member["dhash_hex"], 64) ^ hex_to_words(kept["dhash_hex"], 64)).sum())
+    return f"near duplicate ({cfg.hash} {d}, dHash {d2})", "near_duplicate", d, d2
+
+
+def shard_rows(data_dir: Path, kept: list[str], prints: dict[str, dict], side: int):
+    """Decode each published face and check it is the thumbnail that was fingerprinted."""
+    for crop_id in tqdm(kept, desc="dedup: shard", unit="face", file=sys.stderr, dynamic_ncols=True):
+        with Image.open(faces.face_path(data_dir, crop_id)) as im:
+            pixels = np.asarray(im.convert("RGB"))
+        if pixel_digest(pixels) != prints[crop_id]["thumb_sha256"] or pixels.shape != (side, side, 3):
+            raise RuntimeError(f"{faces.face_path(data_dir, crop_id)} changed since it was fingerprinted; "
+                               f"delete {data_dir / 'dedup'} and run again")
+        yield pixels
+
+
+def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
+    inputs: Inputs = read_inputs(data_dir)
+    for folder in ("dedup", "faces64", "shards"):
+        atomic.remove_stale_temps(data_dir / folder)
+    state = State(data_dir / "dedup" / "state.sqlite")
+    try:
+        rehash, research = state.reconcile(cfg.hashing_key(), cfg.matching_key())
+        prints = state.prints()
+        retry = [c.id for c in inputs.crops if c.id in prints and (
+            prints[c.id]["path"] != c.path or (prints[c.id]["error"] or "").startswith("missing")
+            or (not prints[c.id]["error"] and not faces.thumb_path(data_dir, c.id).exists()))]
+        state.forget(retry)
+        for crop_id in retry:
+            prints.pop(crop_id)
+        hashed = fingerprint_all(data_dir, [c for c in inputs.crops if c.id not in prints], cfg, state)
+        prints = state.prints()
+        searched, new_pairs, low_info = search_new(prints, cfg, state)
+        pairs = state.pairs()
+    finally:
+        state.close()
+
+    usable = [c for c in inputs.crops if not prints[c.id]["error"]]
+    failed = [c for c in inputs.crops if prints[c.id]["error"]]
+    clusters = cluster_active(usable, prints, pairs, cfg)
+    crops_by_id = {c.id: c for c in inputs.crops}
+    kept = sorted(c.kept for c in clusters)
+
+    added, removed = faces.publish(data_dir, kept)
+    manifest, dropped, views = [], [], []
+    for cl in clusters:
+        keeper = crops_by_id[cl.kept]
+        rec = prints[cl.kept]
+        manifest.append({
+            "id": cl.kept, "crop_id": cl.kept, "path": f"faces64/{cl.kept}.png",
+            "source_sha256": keeper.source_sha256, "source_path": keeper.source_path,
+            "cluster_id": cl.cluster_id, "cluster_size": len(cl.members), "duplicates": cl.members[1:],
+            "kept_because": cl.why,
+            "hashes": {cfg.hash: rec["hash_hex"], "dhash": rec["dhash_hex"], "pixel_sha256": rec["pixel_sha256"]},
+            "hash_kind": cfg.hash, "hash_bits": cfg.hash_size * cfg.hash_size,
+            "face_area": keeper.face_area, "crop_side": rec["width"], "sharpness": round(rec["sharpness"], 3),
+            "hair_color": keeper.hair_color, "eye_colors": keeper.eye_colors,
+        })
+        if len(cl.members) == 1:
+            continue
+        member_views = []
+        for crop_id in cl.members:
+            c = crops_by_id[crop_id]
+            source = inputs.sources.get(c.source_sha256, {})
+            if crop_id == cl.kept:
+                member_views.append(report.MemberView(crop_id, True, "kept", c.face_area, prints[crop_id]["sharpness"], source))
+                continue
+            label, reason, d, d2 = relation(prints[crop_id], rec, cfg)
+            dropped.append({"id": crop_id, "reason": reason, "kept_id": cl.kept, "cluster_id": cl.cluster_id,
+                            "distance": d, "dhash_distance": d2, "detail": label})
+            member_views.append(report.MemberView(crop_id, False, label, c.face_area, prints[crop_id]["sharpness"], source))
+        views.append(report.ClusterView(cl.cluster_id, cl.why, member_views))
+    for c in failed:
+        code, _, detail = prints[c.id]["error"].partition(": ")
+        dropped.append({"id": c.id, "reason": code, "detail": detail})
+    in_manifest = {c.id for c in inputs.crops} | inputs.demoted
+    for crop_id in sorted(inputs.demoted & in_manifest):
+        dropped.append({"id": crop_id, "reason": "demoted", "detail": "a person demoted this crop (facecrop overrides)"})
+    for what, why in inputs.malformed:
+        dropped.append({"id": what, "reason": "bad_manifest_row", "detail": why})
+    faces.write_manifest(data_dir, manifest)
+    atomic.write_jsonl(data_dir / "dedup" / "dropped.jsonl", sorted(dropped, key=lambda r: (r["reason"], r["id"])))
+
+    hair = [crops_by_id[i].hair_color for i in kept]
+    labels = {"hair_color": hair}
+    config_used = dataclasses.asdict(cfg)
+    key = shard.content_key(kept, [prints[i]["thumb_sha256"] for i in kept], labels, config_used)
+    rebuilt = False
+    if not shard.is_current(data_dir, key):
+        meta = {"ids": kept, "labels": labels, "label_vocab": {"hair_color": sorted({h for h in hair if h})},
+                "config": config_used, "content_key": key}
+        shard.write_shard(data_dir, shard_rows(data_dir, kept, prints, cfg.output_size), len(kept), cfg.output_size, meta)
+        rebuilt = True
+
+    reasons: dict[str, int] = {}
+    for row in dropped:
+        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+    counts: dict[str, Any] = {
+        "accepted crops": len(inputs.crops), "hashed this run": hashed,
+        "re-hashed (settings changed)": "yes" if rehash else "no",
+        "re-searched (settings changed)": "yes" if research else "no",
+        "contents searched this run": searched, "new near pairs": new_pairs, "low-information contents": low_info,
+        "duplicate clusters": len(views), "kept faces": len(kept),
+        "faces64 added/removed": f"{added}/{removed}", "shard": "rebuilt" if rebuilt else "unchanged",
+        "dropped": reasons or {"none": 0},
+    }
+    report.write_report(data_dir / "dedup" / "report.html", views, {k: v for k, v in counts.items() if k != "dropped"}
+                        | {f"dropped: {k}": v for k, v in reasons.items()})
+    return Outcome(counts, kept, clusters)

@@ -1,0 +1,93 @@
+"""The stage's memory between runs, in SQLite: fingerprints, which contents were searched, near pairs.
+
+SQLite because this state changes on every run and must survive a kill -9 at any instant:
+fingerprints are committed in batches as workers finish, so an interrupted run re-hashes
+only what was not committed. Near pairs are stored between pixel contents (not crop ids),
+so a pair found once stays valid while any crop with those pixels is still in the corpus.
+Changing a hashing setting empties everything; changing a matching setting empties the
+pairs, so the next run recomputes exactly what the new settings affect.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from dedup.fingerprint import Fingerprint
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS prints (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, error TEXT, pixel_sha256 TEXT, width INTEGER, height INTEGER,
+    hash_hex TEXT, dhash_hex TEXT, gray_std REAL, sharpness REAL, thumb_sha256 TEXT);
+CREATE INDEX IF NOT EXISTS prints_pixels ON prints (pixel_sha256);
+CREATE TABLE IF NOT EXISTS searched (pixel_sha256 TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pairs (
+    a TEXT NOT NULL, b TEXT NOT NULL, distance INTEGER NOT NULL, dhash_distance INTEGER NOT NULL,
+    PRIMARY KEY (a, b));
+"""
+
+FIELDS = ("id", "path", "error", "pixel_sha256", "width", "height", "hash_hex", "dhash_hex", "gray_std",
+          "sharpness", "thumb_sha256")
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def reconcile(self, hashing_key: dict, matching_key: dict) -> tuple[bool, bool]:
+        """Drop what the current settings invalidate; returns (rehash_all, research_all)."""
+        hashing, matching = json.dumps(hashing_key, sort_keys=True), json.dumps(matching_key, sort_keys=True)
+        rehash = self._meta("hashing") not in (None, hashing)
+        research = rehash or self._meta("matching") not in (None, matching)
+        with self.db:
+            if rehash:
+                self.db.execute("DELETE FROM prints")
+            if research:
+                self.db.execute("DELETE FROM searched")
+                self.db.execute("DELETE FROM pairs")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('hashing', ?)", (hashing,))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('matching', ?)", (matching,))
+        return rehash, research
+
+    def prints(self) -> dict[str, dict]:
+        cursor = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM prints")
+        return {row[0]: dict(zip(FIELDS, row, strict=True)) for row in cursor}
+
+    def forget(self, ids: Iterable[str]) -> None:
+        """Forget fingerprints that must be recomputed (the crop moved, or was missing before)."""
+        with self.db:
+            self.db.executemany("DELETE FROM prints WHERE id = ?", ((i,) for i in ids))
+
+    def save_prints(self, items: Iterable[tuple[str, Fingerprint]]) -> None:
+        rows = [(fp.crop_id, path, fp.error, fp.pixel_sha256, fp.width, fp.height, fp.hash_hex, fp.dhash_hex,
+                 fp.gray_std, fp.sharpness, fp.thumb_sha256) for path, fp in items]
+        with self.db:
+            self.db.executemany(f"INSERT OR REPLACE INTO prints VALUES ({', '.join('?' * len(FIELDS))})", rows)
+
+    def searched(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT pixel_sha256 FROM searched")}
+
+    def save_search(self, searched: Iterable[str], pairs: Iterable[tuple[str, str, int, int]]) -> None:
+        """Record new pairs and mark their query contents searched, in one transaction, so a kill
+        leaves either both or neither."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?)",
+                                ((min(a, b), max(a, b), d, d2) for a, b, d, d2 in pairs))
+            self.db.executemany("INSERT OR IGNORE INTO searched VALUES (?)", ((s,) for s in searched))
+
+    def pairs(self) -> list[tuple[str, str, int, int]]:
+        return list(self.db.execute("SELECT a, b, distance, dhash_distance FROM pairs"))

@@ -1,0 +1,69 @@
+"""Building facecrop-shaped inputs for the dedup tests and benchmark from the shared faces.
+
+Faces are written as `crops/<id>.png` plus a `crops/manifest.jsonl` row in facecrop's
+contract, so the stage under test reads exactly what it reads in production. Variants are
+the kinds of duplicates a crawl produces: re-encodes, rescales, 1-px re-crops, brightness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, ImageEnhance
+
+VARIANT_KINDS = ("jpeg50", "jpeg75", "jpeg95", "down_up", "crop1", "bright")
+
+
+def variant(image: Image.Image, kind: str) -> Image.Image:
+    w, h = image.size
+    if kind.startswith("jpeg"):
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=int(kind[4:]))
+        return Image.open(buffer).convert("RGB")
+    if kind == "down_up":
+        return image.resize((w * 3 // 4, h * 3 // 4), Image.Resampling.LANCZOS).resize((w, h), Image.Resampling.LANCZOS)
+    if kind == "crop1":
+        return image.crop((1, 1, w, h)).resize((w, h), Image.Resampling.LANCZOS)
+    if kind == "bright":
+        return ImageEnhance.Brightness(image).enhance(1.08)
+    raise ValueError(kind)
+
+
+def crop_row(crop_id: str, source_sha: str, side: int, **extra) -> dict:
+    row = {"id": crop_id, "source_sha256": source_sha, "source_path": f"raw/{source_sha}.jpg",
+           "box": [0, 0, side, side], "crop_box": [0, 0, side, side], "size": side, "confidence": 1.0,
+           "decision": "accepted", "reason": None, "values": {}, "path": f"crops/{crop_id}.png",
+           "likelihood": 1.0, "hair_color": None, "eye_colors": None, "override": None}
+    row.update(extra)
+    return row
+
+
+def make_id(name: str, side: int) -> str:
+    sha = hashlib.sha256(name.encode()).hexdigest()
+    return f"{sha[:12]}_0_0_{side}_{side}", sha
+
+
+def write_crop(data: Path, image: Image.Image, name: str, **extra) -> dict:
+    """Save one crop PNG under DATA/crops and return its manifest row (not yet written)."""
+    side = min(image.size)
+    crop_id, sha = make_id(name, side)
+    path = data / "crops" / f"{crop_id}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return crop_row(crop_id, sha, side, **extra)
+
+
+def write_manifest(data: Path, rows: list[dict]) -> None:
+    (data / "crops").mkdir(parents=True, exist_ok=True)
+    with (data / "crops" / "manifest.jsonl").open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def append_manifest(data: Path, rows: list[dict]) -> None:
+    with (data / "crops" / "manifest.jsonl").open("a") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")

@@ -1,0 +1,216 @@
+"""The stage end to end through `python -m dedup`, on real anime faces written as facecrop output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_jsonl, run_dedup
+from corpus import append_manifest, variant, write_crop, write_manifest
+from PIL import Image
+
+pytestmark = pytest.mark.testdata
+
+
+def kept_ids(data: Path) -> list[str]:
+    return [row["id"] for row in read_jsonl(data / "faces64" / "manifest.jsonl")]
+
+
+def dropped(data: Path) -> dict[str, dict]:
+    return {row["id"]: row for row in read_jsonl(data / "dedup" / "dropped.jsonl")}
+
+
+def test_exact_duplicates_with_different_bytes_collapse(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    image = Image.open(faces[0]).convert("RGB")
+    a = write_crop(data, image, "a")
+    b = write_crop(data, image, "b")
+    # Same pixels, different file bytes: another compression level and a text chunk.
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "re-saved")
+    image.save(data / b["path"], compress_level=1, pnginfo=info)
+    assert (data / a["path"]).read_bytes() != (data / b["path"]).read_bytes()
+    other = write_crop(data, Image.open(faces[1]).convert("RGB"), "c")
+    write_manifest(data, [a, b, other])
+    run_dedup(data)
+    kept = kept_ids(data)
+    assert len(kept) == 2 and other["id"] in kept
+    loser = ({a["id"], b["id"]} - set(kept)).pop()
+    assert dropped(data)[loser]["reason"] == "exact_duplicate"
+
+
+def test_flat_and_two_tone_images_do_not_merge(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    rows = []
+    colours = [(255, 0, 0), (0, 0, 255), (250, 250, 250), (20, 20, 20), (0, 160, 0)]
+    for k, colour in enumerate(colours):
+        rows.append(write_crop(data, Image.new("RGB", (96, 96), colour), f"flat{k}"))
+    for k, split in enumerate((20, 48, 70)):
+        two = np.zeros((96, 96, 3), np.uint8)
+        two[:, :split] = (240, 200, 180)
+        two[:, split:] = (30 + k * 40, 30, 90)
+        rows.append(write_crop(data, Image.fromarray(two), f"two{k}"))
+    # A flat image and its pixel-identical copy still merge: exact duplicates are always caught.
+    rows.append(write_crop(data, Image.new("RGB", (96, 96), colours[0]), "flat0-copy"))
+    write_manifest(data, rows)
+    result = run_dedup(data)
+    kept = kept_ids(data)
+    assert len(kept) == len(rows) - 1, result.stderr
+    gone = set(r["id"] for r in rows) - set(kept)
+    assert [dropped(data)[g]["reason"] for g in gone] == ["exact_duplicate"]
+    assert "low-information contents" in result.stderr
+
+
+def test_near_duplicates_in_neardups_tsv_are_found(tmp_path: Path, testdata: Path) -> None:
+    """The NEARDUPS pairs that are the same artwork re-encoded/resized, used whole as crops."""
+    data = tmp_path / "data"
+    pairs = []
+    for line in (testdata / "NEARDUPS.tsv").read_text().splitlines()[1:]:
+        a, b, _, note = line.split("\t")
+        if "different encode/size" in note:
+            pairs.append((a, b))
+    assert len(pairs) >= 3
+    rows, ids = [], {}
+    for a, b in pairs:
+        for name in (a, b):
+            row = write_crop(data, Image.open(testdata / name).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS), name)
+            ids[name] = row["id"]
+            rows.append(row)
+    # Unrelated illustrations alongside, which must stay.
+    others = sorted(p for p in (testdata / "full").iterdir() if not any(p.name in x for pair in pairs for x in pair))[:8]
+    for p in others:
+        rows.append(write_crop(data, Image.open(p).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS), p.name))
+    write_manifest(data, rows)
+    run_dedup(data)
+    clusters = {row["id"]: set([row["id"], *row["duplicates"]]) for row in read_jsonl(data / "faces64" / "manifest.jsonl")}
+    for a, b in pairs:
+        assert any({ids[a], ids[b]} <= members for members in clusters.values()), (a, b)
+    assert len(clusters) == len(pairs) + len(others)
+
+
+def test_keep_best_picks_the_larger_source_face(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    image = Image.open(next(f for f in faces if "mlds96" in f.name)).convert("RGB")
+    small = write_crop(data, image.resize((64, 64), Image.Resampling.LANCZOS), "small")
+    small["box"] = [10, 10, 64, 64]
+    large = write_crop(data, variant(image, "jpeg75"), "large")
+    large["box"] = [10, 10, 96, 96]
+    write_manifest(data, [small, large])
+    run_dedup(data)
+    (row,) = read_jsonl(data / "faces64" / "manifest.jsonl")
+    assert row["id"] == large["id"] and row["duplicates"] == [small["id"]]
+    assert "larger source face" in row["kept_because"]
+    # Deterministic: the same inputs listed in the other order keep the same face.
+    write_manifest(data, [large, small])
+    run_dedup(data)
+    assert kept_ids(data) == [large["id"]]
+
+
+def test_demoted_crop_stays_out_even_when_it_was_kept_before(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    image = Image.open(faces[3]).convert("RGB")
+    best = write_crop(data, image, "best", box=[0, 0, 200, 200])
+    twin = write_crop(data, variant(image, "jpeg95"), "twin", box=[0, 0, 100, 100])
+    other = write_crop(data, Image.open(faces[4]).convert("RGB"), "other")
+    write_manifest(data, [best, twin, other])
+    run_dedup(data)
+    assert best["id"] in kept_ids(data) and twin["id"] not in kept_ids(data)
+
+    with (data / "crops" / "overrides.jsonl").open("a") as fh:
+        fh.write(json.dumps({"id": best["id"], "action": "demote", "reason": "bad crop", "at": "2026-01-01T00:00:00Z"}) + "\n")
+    run_dedup(data)
+    kept = kept_ids(data)
+    assert best["id"] not in kept and twin["id"] in kept  # its duplicate takes over
+    assert not (data / "faces64" / f"{best['id']}.png").exists()
+    meta = json.loads((data / "shards" / "faces64.json").read_text())
+    assert best["id"] not in meta["ids"]
+    assert dropped(data)[best["id"]]["reason"] == "demoted"
+
+    # facecrop re-running and listing it as accepted again does not bring it back.
+    append_manifest(data, [best])
+    run_dedup(data)
+    assert best["id"] not in kept_ids(data)
+
+
+def test_shard_lines_up_with_pngs_and_manifest(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    rows = []
+    colours = ["blue", "pink", None]
+    for k, path in enumerate(faces[:12:2] + faces[-6:]):
+        rows.append(write_crop(data, Image.open(path).convert("RGB"), path.name, hair_color=colours[k % 3]))
+    write_manifest(data, rows)
+    run_dedup(data)
+    array = np.load(data / "shards" / "faces64.npy", mmap_mode="r")
+    meta = json.loads((data / "shards" / "faces64.json").read_text())
+    manifest = {row["id"]: row for row in read_jsonl(data / "faces64" / "manifest.jsonl")}
+    assert array.dtype == np.uint8 and list(array.shape) == meta["shape"] == [meta["count"], 64, 64, 3]
+    assert meta["version"] == 1 and meta["dtype"] == "uint8" and set(meta["ids"]) == set(manifest)
+    from dedup.shard import read_shard, sha256_file
+
+    assert meta["sha256"] == sha256_file(data / "shards" / "faces64.npy")
+    read_shard(data)
+    for index, crop_id in enumerate(meta["ids"]):
+        png = np.asarray(Image.open(data / "faces64" / f"{crop_id}.png").convert("RGB"))
+        assert png.shape == (64, 64, 3)
+        assert np.array_equal(array[index], png)
+        assert meta["labels"]["hair_color"][index] == manifest[crop_id]["hair_color"]
+    assert meta["label_vocab"] == {"hair_color": ["blue", "pink"]}
+    assert sorted(p.stem for p in (data / "faces64").glob("*.png")) == sorted(manifest)
+    assert meta["config"]["threshold"] == 4
+
+
+def test_incremental_rerun_hashes_only_new_faces_and_keeps_the_shard(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    first = [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces[:40]]
+    write_manifest(data, first)
+    out = run_dedup(data).stderr
+    assert "hashed this run                 40" in out
+    npy = data / "shards" / "faces64.npy"
+    stamp = npy.stat().st_mtime_ns
+
+    out = run_dedup(data).stderr  # nothing new: nothing hashed, shard untouched
+    assert "hashed this run                 0" in out and "shard                           unchanged" in out
+    assert npy.stat().st_mtime_ns == stamp
+
+    duplicate = write_crop(data, variant(Image.open(faces[5]).convert("RGB"), "jpeg50"), "dup-of-5")
+    fresh = [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces[40:45]]
+    append_manifest(data, [duplicate, *fresh])
+    out = run_dedup(data).stderr
+    assert "hashed this run                 6" in out and "contents searched this run      6" in out
+    kept = kept_ids(data)
+    assert len(kept) == len(set(kept)) == 45
+    assert duplicate["id"] in dropped(data) and dropped(data)[duplicate["id"]]["reason"] == "near_duplicate"
+    assert json.loads((data / "shards" / "faces64.json").read_text())["count"] == 45
+
+
+def test_no_accepted_crops_is_one_clear_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_manifest(data, [{"id": "x_0_0_1_1", "decision": "rejected", "path": "rejects/x.png"}])
+    result = run_dedup(data, check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"dedup: no accepted crops in {data / 'crops' / 'manifest.jsonl'}: run facecrop first, or see make rejects"]
+
+
+def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_dedup(data, "[dedup]\nthreshhold = 3\n", check=False)
+    assert result.returncode == 2 and "threshhold" in result.stderr
+
+
+def test_bad_crops_are_recorded_not_fatal(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    good = write_crop(data, Image.open(faces[0]).convert("RGB"), "good")
+    broken = write_crop(data, Image.open(faces[1]).convert("RGB"), "broken")
+    (data / broken["path"]).write_bytes((data / broken["path"]).read_bytes()[:100])
+    tiny = write_crop(data, Image.open(faces[2]).convert("RGB").resize((20, 20)), "tiny")
+    missing = dict(good, id="ffffffffffff_0_0_64_64", path="crops/ffffffffffff_0_0_64_64.png")
+    write_manifest(data, [good, broken, tiny, missing])
+    run_dedup(data)
+    assert kept_ids(data) == [good["id"]]
+    reasons = {k: v["reason"] for k, v in dropped(data).items()}
+    assert reasons == {broken["id"]: "unreadable", tiny["id"]: "too_small", missing["id"]: "missing"}
