@@ -1,19 +1,101 @@
-"""`python -m crawler --config FILE --data DIR`."""
+"""`python -m crawler --config FILE --data DIR [--refresh] [--retry-failed]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from crawler.config import load_settings
+from crawler.engine import CrawlReport, SourceUnusable, crawl
 from pipeline.cli import add_common_arguments
+from pipeline.config import ConfigError, read_config
+from pipeline.summary import print_summary
+
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler", description="Crawl the configured [[sources]] into DATA/raw/ (content-addressed, with provenance).")
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler",
+        description="Crawl the configured [[sources]] into DATA/raw/ (content-addressed, with provenance), "
+        "politely and resumably. Re-running finishes an interrupted crawl without fetching anything twice.",
+    )
     add_common_arguments(parser)
-    parser.parse_args(argv)
-    print("crawler: this stage is not implemented yet (issue #2); nothing was done", file=sys.stderr)
-    return 2
+    parser.add_argument(
+        "--refresh", action="store_true", help="re-list the sources' listing pages to find new items (default: reuse)"
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also retry URLs that failed for a permanent reason (404, not an image, too large, ...); "
+        "transient failures (connection, 429, 5xx) are always retried",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the summary is still printed)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings(read_config(args.config), args.config)
+    except ConfigError as exc:
+        print(f"crawler: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        report = crawl(
+            settings, args.data, refresh=args.refresh, retry_failed=args.retry_failed, progress=not args.no_progress
+        )
+    except SourceUnusable as exc:
+        print(f"crawler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("crawler: interrupted; the manifest is up to date, re-run to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print_summary("crawler", summary_counts(report))
+    if report.unreachable:
+        print(
+            f"crawler: no site could be reached ({report.requests} requests, none answered; first error "
+            f"{report.first_error[:160] or 'unknown'}). No network? Check your connection, proxy and each "
+            "source's base_url, or crawl local files with a folder/urls source.",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    return 0
+
+
+def summary_counts(report: CrawlReport) -> dict[str, object]:
+    counts = report.counts
+    page_failures = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("pages_failed:") and v}
+    earlier = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("failed_earlier:") and v}
+    skipped_robots = report.failed.get("robots_disallowed", 0)
+    failed = {k: v for k, v in sorted(report.failed.items()) if k != "robots_disallowed"}
+    site_counts = {
+        k: v for k, v in counts.items() if ":" in k and not k.startswith(("pages_failed:", "failed_earlier:")) and v
+    }
+    summary: dict[str, object] = {
+        "pages fetched": counts["pages_fetched"],
+        "pages reused from state": counts["pages_cached"],
+        "image URLs listed": counts["listed"],
+        "images stored (new)": counts["stored"],
+        "duplicates (bytes or URL already stored)": counts["duplicates"],
+        "already stored by an earlier run": counts["already_stored"],
+        "skipped by robots.txt": skipped_robots,
+        "failed this run": sum(failed.values()),
+        "requests": report.requests,
+        "retries": counts["retries"],
+        "images in store": report.images_in_store,
+        "manifest rows": report.manifest_rows,
+    }
+    if failed:
+        summary["failed by reason (retried next run if transient)"] = failed
+    if earlier:
+        summary["failed earlier, not retried (use --retry-failed)"] = earlier
+    if page_failures:
+        summary["pages failed by reason (retried next run)"] = page_failures
+    if site_counts:
+        summary["site skips"] = site_counts
+    if counts["stale_temp_files_removed"]:
+        summary["stale temp files removed"] = counts["stale_temp_files_removed"]
+    return summary
 
 
 if __name__ == "__main__":

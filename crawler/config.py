@@ -1,0 +1,93 @@
+"""The crawler's settings: `[crawler]` here, each `[[sources]]` table by its site's `Config`.
+
+Every key has a default (documented in docs/crawler.md) and `pipeline.config.build`
+rejects unknown keys, so a typo in dataset.toml fails loudly instead of doing nothing.
+Relative paths in `folder`/`urls` sources are resolved against the config file's folder,
+so a config means the same thing whatever directory `make` runs from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from crawler.sites import SITES
+from crawler.sites.base import SourceBase
+from pipeline.config import ConfigError, build, section
+
+
+@dataclasses.dataclass
+class CrawlerConfig:
+    """Politeness and safety limits shared by every source."""
+
+    user_agent: str = "anime-face-pipeline/0.1 (+https://example.invalid/contact-me)"
+    rate_per_host: float = 1.0  # requests per second per host name; 0 turns the limit off
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retries: int = 4  # tries after the first one, for connection errors, 429 and 5xx
+    backoff: float = 1.0  # first backoff in seconds; doubles per try, plus up to the same again as jitter
+    max_retry_after: float = 300.0  # a longer Retry-After fails the URL for this run instead of stalling it
+    max_bytes: int = 20_000_000  # per image (and per listing page), enforced while streaming
+    max_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
+    max_redirects: int = 5
+    cdn_hosts: list[str] = dataclasses.field(default_factory=list)  # extra hosts any source may redirect to
+    workers: int = 16  # download threads; the per-host rate limit, not this, bounds load on a site
+    obey_robots: bool = True
+    checkpoint_seconds: float = 30.0  # how often the manifest is rewritten during a long crawl
+
+    def __post_init__(self) -> None:
+        if not self.user_agent.strip():
+            raise ValueError("user_agent must not be empty: sites need to know who is crawling them")
+        if self.rate_per_host < 0:
+            raise ValueError("rate_per_host must be >= 0 (0 turns the limit off)")
+        for name in ("connect_timeout", "read_timeout", "backoff"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+        if self.max_bytes <= 0 or self.max_pixels <= 0:
+            raise ValueError("max_bytes and max_pixels must be > 0")
+        if not 1 <= self.workers <= 256:
+            raise ValueError("workers must be between 1 and 256")
+
+
+@dataclasses.dataclass
+class Settings:
+    crawler: CrawlerConfig
+    sources: list[SourceBase]
+
+
+def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
+    """Turn the parsed TOML into checked settings; errors name the source's index and kind."""
+    crawler = build(CrawlerConfig, section(config, "crawler"), "[crawler]")
+    tables = config.get("sources", [])
+    if not tables:
+        raise ConfigError(f"{config_path}: no [[sources]] configured; add at least one (see docs/crawler.md)")
+    sources = []
+    for index, table in enumerate(tables, start=1):
+        if not isinstance(table, dict):
+            raise ConfigError(f"[[sources]] #{index}: must be a table")
+        kind = table.get("kind")
+        where = f"[[sources]] #{index} (kind = {kind!r})"
+        if kind not in SITES:
+            raise ConfigError(f"{where}: kind must be one of {', '.join(sorted(SITES))}")
+        source = build(SITES[kind].Config, table, where)
+        for attr in ("path", "file"):
+            value = getattr(source, attr, None)
+            if value:
+                setattr(source, attr, str((config_path.parent / Path(value).expanduser()).resolve()))
+        sources.append(source)
+    return Settings(crawler=crawler, sources=sources)
+
+
+def source_key(source: SourceBase) -> str:
+    """A stable identity for a source: what it lists, not how much or how fast.
+
+    Changing max_images or rate keeps the crawl state; changing tags or years starts a new listing.
+    """
+    fields = {k: v for k, v in dataclasses.asdict(source).items() if k not in ("max_images", "rate")}
+    digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{source.kind}-{digest}"

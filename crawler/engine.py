@@ -1,0 +1,196 @@
+"""One crawl: every configured source in turn, its listing feeding a pool of download threads.
+
+The listing runs in the calling thread (its pages are few and cached); image downloads
+run in `workers` threads, paced per host by the shared rate limiter, so different
+hosts are fetched concurrently while no host sees more than its rate. Each finished
+download is committed to SQLite at once; the manifest is rewritten from SQLite at
+checkpoints and at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from crawler import store
+from crawler.config import CrawlerConfig, Settings, source_key
+from crawler.fetcher import TRANSIENT_REASONS, Fetcher, FetchError
+from crawler.imagecheck import ImageRejected, check_image
+from crawler.manifest import write_manifest
+from crawler.pages import PageCache, utc_now
+from crawler.ratelimit import HostRateLimiter
+from crawler.sites import SITES
+from crawler.sites.base import Item, Site
+from crawler.state import State
+from pipeline import atomic
+
+
+class SourceUnusable(RuntimeError):
+    """A source that cannot work at all (a missing folder or URL list); the message names it."""
+
+
+@dataclass
+class CrawlReport:
+    counts: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)  # this run's failures by reason
+    requests: int = 0
+    responses: int = 0
+    images_in_store: int = 0
+    manifest_rows: int = 0
+    first_error: str = ""
+
+    @property
+    def unreachable(self) -> bool:
+        """Web requests were made, none was answered, and nothing was had any other way."""
+        got = self.counts["stored"] + self.counts["duplicates"] + self.counts["already_stored"]
+        return self.requests > 0 and self.responses == 0 and got == 0
+
+
+def effective_rate(source_rate: float | None, site_rate: float | None, rate_per_host: float) -> float:
+    if source_rate is not None:
+        return source_rate
+    positive = [r for r in (site_rate, rate_per_host) if r]
+    return min(positive) if positive else 0.0
+
+
+def crawl(
+    settings: Settings, data_dir: Path, *, refresh: bool = False, retry_failed: bool = False, progress: bool = True
+) -> CrawlReport:
+    config = settings.crawler
+    data_dir = Path(data_dir)
+    (data_dir / "raw").mkdir(parents=True, exist_ok=True)
+    report = CrawlReport()
+    report.counts["stale_temp_files_removed"] = atomic.remove_stale_temps(data_dir / "raw")
+    limiter = HostRateLimiter(config.rate_per_host)
+    fetcher = Fetcher(config, limiter)
+    state = State(data_dir / "crawl.sqlite")
+    try:
+        sites = []
+        for index, source in enumerate(settings.sources, start=1):
+            site_cls = SITES[source.kind]
+            pages = PageCache(state, fetcher, source_key(source), refresh, report.counts)
+            site = site_cls(source, fetcher, pages)
+            try:
+                site.check()
+            except (OSError, ValueError) as exc:
+                raise SourceUnusable(f"[[sources]] #{index} (kind = {source.kind!r}): {exc}") from exc
+            rate = effective_rate(source.rate, site_cls.default_rate, config.rate_per_host)
+            for host in site.hosts() | set(config.cdn_hosts):
+                limiter.set_rate(host, rate)
+            sites.append((index, site))
+        checkpoint = _Checkpoint(state, data_dir, config.checkpoint_seconds)
+        for index, site in sites:
+            _crawl_source(index, site, state, data_dir, config, report, checkpoint, retry_failed, progress)
+            report.counts.update({f"{site.kind}:{k}": v for k, v in site.counts.items()})
+    finally:
+        report.manifest_rows = write_manifest(state, data_dir)
+        report.images_in_store = state.count_images()
+        report.requests = fetcher.counts["requests"]
+        report.responses = fetcher.counts["responses"]
+        report.counts["retries"] = fetcher.counts["retries"]
+        report.counts["robots_files_fetched"] = fetcher.robots.fetched
+        state.close()
+    return report
+
+
+class _Checkpoint:
+    """Rewrite the manifest every so often, so a long crawl's progress is visible downstream."""
+
+    def __init__(self, state: State, data_dir: Path, seconds: float) -> None:
+        self.state, self.data_dir, self.seconds = state, data_dir, seconds
+        self.last = time.monotonic()
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last >= self.seconds:
+            write_manifest(self.state, self.data_dir)
+            self.last = time.monotonic()
+
+
+def _crawl_source(
+    index: int,
+    site: Site,
+    state: State,
+    data_dir: Path,
+    config: CrawlerConfig,
+    report: CrawlReport,
+    checkpoint: _Checkpoint,
+    retry_failed: bool,
+    progress: bool,
+) -> None:
+    key = source_key(site.source)
+    cap = site.source.max_images
+    bar = tqdm(
+        total=cap or None, desc=f"#{index} {site.kind}", unit="img", file=sys.stderr, disable=not progress, leave=True
+    )
+
+    def collect(done: set[Future]) -> None:
+        for future in done:
+            outcome, reason, detail = future.result()
+            if outcome == "failed":
+                report.failed[reason] += 1
+                if not report.first_error:
+                    report.first_error = f"{reason}: {detail}"
+            else:
+                report.counts[outcome] += 1
+            bar.update()
+        checkpoint.maybe()
+
+    seen: set[str] = set()
+    pending: set[Future] = set()
+    pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix=f"crawl-{site.kind}")
+    try:
+        for item in site.items():
+            if item.url in seen:
+                continue
+            seen.add(item.url)
+            status, reason = state.add_item(key, item.url, len(seen), site.kind, item.page_url, item.meta, item.md5)
+            if status == "stored":
+                report.counts["already_stored"] += 1
+                bar.update()
+            elif status == "failed" and reason not in TRANSIENT_REASONS and not retry_failed:
+                report.counts[f"failed_earlier:{reason}"] += 1
+                bar.update()
+            else:
+                pending.add(pool.submit(_download, site, key, item, state, data_dir, config))
+            while len(pending) >= config.workers * 2:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect(done)
+            if cap and len(seen) >= cap:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            collect(done)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    report.counts["listed"] += len(seen)
+
+
+def _download(
+    site: Site, key: str, item: Item, state: State, data_dir: Path, config: CrawlerConfig
+) -> tuple[str, str, str]:
+    """Fetch, check and store one image; returns (outcome, reason, detail). Never raises for bad input."""
+    known = state.stored_sha_for_url(item.url)
+    if known is not None:  # another source already fetched exactly this URL
+        state.record_stored(key, item.url, known, utc_now())
+        return "duplicates", "", ""
+    try:
+        data = site.download(item, config.max_bytes)
+        if item.md5 and hashlib.md5(data).hexdigest() != item.md5.lower():
+            raise ImageRejected("md5_mismatch", f"{item.url}: bytes do not match md5 {item.md5}")
+        info = check_image(data, config.max_pixels)
+    except (FetchError, ImageRejected) as exc:
+        state.record_failed(key, item.url, exc.reason, exc.detail)
+        return "failed", exc.reason, exc.detail
+    sha256 = store.sha256_hex(data)
+    path = store.put(data_dir, sha256, info.extension, data)
+    image = {"path": path, "bytes": len(data), "width": info.width, "height": info.height, "format": info.format}
+    new = state.record_stored(key, item.url, sha256, utc_now(), image=image)
+    return ("stored" if new else "duplicates"), "", ""

@@ -1,0 +1,275 @@
+"""Every HTTP request the crawler makes: polite, bounded and retried.
+
+One place applies the rules: the per-host rate limit, robots.txt, an identifying
+User-Agent, connect/read timeouts, redirects followed by hand and only to allowed
+hosts, a byte limit enforced while streaming, and retries with exponential backoff
+and jitter on connection errors, 429 and 5xx (honouring Retry-After and
+X-RateLimit-*). A URL that still fails raises `FetchError` with a reason code.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from crawler.ratelimit import HostRateLimiter
+from crawler.robots import ROBOTS_MAX_BYTES, RobotsCache
+
+if TYPE_CHECKING:  # config imports the sites, which import this module
+    from crawler.config import CrawlerConfig
+
+# Reasons a later run should try again; everything else is the content's or the
+# site's final answer and is kept as failed until --retry-failed.
+TRANSIENT_REASONS = frozenset(
+    {
+        "connection",
+        "timeout",
+        "truncated",
+        "http_408",
+        "http_429",
+        "http_5xx",
+        "retry_after_too_long",
+        "robots_disallowed",
+        "robots_unavailable",
+        "md5_mismatch",
+    }
+)
+
+
+class FetchError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def transient(self) -> bool:
+        return self.reason in TRANSIENT_REASONS
+
+
+@dataclass
+class Fetched:
+    url: str  # after redirects
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+class Fetcher:
+    def __init__(self, config: CrawlerConfig, limiter: HostRateLimiter) -> None:
+        self.config = config
+        self.limiter = limiter
+        self.robots = RobotsCache(config.user_agent, self._fetch_robots, enabled=config.obey_robots)
+        self.counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+        self._local = threading.local()
+        # Hosts that never answered and exhausted their retries: further requests to them fail
+        # at once, so a user without network gets the verdict in seconds, not after every URL's backoff.
+        self._answered: set[str] = set()
+        self._dead: set[str] = set()
+
+    # ------------------------------------------------------------------ public
+
+    def get(
+        self,
+        url: str,
+        allowed_hosts: set[str],
+        headers: dict[str, str] | None = None,
+        max_bytes: int | None = None,
+    ) -> Fetched:
+        return self._request("GET", url, allowed_hosts, headers=headers, max_bytes=max_bytes)
+
+    def post_json(
+        self, url: str, payload: dict, allowed_hosts: set[str], headers: dict[str, str] | None = None
+    ) -> Fetched:
+        return self._request("POST", url, allowed_hosts, headers=headers, json_body=payload)
+
+    def reached_any(self) -> bool:
+        """Did any server answer at all this run? (False means: no network, or every base_url is wrong.)"""
+        return self.counts["responses"] > 0
+
+    # ------------------------------------------------------------------ internals
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self.counts[key] += n
+
+    def _session(self) -> requests.Session:
+        # requests.Session is not documented as thread-safe, so each worker keeps its own
+        # (with its own keep-alive pool).
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = self.config.user_agent
+            adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+        return session
+
+    def _fetch_robots(self, url: str) -> tuple[int, bytes]:
+        host = host_of(url)
+        try:
+            fetched = self._request("GET", url, {host}, max_bytes=ROBOTS_MAX_BYTES, check_robots=False, accept_4xx=True)
+        except FetchError:
+            raise
+        return fetched.status, fetched.body
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        allowed_hosts: set[str],
+        *,
+        headers: dict[str, str] | None = None,
+        json_body: dict | None = None,
+        max_bytes: int | None = None,
+        check_robots: bool = True,
+        accept_4xx: bool = False,
+    ) -> Fetched:
+        config = self.config
+        limit = max_bytes or config.max_bytes
+        allowed = {h.lower() for h in allowed_hosts} | {h.lower() for h in config.cdn_hosts}
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise FetchError("bad_url", url)
+        if host_of(url) not in allowed:
+            raise FetchError("offhost_url", url)
+        redirects = 0
+        attempt = 0
+        while True:
+            host = host_of(url)
+            if host in self._dead:
+                raise FetchError("connection", f"{host} could not be reached earlier in this run")
+            if check_robots:
+                verdict = self.robots.check(url)
+                if not verdict.allowed:
+                    raise FetchError(verdict.reason, url)
+            self.limiter.acquire(host)
+            self._count("requests")
+            try:
+                response = self._session().request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=json_body,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(config.connect_timeout, config.read_timeout),
+                )
+            except requests.Timeout as exc:
+                failure = FetchError("timeout", str(exc))
+            except (requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+                failure = FetchError("connection", str(exc))
+            else:
+                self._count("responses")
+                self._answered.add(host)
+                with response:
+                    self._note_rate_headers(host, response)
+                    if response.is_redirect:
+                        redirects += 1
+                        location = urljoin(url, response.headers.get("Location", ""))
+                        if redirects > config.max_redirects:
+                            raise FetchError("too_many_redirects", location)
+                        if host_of(location) not in allowed:
+                            raise FetchError("offhost_redirect", f"{url} -> {location}")
+                        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                            method, json_body = "GET", None
+                        url = location
+                        continue
+                    status = response.status_code
+                    if status == 429 or status >= 500 or status == 408:
+                        reason = "http_5xx" if status >= 500 else f"http_{status}"
+                        failure = FetchError(reason, f"{url} answered {status}")
+                        wait = _retry_after_seconds(response.headers.get("Retry-After"))
+                        if wait is not None:
+                            if wait > config.max_retry_after:
+                                raise FetchError("retry_after_too_long", f"{url} asked to wait {wait:.0f}s")
+                            self.limiter.defer(host, wait)
+                            if attempt < config.retries:
+                                attempt += 1
+                                self._count("retries")
+                                continue
+                    elif status >= 400 and not accept_4xx:
+                        raise FetchError(f"http_{status}", url)
+                    else:
+                        try:
+                            body = _read_limited(response, limit)
+                        except FetchError as exc:
+                            if exc.reason != "truncated":
+                                raise
+                            failure = exc
+                        else:
+                            return Fetched(url, status, dict(response.headers), body)
+            if attempt >= config.retries:
+                if failure.reason in ("connection", "timeout") and host not in self._answered:
+                    self._dead.add(host)
+                raise failure
+            delay = config.backoff * (2**attempt)
+            self.limiter.defer(host, delay + random.uniform(0, delay))
+            attempt += 1
+            self._count("retries")
+
+    def _note_rate_headers(self, host: str, response: requests.Response) -> None:
+        """AniList-style budgets: when none is left, hold the host until the reset time."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset = response.headers.get("X-RateLimit-Reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            if int(remaining) > 0:
+                return
+            reset_at = float(reset)
+        except ValueError:
+            return
+        # Epoch seconds (AniList, GitHub) or seconds from now (some others).
+        wait = reset_at - time.time() if reset_at > 1e9 else reset_at
+        if 0 < wait <= self.config.max_retry_after:
+            self.limiter.defer(host, wait)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _read_limited(response: requests.Response, limit: int) -> bytes:
+    """Read the body, stopping as soon as it exceeds `limit` (decoded) bytes."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise FetchError("too_large", f"Content-Length {declared} > {limit}")
+    chunks = []
+    total = 0
+    try:
+        for chunk in response.iter_content(chunk_size=65536):
+            total += len(chunk)
+            if total > limit:
+                raise FetchError("too_large", f"more than {limit} bytes")
+            chunks.append(chunk)
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+        raise FetchError("truncated", f"{response.url}: {exc}") from exc
+    except requests.Timeout as exc:
+        raise FetchError("timeout", str(exc)) from exc
+    return b"".join(chunks)

@@ -1,0 +1,89 @@
+"""What every site module builds on: its config keys, the Item it yields, the Site class.
+
+A site declares its politeness as data (default rate, CDN hosts, extra headers) and
+implements one generator, `items()`, that walks its listing through `self.pages`
+(cached, rate-limited page fetches) and yields image URLs with provenance. Everything
+else — robots, retries, validation, storage — is the engine's job, so adding a site
+is adding one module under crawler/sites/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from crawler.fetcher import Fetcher, host_of
+from crawler.pages import PageCache
+
+
+@dataclasses.dataclass
+class SourceBase:
+    """Keys every source takes."""
+
+    kind: str = ""
+    max_images: int = 1000  # image URLs taken from this source's listing, in site order; 0 = no cap
+    rate: float | None = None  # requests per second for this source's hosts, overriding rate_per_host
+
+    def __post_init__(self) -> None:
+        if self.max_images < 0:
+            raise ValueError("max_images must be >= 0 (0 = no cap)")
+        if self.rate is not None and self.rate < 0:
+            raise ValueError("rate must be >= 0 (0 turns the limit off)")
+
+
+@dataclasses.dataclass
+class WebSourceBase(SourceBase):
+    """Keys of sources that talk to a site; `base_url` lets a mirror or a local server stand in."""
+
+    base_url: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        self.base_url = self.base_url.rstrip("/")
+
+
+@dataclasses.dataclass
+class Item:
+    """One image URL a listing produced, with where it was found and what the site said about it."""
+
+    url: str
+    page_url: str
+    meta: dict[str, Any]
+    md5: str | None = None  # when the site publishes it, the downloaded bytes must match
+
+
+class Site:
+    kind: ClassVar[str] = ""
+    Config: ClassVar[type[SourceBase]] = SourceBase
+    default_rate: ClassVar[float | None] = None  # a site-documented limit stricter than rate_per_host
+    cdn_hosts: ClassVar[tuple[str, ...]] = ()  # where the site's own image files live
+
+    def __init__(self, source: Any, fetcher: Fetcher, pages: PageCache) -> None:
+        self.source = source
+        self.fetcher = fetcher
+        self.pages = pages
+        self.counts: Counter[str] = Counter()  # site-specific skips, shown in the summary
+
+    def hosts(self) -> set[str]:
+        """Hosts this source may fetch from (plus [crawler].cdn_hosts)."""
+        base = getattr(self.source, "base_url", "")
+        return ({host_of(base)} if base else set()) | set(self.cdn_hosts)
+
+    def check(self) -> None:
+        """Raise FileNotFoundError (or ValueError) for a source that cannot work at all, before crawling."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def items(self) -> Iterator[Item]:
+        raise NotImplementedError
+
+    def download(self, item: Item, max_bytes: int) -> bytes:
+        headers = dict(self.headers())
+        if item.page_url.startswith(("http://", "https://")):
+            headers["Referer"] = item.page_url  # image hosts often refuse hotlinks without one
+        return self.fetcher.get(item.url, self.hosts(), headers=headers, max_bytes=max_bytes).body

@@ -1,0 +1,186 @@
+"""Crawl state in SQLite (WAL) at DATA/crawl.sqlite: what was listed, fetched, stored or failed.
+
+SQLite rather than files because this state changes after every request; WAL keeps
+each commit cheap and survives kill -9. One connection guarded by a lock serves all
+download threads (the writes are tiny; the network is the bottleneck).
+
+Tables:
+  pages   one row per listing/detail page fetched: the JSON the site extracted from it,
+          so a resumed crawl replays its listing without asking the site again.
+  items   one row per (source, image URL): listing order, provenance, status
+          (pending | stored | failed), failure reason, tries, resulting sha256.
+  images  one row per distinct stored image (sha256): path, size, format.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    key        TEXT PRIMARY KEY,
+    source     TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    result     TEXT NOT NULL,
+    visited_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    source     TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    site       TEXT NOT NULL,
+    page_url   TEXT NOT NULL,
+    meta       TEXT NOT NULL,
+    md5        TEXT,
+    status     TEXT NOT NULL DEFAULT 'pending',
+    reason     TEXT,
+    detail     TEXT,
+    tries      INTEGER NOT NULL DEFAULT 0,
+    sha256     TEXT,
+    fetched_at TEXT,
+    PRIMARY KEY (source, url)
+);
+CREATE INDEX IF NOT EXISTS items_by_url ON items (url, status);
+CREATE INDEX IF NOT EXISTS items_by_sha ON items (sha256);
+CREATE TABLE IF NOT EXISTS images (
+    sha256    TEXT PRIMARY KEY,
+    path      TEXT NOT NULL,
+    bytes     INTEGER NOT NULL,
+    width     INTEGER NOT NULL,
+    height    INTEGER NOT NULL,
+    format    TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+);
+"""
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ pages
+
+    def page_result(self, key: str) -> Any | None:
+        with self._lock:
+            row = self._conn.execute("SELECT result FROM pages WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_page(self, key: str, source: str, url: str, result: Any, visited_at: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO pages (key, source, url, result, visited_at) VALUES (?, ?, ?, ?, ?)",
+                (key, source, url, json.dumps(result, ensure_ascii=False, sort_keys=True), visited_at),
+            )
+
+    # ------------------------------------------------------------------ items
+
+    def add_item(
+        self, source: str, url: str, seq: int, site: str, page_url: str, meta: dict, md5: str | None
+    ) -> tuple[str, str | None]:
+        """Record a listed image URL (keeping any earlier status); returns (status, reason)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO items (source, url, seq, site, page_url, meta, md5) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (source, url, seq, site, page_url, json.dumps(meta, ensure_ascii=False, sort_keys=True), md5),
+            )
+            row = self._conn.execute(
+                "SELECT status, reason FROM items WHERE source = ? AND url = ?", (source, url)
+            ).fetchone()
+        return row[0], row[1]
+
+    def stored_sha_for_url(self, url: str) -> str | None:
+        """The image some source already stored from exactly this URL, so it is not fetched twice."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT sha256 FROM items WHERE url = ? AND status = 'stored' LIMIT 1", (url,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def record_stored(
+        self,
+        source: str,
+        url: str,
+        sha256: str,
+        fetched_at: str,
+        image: dict[str, Any] | None = None,
+    ) -> bool:
+        """Mark an item stored (and register its image when new). Returns True if the image was new."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                new = False
+                if image is not None:
+                    cursor = self._conn.execute(
+                        "INSERT OR IGNORE INTO images (sha256, path, bytes, width, height, format, stored_at)"
+                        " VALUES (:sha256, :path, :bytes, :width, :height, :format, :stored_at)",
+                        {**image, "sha256": sha256, "stored_at": fetched_at},
+                    )
+                    new = cursor.rowcount == 1
+                self._conn.execute(
+                    "UPDATE items SET status = 'stored', reason = NULL, detail = NULL, tries = tries + 1,"
+                    " sha256 = ?, fetched_at = ? WHERE source = ? AND url = ?",
+                    (sha256, fetched_at, source, url),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return new
+
+    def record_failed(self, source: str, url: str, reason: str, detail: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE items SET status = 'failed', reason = ?, detail = ?, tries = tries + 1"
+                " WHERE source = ? AND url = ?",
+                (reason, detail[:500], source, url),
+            )
+
+    def failure_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT reason, COUNT(*) FROM items WHERE status = 'failed' GROUP BY reason ORDER BY reason"
+            ).fetchall()
+        return {reason: count for reason, count in rows}
+
+    # ------------------------------------------------------------------ images / manifest
+
+    def images(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT sha256, path, bytes, width, height, format FROM images ORDER BY sha256"
+            ).fetchall()
+        for sha256, path, size, width, height, fmt in rows:
+            yield {"sha256": sha256, "path": path, "bytes": size, "width": width, "height": height, "format": fmt}
+
+    def provenance(self) -> dict[str, list[dict[str, Any]]]:
+        """Every stored item grouped by sha256, in a fixed order (site, url, page_url)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT sha256, site, url, page_url, fetched_at, meta FROM items WHERE status = 'stored'"
+                " ORDER BY sha256, site, url, page_url, source"
+            ).fetchall()
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for sha256, site, url, page_url, fetched_at, meta in rows:
+            entries = grouped.setdefault(sha256, [])
+            entry = {"site": site, "url": url, "page_url": page_url, "fetched_at": fetched_at, "meta": json.loads(meta)}
+            if entry not in entries:
+                entries.append(entry)
+        return grouped
+
+    def count_images(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]

@@ -1,0 +1,384 @@
+"""Real HTTP servers on 127.0.0.x that behave like the crawled sites, and helpers to run the crawler.
+
+A `SiteServer` answers from a route table (path+query, or path alone), can play a
+sequence of replies for one URL (429 then 200, 503 twice then 200), reset the
+connection, cut a body short, and logs every request with its server-side time, so
+tests assert politeness from what the server saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    action: str = ""  # "" | "reset" (TCP RST, no answer) | "truncate" (declare the full length, send half)
+    delay: float = 0.0
+
+
+@dataclasses.dataclass
+class Hit:
+    time: float  # time.monotonic() when the server read the request line
+    method: str
+    host: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class SiteServer:
+    Reply = Reply  # so tests build replies without importing this conftest by name
+
+    def __init__(self, address: str = "127.0.0.1", latency: float = 0.0) -> None:
+        self.routes: dict[str, list[Reply | Callable[[Hit], Reply]]] = {}
+        self.served: dict[str, int] = {}
+        self.log: list[Hit] = []
+        self.latency = latency
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                server._handle(self, "GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                server._handle(self, "POST")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((address, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.address = address
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def route(self, path: str, *replies: Reply | Callable[[Hit], Reply]) -> str:
+        """Serve `replies` in turn for `path` (the last one repeats); returns the full URL."""
+        self.routes[path] = list(replies)
+        return self.url(path)
+
+    def hits(self, path: str | None = None) -> list[Hit]:
+        with self._lock:
+            return [h for h in self.log if path is None or h.path == path]
+
+    def _handle(self, request: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        now = time.monotonic()
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        hit = Hit(now, method, request.headers.get("Host", ""), request.path, dict(request.headers), body)
+        with self._lock:
+            self.log.append(hit)
+            key = request.path if request.path in self.routes else request.path.split("?", 1)[0]
+            replies = self.routes.get(key)
+            if replies is None:
+                reply: Reply | Callable[[Hit], Reply] = Reply(404, b"<html><body>not found</body></html>",
+                                                             {"Content-Type": "text/html"})
+            else:
+                index = self.served.get(key, 0)
+                self.served[key] = index + 1
+                reply = replies[min(index, len(replies) - 1)]
+        if callable(reply):
+            reply = reply(hit)
+        if self.latency or reply.delay:
+            time.sleep(self.latency + reply.delay)
+        if reply.action == "reset":
+            request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.connection.close()
+            request.close_connection = True
+            return
+        request.send_response(reply.status)
+        headers = {"Content-Type": "application/octet-stream", **reply.headers}
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(reply.body)))
+        if reply.action == "truncate":
+            request.send_header("Connection", "close")
+        request.end_headers()
+        if reply.action == "truncate":
+            request.wfile.write(reply.body[: len(reply.body) // 2])
+            request.wfile.flush()
+            request.close_connection = True
+            return
+        if method != "HEAD":
+            request.wfile.write(reply.body)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def site_server() -> Iterator[Callable[..., SiteServer]]:
+    """Start servers on demand (`site_server()` or `site_server("127.0.0.2", latency=0.05)`); all stop at the end."""
+    servers: list[SiteServer] = []
+
+    def start(address: str = "127.0.0.1", latency: float = 0.0) -> SiteServer:
+        server = SiteServer(address, latency)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# ---------------------------------------------------------------- config and CLI
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+FAST_CRAWLER = {
+    "user_agent": "anime-face-pipeline-tests/0.1 (+tests@example.invalid)",
+    "rate_per_host": 0,
+    "backoff": 0.05,
+    "retries": 3,
+    "connect_timeout": 5,
+    "read_timeout": 5,
+}
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """write_config(sources=[{...}], crawler={...}) -> path of a dataset.toml in tmp_path."""
+
+    def write(sources: list[dict[str, Any]], crawler: dict[str, Any] | None = None, name: str = "dataset.toml") -> Path:
+        lines = ["[crawler]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in {**FAST_CRAWLER, **(crawler or {})}.items()]
+        for source in sources:
+            lines.append("\n[[sources]]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in source.items()]
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_crawler() -> Callable[..., subprocess.CompletedProcess]:
+    """Run `python -m crawler` as a user would; returns the finished process."""
+
+    def run(config: Path, data: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data), "--no-progress", *extra],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+# ---------------------------------------------------------------- image fixtures
+
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid tiny PNG whose header declares huge dimensions (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def bomb() -> bytes:
+    return bomb_png()
+
+
+@pytest.fixture(scope="session")
+def small_images(testdata: Path) -> list[bytes]:
+    """Real anime illustrations (the smallest of the shared full/ set), as bytes."""
+    names = [
+        "realesrgan__0030.jpg",
+        "waifu2x__miku_noisy.jpg",
+        "style2paints_v1page__style2_demo3.jpg",
+        "style2paints_v1page__style1_demo3.jpg",
+        "i2v__miku.jpg",
+        "style2paints_v1page__style2_demo2.jpg",
+        "apisr__image-00164.jpg",
+        "waifu2x__miku_small.png",
+    ]
+    return [(testdata / "full" / name).read_bytes() for name in names]
+
+
+@pytest.fixture(scope="session")
+def face_images(testdata: Path) -> list[bytes]:
+    """Many distinct small real face crops, for crawls that need volume."""
+    return [p.read_bytes() for p in sorted((testdata / "faces").glob("*.jpg"))[:200]]
+
+
+# ---------------------------------------------------------------- realistic site fixtures
+
+GETCHU_LISTING_2019 = """<html><head>
+<meta http-equiv="Content-Type" content="text/html; charset=EUC-JP">
+<title>月別発売タイトル一覧 - Getchu.com</title></head>
+<body><div id="wrapper"><table class="list" width="100%">
+<tr><th>発売日</th><th>タイトル</th><th>ブランド</th></tr>
+{rows}
+</table></div></body></html>"""
+
+GETCHU_ROW_2019 = '<tr><td class="day">{year}/{month:02d}/25</td><td class="dd"><a href="../soft.phtml?id={pid}">{title}</a></td><td>ブランド</td></tr>'
+
+GETCHU_LISTING_LATER = """<html><head>
+<meta http-equiv="Content-Type" content="text/html; charset=EUC-JP">
+<title>月別発売タイトル一覧 - Getchu.com</title></head>
+<body><ul class="display">
+{rows}
+</ul></body></html>"""
+
+GETCHU_ROW_LATER = (
+    '<li><div class="product"><p class="date">{year}/{month:02d}/28</p>'
+    '<a href="https://www.getchu.com/soft.phtml?id={pid}" class="black">{title}</a>'
+    '<a href="../brand.phtml?id=77">ブランド</a></div></li>'
+)
+
+GETCHU_PRODUCT = """<html><head>
+<meta http-equiv="Content-Type" content="text/html; charset=EUC-JP">
+<title>{title} | Getchu.com</title></head>
+<body>
+<h1 id="soft-title">　{title}　<nobr>（18禁アダルトゲーム）</nobr></h1>
+<div class="tabletitle">パッケージ</div>
+<img src="./brandnew/{pid}/rc{pid}package.jpg" alt="{title}パッケージ画像">
+<div class="tabletitle">キャラクター</div>
+<table width="100%" cellspacing="0" cellpadding="2" border="0">
+{characters}
+</table>
+<img src="./brandnew/{pid}/c{pid}sample1.jpg" alt="サンプル画像1">
+</body></html>"""
+
+GETCHU_CHARACTER = """<tr><td valign="middle" align="center">
+<a href="./brandnew/{pid}/c{pid}chara{n}.jpg" class="highslide"><img src="./brandnew/{pid}/c{pid}chara{n}.jpg" alt="キャラ{n}" title="{name}"></a></td>
+<td valign="top"><h2 class="chara-name"><charalist>{name}</charalist>　（CV：声優{n}）</h2>
+<dd>説明文です。</dd></td></tr>"""
+
+JAPANESE_NAMES = ["桜井 ひかり", "月島 あおい", "白石 ことね", "藤宮 すず", "朝倉 みお", "七瀬 りん"]
+
+
+def serve_getchu(
+    server: SiteServer,
+    products: dict[int, list[bytes]],
+    *,
+    year: int = 2010,
+    month: int = 1,
+    genre: str = "pc_soft",
+    layout: str = "2019",
+) -> dict[int, list[str]]:
+    """Serve one month listing (in the given layout) and its product pages, all EUC-JP without
+    a charset header. Returns {product id: [character image paths]}."""
+    row, page = (GETCHU_ROW_2019, GETCHU_LISTING_2019) if layout == "2019" else (GETCHU_ROW_LATER, GETCHU_LISTING_LATER)
+    rows = "\n".join(row.format(year=year, month=month, pid=pid, title=f"作品{pid}") for pid in products)
+    html_headers = {"Content-Type": "text/html"}  # no charset, as getchu serves it
+    server.route(
+        f"/all/month_title.html?genre={genre}&year={year}&month={month:02d}&gage=all&gc=gc",
+        Reply(200, page.format(rows=rows).encode("euc_jp"), html_headers),
+    )
+    paths: dict[int, list[str]] = {}
+    for pid, images in products.items():
+        characters = "\n".join(
+            GETCHU_CHARACTER.format(pid=pid, n=n, name=JAPANESE_NAMES[(n - 1) % len(JAPANESE_NAMES)])
+            for n in range(1, len(images) + 1)
+        )
+        body = GETCHU_PRODUCT.format(pid=pid, title=f"作品{pid}", characters=characters).encode("euc_jp")
+        server.route(f"/soft.phtml?id={pid}&gc=gc", Reply(200, body, html_headers))
+        server.route(f"/brandnew/{pid}/rc{pid}package.jpg", Reply(200, images[0], {"Content-Type": "image/jpeg"}))
+        paths[pid] = []
+        for n, image in enumerate(images, start=1):
+            path = f"/brandnew/{pid}/c{pid}chara{n}.jpg"
+            server.route(path, Reply(200, image, {"Content-Type": "image/jpeg"}))
+            paths[pid].append(path)
+    return paths
+
+
+def danbooru_post(server: SiteServer, post_id: int, image: bytes, *, md5: str | None = None, hidden: bool = False) -> dict:
+    """A post as /posts.json returns it (trimmed to the fields that matter, shaped like the real API)."""
+    import hashlib
+
+    digest = md5 or hashlib.md5(image).hexdigest()
+    post: dict[str, Any] = {
+        "id": post_id,
+        "created_at": "2024-05-01T12:00:00.000-04:00",
+        "uploader_id": 1,
+        "score": 10,
+        "source": "https://example.invalid/art",
+        "rating": "g",
+        "image_width": 800,
+        "image_height": 1000,
+        "tag_string": "1girl solo long_hair smile",
+        "file_ext": "jpg",
+        "file_size": len(image),
+        "has_large": False,
+    }
+    if hidden:
+        return post
+    original = f"/data/original/{digest[:2]}/{digest[2:4]}/{digest}.jpg"
+    server.route(original, Reply(200, image, {"Content-Type": "image/jpeg"}))
+    post.update(
+        md5=digest,
+        file_url=server.url(original),
+        large_file_url=server.url(original),
+        preview_file_url=server.url(f"/data/180x180/{digest}.jpg"),
+        media_asset={
+            "id": post_id * 10,
+            "md5": digest,
+            "file_ext": "jpg",
+            "image_width": 800,
+            "image_height": 1000,
+            "variants": [
+                {"type": "180x180", "url": server.url(f"/data/180x180/{digest}.jpg"), "width": 144, "height": 180, "file_ext": "jpg"},
+                {"type": "360x360", "url": server.url(f"/data/360x360/{digest}.jpg"), "width": 288, "height": 360, "file_ext": "jpg"},
+                {"type": "original", "url": server.url(original), "width": 800, "height": 1000, "file_ext": "jpg"},
+            ],
+        },
+    )
+    return post
+
+
+@pytest.fixture
+def getchu() -> Callable[..., dict[int, list[str]]]:
+    return serve_getchu
+
+
+@pytest.fixture
+def make_danbooru_post() -> Callable[..., dict]:
+    return danbooru_post
