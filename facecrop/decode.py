@@ -48,6 +48,15 @@ def header_size(data: bytes) -> tuple[int, int]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def _truncated(data: bytes) -> str | None:
+    """OpenCV happily returns a half-grey image for a cut-off JPEG or PNG; their end markers tell."""
+    if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-4096:]:
+        return "truncated JPEG (no end-of-image marker): an interrupted download?"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-4096:]:
+        return "truncated PNG (no IEND chunk): an interrupted download?"
+    return None
+
+
 def _pillow_decode(data: bytes) -> np.ndarray:
     import io
 
@@ -70,6 +79,9 @@ def decode_file(path: Path, max_pixels: int) -> Decoded:
         width, height = header_size(data)
     except Exception as exc:  # Pillow raises many types for garbage; all mean "not an image"
         raise DecodeFailure("decode_error", f"not a readable image: {exc.__class__.__name__}: {exc}") from exc
+    truncated = _truncated(data)
+    if truncated:
+        raise DecodeFailure("decode_error", truncated)
     if width * height > max_pixels:
         raise DecodeFailure(
             "too_large",

@@ -7,12 +7,32 @@ negative/ at about a fifth of the cost of the 50%/192 px setting (see docs/facec
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+from pathlib import Path
 
 import animeface
 import cv2
 import numpy as np
 from PIL import Image
+
+
+def _seeder():
+    """animeface picks hair/eye colours with its own PRNG, seeded from the clock: the same crop got
+    different colours in every run. Re-seeding it (the bundled libnvxs exports nv_srand) before
+    each call makes the manifest reproducible, which resume-after-kill relies on."""
+    libs = Path(animeface.__file__).resolve().parent.parent / "animeface.libs"
+    for candidate in sorted(libs.glob("libnvxs*")):
+        try:
+            lib = ctypes.CDLL(str(candidate))
+            lib.nv_srand.argtypes = [ctypes.c_ulong]
+            return lib.nv_srand
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+_SRAND = _seeder()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +56,8 @@ def verify(image_bgr: np.ndarray, box: tuple[int, int, int, int], margin: float,
     out_w, out_h = max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     region = cv2.resize(region, (out_w, out_h), interpolation=interpolation)
+    if _SRAND is not None:
+        _SRAND(0)
     faces = animeface.detect(Image.fromarray(cv2.cvtColor(region, cv2.COLOR_BGR2RGB)))
     bx0, by0, bx1, by1 = (x - x0) * scale, (y - y0) * scale, (x + w - x0) * scale, (y + h - y0) * scale
     best = None
