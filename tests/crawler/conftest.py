@@ -68,7 +68,11 @@ class SiteServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer((address, 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address) -> None:
+                pass  # clients that hang up mid-answer (a killed crawler, a size limit) are expected
+
+        self.httpd = Server((address, 0), Handler)
         self.httpd.daemon_threads = True
         self.address = address
         self.port = self.httpd.server_address[1]
