@@ -22,7 +22,9 @@ from facecrop.config import Thresholds
 from pipeline import atomic
 
 PRIMARY_VALUE = {rule.reason: rule.value_key for rule in reversed(rules.RULES)}  # first rule per reason wins
-PAGE_FIELDS = ("id", "reason", "auto_reason", "override", "box", "crop_box", "size", "likelihood", "site", "url", "page_url")
+PAGE_FIELDS = (
+    "id", "reason", "auto_reason", "override", "source_size", "box", "crop_box", "size", "likelihood", "site", "url", "page_url",
+)
 
 
 def page_path(data_dir: Path) -> Path:

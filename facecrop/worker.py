@@ -63,6 +63,7 @@ def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
         "source_sha256": job.sha256,
         "source_path": job.path,
         **job.source,
+        "source_size": None,
         "box": None,
         "crop_box": None,
         "size": None,
@@ -132,6 +133,7 @@ def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str
         timing["verify"] += time.perf_counter() - tv
         values["failed"] = failed
         row.update(
+            source_size=[decoded.width, decoded.height],
             box=list(det.box),
             crop_box=square.as_box(),
             size=square.side,
