@@ -94,6 +94,7 @@ def crawl(
         report.images_in_store = state.count_images()
         report.requests = fetcher.counts["requests"]
         report.responses = fetcher.counts["responses"]
+        report.first_error = report.first_error or fetcher.first_failure
         report.counts["retries"] = fetcher.counts["retries"]
         report.counts["robots_files_fetched"] = fetcher.robots.fetched
         state.close()

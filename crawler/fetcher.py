@@ -80,6 +80,7 @@ class Fetcher:
         # at once, so a user without network gets the verdict in seconds, not after every URL's backoff.
         self._answered: set[str] = set()
         self._dead: set[str] = set()
+        self.first_failure = ""
 
     # ------------------------------------------------------------------ public
 
@@ -173,6 +174,12 @@ class Fetcher:
                 failure = FetchError("timeout", str(exc))
             except (requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
                 failure = FetchError("connection", str(exc))
+                if _is_name_resolution_error(exc):
+                    # An unknown host name will not resolve in a few seconds: no backoff,
+                    # the host is skipped for this run and retried on the next one.
+                    self._note_failure(failure)
+                    self._dead.add(host)
+                    raise failure from exc
             else:
                 self._count("responses")
                 self._answered.add(host)
@@ -216,11 +223,16 @@ class Fetcher:
             if attempt >= config.retries:
                 if failure.reason in ("connection", "timeout") and host not in self._answered:
                     self._dead.add(host)
+                self._note_failure(failure)
                 raise failure
             delay = config.backoff * (2**attempt)
             self.limiter.defer(host, delay + random.uniform(0, delay))
             attempt += 1
             self._count("retries")
+
+    def _note_failure(self, failure: FetchError) -> None:
+        if not self.first_failure:
+            self.first_failure = str(failure)
 
     def _note_rate_headers(self, host: str, response: requests.Response) -> None:
         """AniList-style budgets: when none is left, hold the host until the reset time."""
@@ -238,6 +250,20 @@ class Fetcher:
         wait = reset_at - time.time() if reset_at > 1e9 else reset_at
         if 0 < wait <= self.config.max_retry_after:
             self.limiter.defer(host, wait)
+
+
+def _is_name_resolution_error(exc: Exception) -> bool:
+    """requests wraps urllib3's NameResolutionError inside a MaxRetryError inside its ConnectionError."""
+    seen = 0
+    current: object = exc
+    while current is not None and seen < 5:
+        if isinstance(current, urllib3.exceptions.NameResolutionError):
+            return True
+        inner = getattr(current, "reason", None)
+        if inner is None and getattr(current, "args", None):
+            inner = current.args[0] if isinstance(current.args[0], BaseException) else None
+        current, seen = inner, seen + 1
+    return False
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -1,7 +1,7 @@
 """Is this really an image we can use? Judged from the bytes, never from URL or Content-Type.
 
 Pillow identifies the format from the file's magic bytes (each plugin's signature
-check), its decompression-bomb guard stays on, and the whole image is decoded so a
+check), its decompression-bomb guard stays on, and the whole file is decoded so a
 truncated download is caught here rather than in facecrop.
 """
 
@@ -55,6 +55,10 @@ def check_image(data: bytes, max_pixels: int) -> ImageInfo:
         width, height = image.size
         if width * height > max_pixels:
             raise ImageRejected("decompression_bomb", f"{width}x{height} is more than {max_pixels} pixels")
+        if image.format == "JPEG":
+            # Decode at 1/8 scale: every byte of entropy-coded data is still read (so a
+            # truncated file still fails) but the costly full-size IDCT is skipped.
+            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
         try:
             image.load()
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:

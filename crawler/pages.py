@@ -21,6 +21,8 @@ from tqdm import tqdm
 from crawler.fetcher import Fetched, Fetcher, FetchError
 from crawler.state import State
 
+MAX_SHOWN = 3  # failed pages named on stderr; the rest are only counted (no network = every page)
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -73,4 +75,9 @@ class PageCache:
 
     def _failed(self, url: str, reason: str, detail: str) -> None:
         self.counts[f"pages_failed:{reason}"] += 1
+        self.counts["pages_failed_shown"] += 1
+        if self.counts["pages_failed_shown"] > MAX_SHOWN:
+            if self.counts["pages_failed_shown"] == MAX_SHOWN + 1:
+                tqdm.write("crawler: more pages failed; the summary counts them by reason", file=sys.stderr)
+            return
         tqdm.write(f"crawler: page {url} failed ({reason}: {detail[:200]}); retried on the next run", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Per-host request spacing shared by every thread, so one host never sees more than its rate.
 
-Each request reserves the next free slot of its host (slot = previous slot + 1/rate)
-under a lock and sleeps outside it, so different hosts proceed in parallel while one
-host's requests start at least 1/rate seconds apart. A Retry-After or an exhausted
+A request may start when its host's next slot is due; the thread that claims it sets
+the following slot 1/rate seconds later. Waiting happens outside the lock, so
+different hosts proceed in parallel while one host's requests start at least 1/rate
+seconds apart. A Retry-After or an exhausted
 X-RateLimit budget pushes the host's next slot out for every thread at once.
 """
 
@@ -30,15 +31,22 @@ class HostRateLimiter:
         return self._rates.get(host, self._default_rate)
 
     def acquire(self, host: str) -> None:
-        """Block until this host may receive one more request."""
-        rate = self.rate(host)
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next.get(host, 0.0))
-            if rate > 0:
-                self._next[host] = slot + 1.0 / rate
-        delay = slot - time.monotonic()
-        if delay > 0:
+        """Block until this host may receive one more request.
+
+        The slot is claimed only by a thread that is awake when it is due, and the next
+        slot is counted from that moment: a thread that oversleeps (a busy CPU) delays
+        the following requests instead of letting them bunch up behind it.
+        """
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                due = self._next.get(host, 0.0)
+                if now >= due:
+                    rate = self.rate(host)
+                    if rate > 0:
+                        self._next[host] = now + 1.0 / rate
+                    return
+                delay = due - now
             time.sleep(delay)
 
     def defer(self, host: str, seconds: float) -> None:
