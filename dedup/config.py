@@ -25,9 +25,9 @@ class DedupConfig:
     # When >= 0, a near pair must ALSO have a 64-bit dHash distance <= this (a second opinion that lets
     # a looser `threshold` catch 1-px re-crops without merging different characters). -1 = off.
     confirm_dhash: int = -1
-    # Low-information guard: images whose 32x32 grayscale standard deviation is below this (0-255 scale)
+    # Low-information guard: images whose grayscale standard deviation (on the output-size face, 0-255) is below this
     # are flat and only merge with pixel-identical copies.
-    min_contrast: float = 6.0
+    min_contrast: float = 3.0
     # Low-information guard: a hash with fewer than this fraction of 1-bits (or of 0-bits) comes from a
     # flat or two-tone image (e.g. pHash 8000000000000000) and only merges with pixel-identical copies.
     min_bit_fraction: float = 0.25
@@ -66,7 +66,7 @@ class DedupConfig:
     def hashing_key(self) -> dict[str, object]:
         """The settings that change a fingerprint; a change means every crop is hashed again."""
         return {"hash": self.hash, "hash_size": self.hash_size, "output_size": self.output_size,
-                "resize_filter": self.resize_filter, "version": 1}
+                "resize_filter": self.resize_filter, "version": 2}
 
     def matching_key(self) -> dict[str, object]:
         """The settings that change which pairs are near duplicates; a change means a fresh search."""

@@ -130,7 +130,6 @@ def compute(job: Job) -> Fingerprint:
     thumb = thumbnail(image, job.output_size, job.resize_filter)
     thumb_pixels = np.asarray(thumb)
     gray = cv2.cvtColor(thumb_pixels, cv2.COLOR_RGB2GRAY)
-    small = np.asarray(thumb.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
     write_thumb(job.thumb_path, thumb)
     bits = job.hash_size * job.hash_size
     return Fingerprint(
@@ -140,7 +139,7 @@ def compute(job: Job) -> Fingerprint:
         height=side,
         hash_hex=words_to_hex(hash_words(thumb, job.hash_kind, job.hash_size), bits),
         dhash_hex=words_to_hex(hash_words(thumb, "dhash", 8), 64),
-        gray_std=float(small.std()),
+        gray_std=float(gray.std()),
         sharpness=float(cv2.Laplacian(gray, cv2.CV_64F).var()),
         thumb_sha256=pixel_digest(thumb_pixels),
     )

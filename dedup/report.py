@@ -38,6 +38,9 @@ function apply(){const q=box.value.toLowerCase(), k=kind.value; let shown=0;
   c.classList.toggle('hidden',!ok); if(ok)shown++;}
  document.getElementById('shown').textContent=shown;}
 box.addEventListener('input',apply); kind.addEventListener('change',apply);
+// report.html#q=TEXT opens filtered, so a face can be linked to from elsewhere.
+const m=location.hash.match(/^#q=(.*)$/); if(m){box.value=decodeURIComponent(m[1]);}
+apply(); document.body.dataset.ready='1';
 """
 
 

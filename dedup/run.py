@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Outcome:
     counts: dict[str, Any]
     kept: list[str]
     clusters: list[Cluster]
+    seconds: dict[str, float]  # wall time per step, for the summary and the benchmark
 
 
 def low_information(record: dict, cfg: DedupConfig) -> bool:
@@ -129,6 +131,15 @@ def shard_rows(data_dir: Path, kept: list[str], prints: dict[str, dict], side: i
 
 
 def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = round(now - clock, 3)
+        clock = now
+
     inputs: Inputs = read_inputs(data_dir)
     for folder in ("dedup", "faces64", "shards"):
         atomic.remove_stale_temps(data_dir / folder)
@@ -144,8 +155,10 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
             prints.pop(crop_id)
         hashed = fingerprint_all(data_dir, [c for c in inputs.crops if c.id not in prints], cfg, state)
         prints = state.prints()
+        lap("hash")
         searched, new_pairs, low_info = search_new(prints, cfg, state)
         pairs = state.pairs()
+        lap("search")
     finally:
         state.close()
 
@@ -154,6 +167,7 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
     clusters = cluster_active(usable, prints, pairs, cfg)
     crops_by_id = {c.id: c for c in inputs.crops}
     kept = sorted(c.kept for c in clusters)
+    lap("cluster")
 
     added, removed = faces.publish(data_dir, kept)
     manifest, dropped, views = [], [], []
@@ -195,6 +209,7 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
     faces.write_manifest(data_dir, manifest)
     atomic.write_jsonl(data_dir / "dedup" / "dropped.jsonl", sorted(dropped, key=lambda r: (r["reason"], r["id"])))
 
+    lap("faces64")
     hair = [crops_by_id[i].hair_color for i in kept]
     labels = {"hair_color": hair}
     config_used = dataclasses.asdict(cfg)
@@ -206,6 +221,7 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
         shard.write_shard(data_dir, shard_rows(data_dir, kept, prints, cfg.output_size), len(kept), cfg.output_size, meta)
         rebuilt = True
 
+    lap("shard")
     reasons: dict[str, int] = {}
     for row in dropped:
         reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
@@ -218,6 +234,8 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
         "faces64 added/removed": f"{added}/{removed}", "shard": "rebuilt" if rebuilt else "unchanged",
         "dropped": reasons or {"none": 0},
     }
-    report.write_report(data_dir / "dedup" / "report.html", views, {k: v for k, v in counts.items() if k != "dropped"}
+    report.write_report(data_dir / "dedup" / "report.html", views, {k: v for k, v in counts.items() if k not in ("dropped", "seconds")}
                         | {f"dropped: {k}": v for k, v in reasons.items()})
-    return Outcome(counts, kept, clusters)
+    lap("report")
+    counts["seconds"] = seconds
+    return Outcome(counts, kept, clusters, seconds)

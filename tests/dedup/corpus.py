@@ -8,28 +8,12 @@ the kinds of duplicates a crawl produces: re-encodes, rescales, 1-px re-crops, b
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
-from PIL import Image, ImageEnhance
+from PIL import Image
 
-VARIANT_KINDS = ("jpeg50", "jpeg75", "jpeg95", "down_up", "crop1", "bright")
-
-
-def variant(image: Image.Image, kind: str) -> Image.Image:
-    w, h = image.size
-    if kind.startswith("jpeg"):
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=int(kind[4:]))
-        return Image.open(buffer).convert("RGB")
-    if kind == "down_up":
-        return image.resize((w * 3 // 4, h * 3 // 4), Image.Resampling.LANCZOS).resize((w, h), Image.Resampling.LANCZOS)
-    if kind == "crop1":
-        return image.crop((1, 1, w, h)).resize((w, h), Image.Resampling.LANCZOS)
-    if kind == "bright":
-        return ImageEnhance.Brightness(image).enhance(1.08)
-    raise ValueError(kind)
+from bench.bench_dedup import variant  # noqa: F401  (the same generated duplicates as the benchmark)
 
 
 def crop_row(crop_id: str, source_sha: str, side: int, **extra) -> dict:

@@ -1,0 +1,111 @@
+"""kill -9 at the worst moments: while the shard is being written, and while crops are hashed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, read_jsonl, run_dedup
+from corpus import write_crop, write_manifest
+from PIL import Image
+
+from dedup.shard import read_shard, sha256_file
+
+pytestmark = pytest.mark.testdata
+
+SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from dedup.shard import write_shard
+
+def rows():
+    for k in range(400):
+        if k == 5:
+            print("writing", flush=True)
+        time.sleep(0.02)
+        yield np.full((64, 64, 3), k % 256, np.uint8)
+
+write_shard(Path(sys.argv[1]), rows(), 400, 64, {"ids": [str(k) for k in range(400)]})
+"""
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def test_kill_during_shard_writing_leaves_the_previous_shard_intact(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    write_manifest(data, [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces[:10]])
+    run_dedup(data)
+    npy, meta_path = data / "shards" / "faces64.npy", data / "shards" / "faces64.json"
+    before = (npy.read_bytes(), meta_path.read_text())
+
+    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        temps = list((data / "shards").glob(".tmp-*"))
+        assert temps and temps[0].stat().st_size > 0  # really mid-write
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.wait(timeout=30)
+    assert (npy.read_bytes(), meta_path.read_text()) == before
+    array, meta = read_shard(data)
+    assert array.shape[0] == 10 and meta["sha256"] == sha256_file(npy)
+
+    # The next run sweeps the torn temp file and finds the shard already current.
+    out = run_dedup(data).stderr
+    assert not list((data / "shards").glob(".tmp-*"))
+    assert "shard                           unchanged" in out
+
+
+def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated(tmp_path: Path, faces) -> None:
+    data = tmp_path / "data"
+    rows = [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces[:600]]
+    write_manifest(data, rows)
+    config = tmp_path / "c.toml"
+    config.write_text("[dedup]\nworkers = 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = data / "dedup" / "state.sqlite"
+
+    def some_hashed() -> bool:
+        if not state.exists():
+            return False
+        try:
+            with sqlite3.connect(state, timeout=1) as db:
+                return db.execute("SELECT count(*) FROM prints").fetchone()[0] >= 256
+        except sqlite3.OperationalError:
+            return False
+
+    try:
+        wait_for(some_hashed)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    with sqlite3.connect(state) as db:
+        done = db.execute("SELECT count(*) FROM prints").fetchone()[0]
+    assert 256 <= done < 600
+
+    out = run_dedup(data).stderr
+    assert f"hashed this run                 {600 - done}" in out
+    manifest = read_jsonl(data / "faces64" / "manifest.jsonl")
+    ids = [row["id"] for row in manifest]
+    accounted = set(ids) | {row["id"] for row in read_jsonl(data / "dedup" / "dropped.jsonl")}
+    assert len(ids) == len(set(ids)) and accounted == {r["id"] for r in rows}
+    assert not list(data.rglob(".tmp-*"))
+    meta = json.loads((data / "shards" / "faces64.json").read_text())
+    assert meta["ids"] == sorted(ids)
+    assert np.load(data / "shards" / "faces64.npy").shape[0] == len(ids)
