@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceUnusable as exc:
         print(f"crawler: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except OSError as exc:  # a full disk or an unwritable --data: nothing the crawl itself can fix
+        print(f"crawler: cannot write under {args.data}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("crawler: interrupted; the manifest is up to date, re-run to finish", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -72,7 +72,12 @@ class Fetcher:
     def __init__(self, config: CrawlerConfig, limiter: HostRateLimiter) -> None:
         self.config = config
         self.limiter = limiter
-        self.robots = RobotsCache(config.user_agent, self._fetch_robots, enabled=config.obey_robots)
+        self.robots = RobotsCache(
+            config.user_agent,
+            self._fetch_robots,
+            enabled=config.obey_robots,
+            on_crawl_delay=lambda host, delay: limiter.set_rate(host, 1.0 / delay),
+        )
         self.counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         self._local = threading.local()
@@ -122,11 +127,9 @@ class Fetcher:
         return session
 
     def _fetch_robots(self, url: str) -> tuple[int, bytes]:
-        host = host_of(url)
-        try:
-            fetched = self._request("GET", url, {host}, max_bytes=ROBOTS_MAX_BYTES, check_robots=False, accept_4xx=True)
-        except FetchError:
-            raise
+        fetched = self._request(
+            "GET", url, {host_of(url)}, max_bytes=ROBOTS_MAX_BYTES, check_robots=False, accept_4xx=True
+        )
         return fetched.status, fetched.body
 
     def _request(

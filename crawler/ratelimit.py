@@ -1,10 +1,10 @@
 """Per-host request spacing shared by every thread, so one host never sees more than its rate.
 
-A request may start when its host's next slot is due; the thread that claims it sets
-the following slot 1/rate seconds later. Waiting happens outside the lock, so
+A request may start 1/rate seconds after the host's previous one started; the thread
+that is awake when that moment comes claims it. Waiting happens outside the lock, so
 different hosts proceed in parallel while one host's requests start at least 1/rate
-seconds apart. A Retry-After or an exhausted
-X-RateLimit budget pushes the host's next slot out for every thread at once.
+seconds apart. A Retry-After or an exhausted X-RateLimit budget holds the host back
+for every thread at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ class HostRateLimiter:
     def __init__(self, default_rate: float) -> None:
         self._default_rate = default_rate
         self._rates: dict[str, float] = {}
-        self._next: dict[str, float] = {}
+        self._last: dict[str, float] = {}  # when the host's latest request was let through
+        self._hold: dict[str, float] = {}  # no request before this (Retry-After, exhausted budget)
         self._lock = threading.Lock()
 
     def set_rate(self, host: str, rate: float) -> None:
@@ -40,11 +41,14 @@ class HostRateLimiter:
         while True:
             with self._lock:
                 now = time.monotonic()
-                due = self._next.get(host, 0.0)
+                rate = self.rate(host)
+                due = self._hold.get(host, 0.0)
+                if rate > 0 and host in self._last:
+                    # Counted from the last start with the current rate, so a rate lowered
+                    # meanwhile (a robots.txt Crawl-delay) applies to the very next request.
+                    due = max(due, self._last[host] + 1.0 / rate)
                 if now >= due:
-                    rate = self.rate(host)
-                    if rate > 0:
-                        self._next[host] = now + 1.0 / rate
+                    self._last[host] = now
                     return
                 delay = due - now
             time.sleep(delay)
@@ -53,5 +57,5 @@ class HostRateLimiter:
         """No request to `host` before `seconds` from now (the server asked us to wait)."""
         with self._lock:
             until = time.monotonic() + seconds
-            if until > self._next.get(host, 0.0):
-                self._next[host] = until
+            if until > self._hold.get(host, 0.0):
+                self._hold[host] = until

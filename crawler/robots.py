@@ -3,7 +3,8 @@
 Parsing is the standard library's `urllib.robotparser`. Following RFC 9309: a 4xx
 robots.txt (including the common 404) means everything is allowed; a 5xx or an
 unreachable robots.txt means nothing is allowed for this run, and the URLs are retried
-on the next run rather than fetched against the site's unknown wishes.
+on the next run rather than fetched against the site's unknown wishes. A Crawl-delay
+for our user agent lowers the host's rate limit when it is stricter than ours.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ class RobotsVerdict:
 class RobotsCache:
     """`fetch(url) -> (status, body)` does the actual request (rate limited, no robots check)."""
 
-    def __init__(self, user_agent: str, fetch: Callable[[str], tuple[int, bytes]], enabled: bool = True) -> None:
+    def __init__(
+        self,
+        user_agent: str,
+        fetch: Callable[[str], tuple[int, bytes]],
+        enabled: bool = True,
+        on_crawl_delay: Callable[[str, float], None] | None = None,
+    ) -> None:
         self._user_agent = user_agent
         self._fetch = fetch
         self._enabled = enabled
+        self._on_crawl_delay = on_crawl_delay
         self._parsers: dict[str, urllib.robotparser.RobotFileParser | RobotsVerdict] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -61,11 +69,16 @@ class RobotsCache:
         except FetchError as exc:
             if exc.reason.startswith("http_4") or exc.reason in ("offhost_redirect", "too_many_redirects"):
                 return RobotsVerdict(True)
-            return RobotsVerdict(False, exc.reason)
+            if exc.reason in ("connection", "timeout"):
+                return RobotsVerdict(False, exc.reason)
+            return RobotsVerdict(False, "robots_unavailable")
         if 400 <= status < 500:
             return RobotsVerdict(True)
         if status >= 500:
             return RobotsVerdict(False, "robots_unavailable")
         parser = urllib.robotparser.RobotFileParser()
         parser.parse(body.decode("utf-8", errors="replace").splitlines())
+        delay = parser.crawl_delay(self._user_agent)
+        if delay and self._on_crawl_delay is not None:
+            self._on_crawl_delay(urlsplit(origin).hostname or "", float(delay))
         return parser

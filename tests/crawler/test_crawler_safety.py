@@ -124,7 +124,7 @@ def test_redirects_only_within_allowed_hosts(site_server, small_images, write_co
 def test_robots_disallow_is_skipped_and_counted(site_server, small_images, write_config, run_crawler, tmp_path):
     server = site_server()
     R = server.Reply
-    server.route("/robots.txt", R(200, b"User-agent: *\nDisallow: /private/\n", {"Content-Type": "text/plain"}))
+    server.route("/robots.txt", R(200, b"User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n", {"Content-Type": "text/plain"}))
     server.route("/private/a.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"}))
     server.route("/public/b.jpg", R(200, small_images[1], {"Content-Type": "image/jpeg"}))
     server.route("/public/c.jpg", R(200, small_images[2], {"Content-Type": "image/jpeg"}))
@@ -136,6 +136,8 @@ def test_robots_disallow_is_skipped_and_counted(site_server, small_images, write
     assert len(server.hits("/robots.txt")) == 1  # once per host, however many threads
     assert "skipped by robots.txt                     1" in result.stderr
     assert stored_shas(tmp_path / "data") == {sha(small_images[1]), sha(small_images[2])}
+    times = sorted(h.time for h in server.hits())  # rate_per_host is off here: Crawl-delay alone spaces them
+    assert len(times) == 3 and min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.9
     ua = server.hits("/public/b.jpg")[0].headers["User-Agent"]
     assert ua.startswith("anime-face-pipeline-tests/0.1") and "tests@example.invalid" in ua
 
