@@ -114,3 +114,24 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(site_server, getchu, f
         ["/robots.txt", "/all/month_title.html", "/soft.phtml", "/brandnew/12/c12chara1.jpg", "/brandnew/12/c12chara2.jpg"]
     )
     assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 6
+
+
+def test_ctrl_c_writes_manifest_and_rerun_finishes(site_server, face_images, write_config, tmp_path):
+    server = site_server(latency=0.1)
+    urls = [server.route(f"/f{n}.jpg", server.Reply(200, face_images[n], {"Content-Type": "image/jpeg"})) for n in range(30)]
+    (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+    config = write_config([{"kind": "urls", "file": "urls.txt"}], {"workers": 2})
+    data = tmp_path / "data"
+    process = start_crawler(config, data)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((data / "raw").rglob("*.jpg")) if (data / "raw").exists() else []) < 4:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, process.stderr.read()
+    assert "re-run to finish" in process.stderr.read()
+    partial = read_jsonl(data / "raw" / "manifest.jsonl")
+    assert 4 <= len(partial) < 30  # what was stored before the interrupt is already in the manifest
+
+    final = start_crawler(config, data)
+    assert final.wait(timeout=120) == 0
+    assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 30
