@@ -3,7 +3,8 @@
 One decode per crop: the square crop becomes the output-size thumbnail (anti-aliased, never
 upscaled more than 2x), and the hashes, the low-information measure and the sharpness are
 all taken from that thumbnail - the same pixels that go into the shard and that the trainer's
-mode-collapse alarm hashes. The pixel digest is taken at source resolution, so "exact
+mode-collapse alarm hashes. The worker writes no file: the thumbnail's pixels go back to the
+main process, which appends them to one cache file (a file per crop cost more than hashing). The pixel digest is taken at source resolution, so "exact
 duplicate" means identical decoded pixels, whatever the file bytes.
 """
 
@@ -11,9 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -22,7 +20,6 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dedup.hashing import hash_words, words_to_hex
-from pipeline import atomic
 
 FILTERS = {"area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
 
@@ -33,7 +30,6 @@ class Job:
 
     crop_id: str
     crop_path: str
-    thumb_path: str
     hash_kind: str
     hash_size: int
     output_size: int
@@ -53,6 +49,7 @@ class Fingerprint:
     gray_std: float = 0.0
     sharpness: float = 0.0
     thumb_sha256: str = ""
+    thumb: bytes = b""  # the output-size RGB pixels, row-major; the main process files them in the cache
 
 
 def pixel_digest(array: np.ndarray) -> str:
@@ -92,29 +89,8 @@ def thumbnail(image: Image.Image, size: int, resize_filter: str) -> Image.Image:
     return ImageOps.fit(image, (size, size), method=FILTERS[resize_filter]) if image.size != (size, size) else image
 
 
-def write_thumb(path: str, image: Image.Image) -> None:
-    """Temp file + rename, without the fsync of `atomic.write_bytes`.
-
-    The rename alone makes a kill at any instant leave either no file or a whole one;
-    fsyncing every 64 px thumbnail would cost more than hashing it. A thumbnail torn by a
-    power cut is caught later: the published face is checked against `thumb_sha256`.
-    """
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=atomic.TEMP_PREFIX + target.name + ".", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def compute(job: Job) -> Fingerprint:
-    """Fingerprint one crop and write its thumbnail; bad input becomes a reason, never an exception."""
+    """Fingerprint one crop; bad input becomes a reason, never an exception."""
     try:
         image = square(load_rgb(job.crop_path))
     except FileNotFoundError:
@@ -130,7 +106,6 @@ def compute(job: Job) -> Fingerprint:
     thumb = thumbnail(image, job.output_size, job.resize_filter)
     thumb_pixels = np.asarray(thumb)
     gray = cv2.cvtColor(thumb_pixels, cv2.COLOR_RGB2GRAY)
-    write_thumb(job.thumb_path, thumb)
     bits = job.hash_size * job.hash_size
     return Fingerprint(
         crop_id=job.crop_id,
@@ -142,4 +117,5 @@ def compute(job: Job) -> Fingerprint:
         gray_std=float(gray.std()),
         sharpness=float(cv2.Laplacian(gray, cv2.CV_64F).var()),
         thumb_sha256=pixel_digest(thumb_pixels),
+        thumb=thumb_pixels.tobytes(),
     )

@@ -1,7 +1,7 @@
 """DATA/dedup/report.html: every duplicate cluster side by side, the kept face marked.
 
-One static page that opens from disk: images are the stage's own 64 px thumbnails referenced
-by relative path and lazily loaded, and off-screen clusters skip layout
+One static page that opens from disk: images are facecrop's crops, referenced by relative path
+(so the page adds no files of its own) and lazily loaded, and off-screen clusters skip layout
 (`content-visibility`), so thousands of clusters stay responsive. Everything that came from
 the web (titles, characters, URLs) is HTML-escaped, and only http(s) URLs become links.
 """
@@ -12,7 +12,7 @@ import dataclasses
 import html
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pipeline import atomic
 
@@ -23,7 +23,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1em;background:#fafafa;color:#222
   border-radius:6px;margin:.6em 0;padding:.5em}
 .members{display:flex;flex-wrap:wrap;gap:.5em}
 figure{margin:0;width:140px;font-size:11px;word-break:break-all}
-figure img{width:128px;height:128px;image-rendering:pixelated;border:3px solid #ccc;display:block}
+figure img{width:128px;height:128px;object-fit:cover;border:3px solid #ccc;display:block}
 figure.kept img{border-color:#1a7f37}
 figure.kept figcaption b{color:#1a7f37}
 .why{color:#555}
@@ -47,6 +47,7 @@ apply(); document.body.dataset.ready='1';
 @dataclasses.dataclass
 class MemberView:
     id: str
+    path: str  # the crop, relative to DATA
     kept: bool
     relation: str  # "kept", "exact duplicate", "near duplicate (pHash 3, dHash 5)"
     face_area: int
@@ -84,7 +85,7 @@ def _member(m: MemberView) -> str:
             text = e(str(raw))
             lines.append(f'<a href="{e(link)}" rel="noreferrer">{text}</a>' if link else text)
     cls = "kept" if m.kept else "dup"
-    src = e(f"thumbs/{m.id}.png")
+    src = e("../" + quote(m.path))
     return (f'<figure class="{cls}"><img loading="lazy" src="{src}" alt="{e(m.id)}">'
             f"<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
 
@@ -117,7 +118,7 @@ def render(clusters: list[ClusterView], counts: dict[str, Any]) -> str:
         '<select id="kind"><option value="">all</option><option value="exact">with exact duplicates</option>'
         '<option value="near">with near duplicates</option></select> '
         f'showing <span id="shown">{len(clusters)}</span> of {len(clusters)} clusters. '
-        "The kept face has a green frame; thumbnails are the 64 px faces as the shard holds them.</p>"
+        "The kept face has a green frame. Images are the source-resolution crops.</p>"
         + "".join(body) + f"<script>{SCRIPT}</script></body></html>\n")
 
 

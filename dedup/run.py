@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from dedup import faces, report, shard
@@ -26,6 +25,7 @@ from dedup.hashing import hex_to_words
 from dedup.inputs import Crop, Inputs, read_inputs
 from dedup.search import near_pairs
 from dedup.state import State
+from dedup.thumbcache import ThumbCache
 from pipeline import atomic
 
 SAVE_EVERY = 256
@@ -47,31 +47,50 @@ def low_information(record: dict, cfg: DedupConfig) -> bool:
     return record["gray_std"] < cfg.min_contrast or ones < floor or bits - ones < floor
 
 
-def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: State) -> int:
-    """Hash the crops that have no fingerprint yet, committing as results arrive."""
-    jobs = [Job(c.id, str(data_dir / c.path), str(faces.thumb_path(data_dir, c.id)), cfg.hash, cfg.hash_size,
-                cfg.output_size, cfg.resize_filter, cfg.min_crop_side) for c in crops]
+def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: State, cache: ThumbCache) -> int:
+    """Hash the crops that have no fingerprint yet, committing as results arrive.
+
+    Thumbnail rows are flushed to the cache before the batch that points at them is
+    committed, so a kill at any instant loses at most the uncommitted batch.
+    """
+    jobs = [Job(c.id, str(data_dir / c.path), cfg.hash, cfg.hash_size, cfg.output_size, cfg.resize_filter,
+                cfg.min_crop_side) for c in crops]
     if not jobs:
         return 0
-    workers = min(cfg.workers or os.cpu_count() or 1, max(1, len(jobs) // 32))
-    pending: list[tuple[str, Fingerprint]] = []
+    workers = min(worker_count(cfg), max(1, len(jobs) // 32))
+    pending: list[tuple[str, Fingerprint, int | None]] = []
     paths = {c.id: c.path for c in crops}
+    next_row = state.next_thumb_row()
     bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True)
     executor = ProcessPoolExecutor(workers) if workers > 1 else None
+
+    def save() -> None:
+        cache.flush()
+        state.save_prints(pending)
+        pending.clear()
+
     try:
-        results = executor.map(compute, jobs, chunksize=16) if executor else map(compute, jobs)
+        results = executor.map(compute, jobs, chunksize=32) if executor else map(compute, jobs)
         for fp in results:
-            pending.append((paths[fp.crop_id], fp))
+            row = None
+            if not fp.error:
+                row, next_row = next_row, next_row + 1
+                cache.write(row, fp.thumb)
+            pending.append((paths[fp.crop_id], fp, row))
             bar.update(1)
             if len(pending) >= SAVE_EVERY:
-                state.save_prints(pending)
-                pending = []
-        state.save_prints(pending)
+                save()
+        save()
     finally:
         bar.close()
+        cache.close()
         if executor:
             executor.shutdown(cancel_futures=True)
     return len(jobs)
+
+
+def worker_count(cfg: DedupConfig) -> int:
+    return cfg.workers or os.cpu_count() or 1
 
 
 def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple[int, int, int]:
@@ -119,14 +138,14 @@ def relation(member: dict, kept: dict, cfg: DedupConfig) -> tuple[str, str, int 
     return f"near duplicate ({cfg.hash} {d}, dHash {d2})", "near_duplicate", d, d2
 
 
-def shard_rows(data_dir: Path, kept: list[str], prints: dict[str, dict], side: int):
-    """Decode each published face and check it is the thumbnail that was fingerprinted."""
+def shard_rows(cache: ThumbCache, kept: list[str], prints: dict[str, dict]):
+    """Each kept face's cached pixels, checked against the digest taken when it was hashed."""
+    rows = cache.rows()
     for crop_id in tqdm(kept, desc="dedup: shard", unit="face", file=sys.stderr, dynamic_ncols=True):
-        with Image.open(faces.face_path(data_dir, crop_id)) as im:
-            pixels = np.asarray(im.convert("RGB"))
-        if pixel_digest(pixels) != prints[crop_id]["thumb_sha256"] or pixels.shape != (side, side, 3):
-            raise RuntimeError(f"{faces.face_path(data_dir, crop_id)} changed since it was fingerprinted; "
-                               f"delete {data_dir / 'dedup'} and run again")
+        pixels = np.asarray(rows[prints[crop_id]["thumb_row"]])
+        if pixel_digest(pixels) != prints[crop_id]["thumb_sha256"]:
+            raise RuntimeError(f"{cache.path} row {prints[crop_id]['thumb_row']} ({crop_id}) is damaged; "
+                               f"delete {cache.path.parent} and run again")
         yield pixels
 
 
@@ -144,16 +163,18 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
     for folder in ("dedup", "faces64", "shards"):
         atomic.remove_stale_temps(data_dir / folder)
     state = State(data_dir / "dedup" / "state.sqlite")
+    cache = ThumbCache(data_dir / "dedup" / "thumbs.u8", cfg.output_size)
     try:
         rehash, research = state.reconcile(cfg.hashing_key(), cfg.matching_key())
+        if rehash or state.next_thumb_row() == 0:
+            cache.reset()
         prints = state.prints()
         retry = [c.id for c in inputs.crops if c.id in prints and (
-            prints[c.id]["path"] != c.path or (prints[c.id]["error"] or "").startswith("missing")
-            or (not prints[c.id]["error"] and not faces.thumb_path(data_dir, c.id).exists()))]
+            prints[c.id]["path"] != c.path or (prints[c.id]["error"] or "").startswith("missing"))]
         state.forget(retry)
         for crop_id in retry:
             prints.pop(crop_id)
-        hashed = fingerprint_all(data_dir, [c for c in inputs.crops if c.id not in prints], cfg, state)
+        hashed = fingerprint_all(data_dir, [c for c in inputs.crops if c.id not in prints], cfg, state, cache)
         prints = state.prints()
         lap("hash")
         searched, new_pairs, low_info = search_new(prints, cfg, state)
@@ -169,7 +190,10 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
     kept = sorted(c.kept for c in clusters)
     lap("cluster")
 
-    added, removed = faces.publish(data_dir, kept)
+    if rehash:
+        faces.write_manifest(data_dir, [])  # every face's pixels may have changed: republish all
+    added, removed = faces.publish(data_dir, [(i, prints[i]["thumb_row"], prints[i]["thumb_sha256"]) for i in kept],
+                                   cache.path, cfg.output_size, worker_count(cfg))
     manifest, dropped, views = [], [], []
     for cl in clusters:
         keeper = crops_by_id[cl.kept]
@@ -179,7 +203,8 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
             "source_sha256": keeper.source_sha256, "source_path": keeper.source_path,
             "cluster_id": cl.cluster_id, "cluster_size": len(cl.members), "duplicates": cl.members[1:],
             "kept_because": cl.why,
-            "hashes": {cfg.hash: rec["hash_hex"], "dhash": rec["dhash_hex"], "pixel_sha256": rec["pixel_sha256"]},
+            "hashes": {cfg.hash: rec["hash_hex"], "dhash": rec["dhash_hex"], "pixel_sha256": rec["pixel_sha256"],
+                       "thumb_sha256": rec["thumb_sha256"]},
             "hash_kind": cfg.hash, "hash_bits": cfg.hash_size * cfg.hash_size,
             "face_area": keeper.face_area, "crop_side": rec["width"], "sharpness": round(rec["sharpness"], 3),
             "hair_color": keeper.hair_color, "eye_colors": keeper.eye_colors,
@@ -191,12 +216,12 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
             c = crops_by_id[crop_id]
             source = inputs.sources.get(c.source_sha256, {})
             if crop_id == cl.kept:
-                member_views.append(report.MemberView(crop_id, True, "kept", c.face_area, prints[crop_id]["sharpness"], source))
+                member_views.append(report.MemberView(crop_id, c.path, True, "kept", c.face_area, prints[crop_id]["sharpness"], source))
                 continue
             label, reason, d, d2 = relation(prints[crop_id], rec, cfg)
             dropped.append({"id": crop_id, "reason": reason, "kept_id": cl.kept, "cluster_id": cl.cluster_id,
                             "distance": d, "dhash_distance": d2, "detail": label})
-            member_views.append(report.MemberView(crop_id, False, label, c.face_area, prints[crop_id]["sharpness"], source))
+            member_views.append(report.MemberView(crop_id, c.path, False, label, c.face_area, prints[crop_id]["sharpness"], source))
         views.append(report.ClusterView(cl.cluster_id, cl.why, member_views))
     for c in failed:
         code, _, detail = prints[c.id]["error"].partition(": ")
@@ -218,7 +243,7 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
     if not shard.is_current(data_dir, key):
         meta = {"ids": kept, "labels": labels, "label_vocab": {"hair_color": sorted({h for h in hair if h})},
                 "config": config_used, "content_key": key}
-        shard.write_shard(data_dir, shard_rows(data_dir, kept, prints, cfg.output_size), len(kept), cfg.output_size, meta)
+        shard.write_shard(data_dir, shard_rows(cache, kept, prints), len(kept), cfg.output_size, meta)
         rebuilt = True
 
     lap("shard")

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from dedup.fingerprint import Fingerprint
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS prints (
     id TEXT PRIMARY KEY, path TEXT NOT NULL, error TEXT, pixel_sha256 TEXT, width INTEGER, height INTEGER,
-    hash_hex TEXT, dhash_hex TEXT, gray_std REAL, sharpness REAL, thumb_sha256 TEXT);
+    hash_hex TEXT, dhash_hex TEXT, gray_std REAL, sharpness REAL, thumb_sha256 TEXT, thumb_row INTEGER);
 CREATE INDEX IF NOT EXISTS prints_pixels ON prints (pixel_sha256);
 CREATE TABLE IF NOT EXISTS searched (pixel_sha256 TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS pairs (
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS pairs (
 """
 
 FIELDS = ("id", "path", "error", "pixel_sha256", "width", "height", "hash_hex", "dhash_hex", "gray_std",
-          "sharpness", "thumb_sha256")
+          "sharpness", "thumb_sha256", "thumb_row")
 
 
 class State:
@@ -39,6 +40,12 @@ class State:
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            # A state file from another version of this stage: start over rather than misread it.
+            with self.db:
+                for table in ("meta", "prints", "searched", "pairs"):
+                    self.db.execute(f"DROP TABLE IF EXISTS {table}")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -72,9 +79,14 @@ class State:
         with self.db:
             self.db.executemany("DELETE FROM prints WHERE id = ?", ((i,) for i in ids))
 
-    def save_prints(self, items: Iterable[tuple[str, Fingerprint]]) -> None:
+    def next_thumb_row(self) -> int:
+        """The first cache row no fingerprint points at (rows past it are leftovers of a killed run)."""
+        row = self.db.execute("SELECT max(thumb_row) FROM prints").fetchone()[0]
+        return 0 if row is None else row + 1
+
+    def save_prints(self, items: Iterable[tuple[str, Fingerprint, int | None]]) -> None:
         rows = [(fp.crop_id, path, fp.error, fp.pixel_sha256, fp.width, fp.height, fp.hash_hex, fp.dhash_hex,
-                 fp.gray_std, fp.sharpness, fp.thumb_sha256) for path, fp in items]
+                 fp.gray_std, fp.sharpness, fp.thumb_sha256, row) for path, fp, row in items]
         with self.db:
             self.db.executemany(f"INSERT OR REPLACE INTO prints VALUES ({', '.join('?' * len(FIELDS))})", rows)
 

@@ -57,8 +57,7 @@ def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(t
     assert dom.count('figure class="kept"') == 6 and dom.count('figure class="dup"') == 6
     assert 'data-ready="1"' in dom  # the page's script ran to the end without an error
     for row in rows[:12:2]:  # the larger original is the kept one in every cluster
-        assert f'<figure class="kept"><img loading="lazy" src="thumbs/{row["id"]}.png"' in dom
-        assert (data / "dedup" / "thumbs" / f"{row['id']}.png").is_file()
+        assert f'<figure class="kept"><img loading="lazy" src="../crops/{row["id"]}.png"' in dom
 
     # The filter box works in the browser: opening report.html#q=<id> shows that one cluster.
     target = rows[4]["id"]
