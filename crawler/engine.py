@@ -165,6 +165,8 @@ def _crawl_source(
                 collect(done)
             if cap and len(seen) >= cap:
                 break
+        bar.total = len(seen)  # the listing may hold fewer than max_images
+        bar.refresh()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             collect(done)

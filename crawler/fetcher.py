@@ -103,10 +103,6 @@ class Fetcher:
     ) -> Fetched:
         return self._request("POST", url, allowed_hosts, headers=headers, json_body=payload)
 
-    def reached_any(self) -> bool:
-        """Did any server answer at all this run? (False means: no network, or every base_url is wrong.)"""
-        return self.counts["responses"] > 0
-
     # ------------------------------------------------------------------ internals
 
     def _count(self, key: str, n: int = 1) -> None:
@@ -218,7 +214,7 @@ class Fetcher:
                         try:
                             body = _read_limited(response, limit)
                         except FetchError as exc:
-                            if exc.reason != "truncated":
+                            if exc.reason not in ("truncated", "timeout"):
                                 raise
                             failure = exc
                         else:

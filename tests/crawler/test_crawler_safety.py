@@ -183,3 +183,29 @@ def test_no_network_gives_one_clear_line(write_config, run_crawler, tmp_path):
     result = run_crawler(config, tmp_path / "data", timeout=60)
     assert result.returncode == 3
     assert "No network?" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_retry_after_http_date_and_exhausted_rate_budget(site_server, small_images, write_config, tmp_path):
+    import email.utils
+    import time
+
+    server = site_server()
+    R = server.Reply
+    jpeg = {"Content-Type": "image/jpeg"}
+
+    def busy(hit):
+        return R(429, b"", {"Retry-After": email.utils.formatdate(time.time() + 2, usegmt=True)})
+
+    def budget_spent(hit):
+        return R(200, small_images[1], {**jpeg, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 2)})
+
+    urls = [
+        server.route("/date.jpg", busy, R(200, small_images[0], jpeg)),
+        server.route("/budget.jpg", budget_spent),
+        server.route("/after.jpg", R(200, small_images[2], jpeg)),
+    ]
+    crawl_urls(tmp_path, write_config, urls, {"workers": 1})
+    assert stored_shas(tmp_path / "data") == {sha(small_images[i]) for i in range(3)}
+    date_hits = server.hits("/date.jpg")
+    assert date_hits[1].time - date_hits[0].time >= 0.9  # an HTTP-date Retry-After (1 s resolution) honoured
+    assert server.hits("/after.jpg")[0].time - server.hits("/budget.jpg")[0].time >= 0.9  # held until the reset
