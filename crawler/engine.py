@@ -71,6 +71,7 @@ def crawl(
     limiter = HostRateLimiter(config.rate_per_host)
     fetcher = Fetcher(config, limiter)
     state = State(data_dir / "crawl.sqlite")
+    order = [source_key(source) for source in settings.sources]
     try:
         sites = []
         for index, source in enumerate(settings.sources, start=1):
@@ -85,12 +86,12 @@ def crawl(
             for host in site.hosts() | set(config.cdn_hosts):
                 limiter.set_rate(host, rate)
             sites.append((index, site))
-        checkpoint = _Checkpoint(state, data_dir, config.checkpoint_seconds)
+        checkpoint = _Checkpoint(state, data_dir, order, config.checkpoint_seconds)
         for index, site in sites:
             _crawl_source(index, site, state, data_dir, config, report, checkpoint, retry_failed, progress)
             report.counts.update({f"{site.kind}:{k}": v for k, v in site.counts.items()})
     finally:
-        report.manifest_rows = write_manifest(state, data_dir)
+        report.manifest_rows = write_manifest(state, data_dir, order)
         report.images_in_store = state.count_images()
         report.requests = fetcher.counts["requests"]
         report.responses = fetcher.counts["responses"]
@@ -104,13 +105,13 @@ def crawl(
 class _Checkpoint:
     """Rewrite the manifest every so often, so a long crawl's progress is visible downstream."""
 
-    def __init__(self, state: State, data_dir: Path, seconds: float) -> None:
-        self.state, self.data_dir, self.seconds = state, data_dir, seconds
+    def __init__(self, state: State, data_dir: Path, order: list[str], seconds: float) -> None:
+        self.state, self.data_dir, self.order, self.seconds = state, data_dir, order, seconds
         self.last = time.monotonic()
 
     def maybe(self) -> None:
         if time.monotonic() - self.last >= self.seconds:
-            write_manifest(self.state, self.data_dir)
+            write_manifest(self.state, self.data_dir, self.order)
             self.last = time.monotonic()
 
 

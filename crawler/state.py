@@ -166,19 +166,19 @@ class State:
         for sha256, path, size, width, height, fmt in rows:
             yield {"sha256": sha256, "path": path, "bytes": size, "width": width, "height": height, "format": fmt}
 
-    def provenance(self) -> dict[str, list[dict[str, Any]]]:
-        """Every stored item grouped by sha256, in a fixed order (site, url, page_url)."""
+    def provenance(self, source_order: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every stored item grouped by sha256: sources in config order (sources no longer
+        configured last, by key), then each source's listing order."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT sha256, site, url, page_url, fetched_at, meta FROM items WHERE status = 'stored'"
-                " ORDER BY sha256, site, url, page_url, source"
+                "SELECT sha256, source, seq, site, url, page_url, fetched_at, meta FROM items WHERE status = 'stored'"
             ).fetchall()
+        rank = {key: index for index, key in enumerate(source_order)}
+        rows.sort(key=lambda r: (r[0], rank.get(r[1], len(rank)), r[1], r[2], r[4]))
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for sha256, site, url, page_url, fetched_at, meta in rows:
-            entries = grouped.setdefault(sha256, [])
+        for sha256, _source, _seq, site, url, page_url, fetched_at, meta in rows:
             entry = {"site": site, "url": url, "page_url": page_url, "fetched_at": fetched_at, "meta": json.loads(meta)}
-            if entry not in entries:
-                entries.append(entry)
+            grouped.setdefault(sha256, []).append(entry)
         return grouped
 
     def count_images(self) -> int:

@@ -99,11 +99,14 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(site_server, getchu, f
     assert run_crawler(config, data).returncode == 0
     first_hits = len(server.hits())
     manifest_before = (data / "raw" / "manifest.jsonl").read_bytes()
+    files_before = {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name}
 
     again = run_crawler(config, data)
     assert again.returncode == 0, again.stderr
     assert len(server.hits()) == first_hits  # not one request: pages replayed from state, images known
     assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest_before
+    # Nothing new: not one file rewritten (downstream stages can trust mtimes).
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name} == files_before
     assert "already stored by an earlier run          4" in again.stderr
 
     getchu(server, {10: face_images[0:2], 11: face_images[2:4], 12: face_images[4:6]}, year=2011, month=2)
