@@ -209,3 +209,23 @@ def test_retry_after_http_date_and_exhausted_rate_budget(site_server, small_imag
     date_hits = server.hits("/date.jpg")
     assert date_hits[1].time - date_hits[0].time >= 0.9  # an HTTP-date Retry-After (1 s resolution) honoured
     assert server.hits("/after.jpg")[0].time - server.hits("/budget.jpg")[0].time >= 0.9  # held until the reset
+
+
+def test_max_images_cap_and_retry_failed(site_server, small_images, write_config, run_crawler, tmp_path):
+    server = site_server()
+    R = server.Reply
+    jpeg = {"Content-Type": "image/jpeg"}
+    urls = [server.url("/gone.jpg")] + [server.route(f"/ok{n}.jpg", R(200, small_images[n], jpeg)) for n in range(4)]
+    (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+    config = write_config([{"kind": "urls", "file": "urls.txt", "max_images": 3}])
+    data = tmp_path / "data"
+    assert run_crawler(config, data).returncode == 0
+    assert stored_shas(data) == {sha(small_images[0]), sha(small_images[1])}  # the first 3 listed, one of them a 404
+    assert not server.hits("/ok2.jpg") and not server.hits("/ok3.jpg")
+
+    server.route("/gone.jpg", R(200, small_images[5], jpeg))
+    again = run_crawler(config, data)
+    assert "http_404  1" in again.stderr and len(server.hits("/gone.jpg")) == 1  # a 404 is final...
+    retried = run_crawler(config, data, "--retry-failed")
+    assert retried.returncode == 0 and len(server.hits("/gone.jpg")) == 2  # ...until asked to retry
+    assert sha(small_images[5]) in stored_shas(data)
