@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         print("dedup: interrupted; finished work is saved, run again to continue", file=sys.stderr)
         return 130
     print_summary("dedup", outcome.counts)
+    if not outcome.kept:
+        print(f"dedup: none of the accepted crops is usable (see {args.data / 'dedup' / 'dropped.jsonl'}); "
+              "the shard is empty", file=sys.stderr)
+        return 1
     print(f"dedup: {len(outcome.kept)} faces in {args.data / 'faces64'}, shard {args.data / 'shards' / 'faces64.npy'}, "
           f"report {args.data / 'dedup' / 'report.html'}", file=sys.stderr)
     return 0

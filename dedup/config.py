@@ -25,6 +25,9 @@ class DedupConfig:
     # When >= 0, a near pair must ALSO have a 64-bit dHash distance <= this (a second opinion that lets
     # a looser `threshold` catch 1-px re-crops without merging different characters). -1 = off.
     confirm_dhash: int = -1
+    # Colour guard: a near pair is rejected when the faces' mean chroma difference (4x4 grid of Cr/Cb,
+    # 0-255 scale) exceeds this - pHash is grayscale and cannot tell white hair from green. < 0 = off.
+    max_colour_distance: float = 10.0
     # Low-information guard: images whose grayscale standard deviation (on the output-size face, 0-255) is below this
     # are flat and only merge with pixel-identical copies.
     min_contrast: float = 3.0
@@ -66,11 +69,12 @@ class DedupConfig:
     def hashing_key(self) -> dict[str, object]:
         """The settings that change a fingerprint; a change means every crop is hashed again."""
         return {"hash": self.hash, "hash_size": self.hash_size, "output_size": self.output_size,
-                "resize_filter": self.resize_filter, "version": 2}
+                "resize_filter": self.resize_filter, "version": 3}
 
     def matching_key(self) -> dict[str, object]:
         """The settings that change which pairs are near duplicates; a change means a fresh search."""
         return {"threshold": self.threshold, "confirm_dhash": self.confirm_dhash,
+                "max_colour_distance": self.max_colour_distance,
                 "min_contrast": self.min_contrast, "min_bit_fraction": self.min_bit_fraction,
                 **self.hashing_key()}
 

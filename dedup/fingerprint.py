@@ -49,6 +49,7 @@ class Fingerprint:
     gray_std: float = 0.0
     sharpness: float = 0.0
     thumb_sha256: str = ""
+    colour_hex: str = ""  # 4x4 grid of mean (Cr, Cb): what a grayscale hash cannot see
     thumb: bytes = b""  # the output-size RGB pixels, row-major; the main process files them in the cache
 
 
@@ -89,6 +90,25 @@ def thumbnail(image: Image.Image, size: int, resize_filter: str) -> Image.Image:
     return ImageOps.fit(image, (size, size), method=FILTERS[resize_filter]) if image.size != (size, size) else image
 
 
+def colour_signature(rgb: np.ndarray) -> np.ndarray:
+    """Mean chroma (Cr, Cb) on a 4x4 grid, 32 bytes.
+
+    pHash sees only luminance layout, so two characters drawn alike but with white and
+    green hair can be 4 bits apart. Chroma without luma barely moves under re-encoding,
+    rescaling or a brightness change, so it separates exactly those false pairs.
+    """
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
+    grid = cv2.resize(ycc, (4, 4), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(grid[:, :, 1:], dtype=np.uint8).ravel()
+
+
+def colour_distance(a_hex: str, b_hex: str) -> float:
+    """Mean absolute chroma difference (0-255 scale) of two `colour_signature`s."""
+    a = np.frombuffer(bytes.fromhex(a_hex), np.uint8).astype(np.int16)
+    b = np.frombuffer(bytes.fromhex(b_hex), np.uint8).astype(np.int16)
+    return float(np.abs(a - b).mean())
+
+
 def compute(job: Job) -> Fingerprint:
     """Fingerprint one crop; bad input becomes a reason, never an exception."""
     try:
@@ -117,5 +137,6 @@ def compute(job: Job) -> Fingerprint:
         gray_std=float(gray.std()),
         sharpness=float(cv2.Laplacian(gray, cv2.CV_64F).var()),
         thumb_sha256=pixel_digest(thumb_pixels),
+        colour_hex=colour_signature(thumb_pixels).tobytes().hex(),
         thumb=thumb_pixels.tobytes(),
     )

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from dedup import faces, report, shard
 from dedup.clusters import Cluster, Member, build_clusters
 from dedup.config import DedupConfig
-from dedup.fingerprint import Fingerprint, Job, compute, pixel_digest
+from dedup.fingerprint import Fingerprint, Job, colour_distance, compute, pixel_digest
 from dedup.hashing import hex_to_words
 from dedup.inputs import Crop, Inputs, read_inputs
 from dedup.search import near_pairs
@@ -28,7 +28,8 @@ from dedup.state import State
 from dedup.thumbcache import ThumbCache
 from pipeline import atomic
 
-SAVE_EVERY = 256
+SAVE_EVERY = 1000  # commit at least this often (crops) ...
+SAVE_SECONDS = 2.0  # ... or this often (seconds), so a kill loses little
 
 
 @dataclasses.dataclass
@@ -64,13 +65,17 @@ def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: 
     bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True)
     executor = ProcessPoolExecutor(workers) if workers > 1 else None
 
+    last_save = time.monotonic()
+
     def save() -> None:
+        nonlocal last_save
         cache.flush()
         state.save_prints(pending)
         pending.clear()
+        last_save = time.monotonic()
 
     try:
-        results = executor.map(compute, jobs, chunksize=32) if executor else map(compute, jobs)
+        results = executor.map(compute, jobs, chunksize=64) if executor else map(compute, jobs)
         for fp in results:
             row = None
             if not fp.error:
@@ -78,7 +83,7 @@ def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: 
                 cache.write(row, fp.thumb)
             pending.append((paths[fp.crop_id], fp, row))
             bar.update(1)
-            if len(pending) >= SAVE_EVERY:
+            if len(pending) >= SAVE_EVERY or time.monotonic() - last_save > SAVE_SECONDS:
                 save()
         save()
     finally:
@@ -112,6 +117,10 @@ def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple
     dhashes = np.array([hex_to_words(contents[sha]["dhash_hex"], 64)[0] for sha in eligible], dtype=np.uint64)
     ddist = np.bitwise_count(dhashes[i] ^ dhashes[j]).astype(np.int64)
     keep = ddist <= cfg.confirm_dhash if cfg.confirm_dhash >= 0 else np.ones(i.size, dtype=bool)
+    if cfg.max_colour_distance >= 0 and i.size:
+        colours = np.frombuffer(bytes.fromhex("".join(contents[sha]["colour_hex"] for sha in eligible)),
+                                np.uint8).reshape(len(eligible), -1).astype(np.int16)
+        keep &= np.abs(colours[i] - colours[j]).mean(axis=1) <= cfg.max_colour_distance
     pairs = [(eligible[a], eligible[b], int(d), int(d2))
              for a, b, d, d2 in zip(i[keep], j[keep], dist[keep], ddist[keep], strict=True)]
     state.save_search((eligible[k] for k in query), pairs)
@@ -135,7 +144,8 @@ def relation(member: dict, kept: dict, cfg: DedupConfig) -> tuple[str, str, int 
     bits = cfg.hash_size * cfg.hash_size
     d = int(np.bitwise_count(hex_to_words(member["hash_hex"], bits) ^ hex_to_words(kept["hash_hex"], bits)).sum())
     d2 = int(np.bitwise_count(hex_to_words(member["dhash_hex"], 64) ^ hex_to_words(kept["dhash_hex"], 64)).sum())
-    return f"near duplicate ({cfg.hash} {d}, dHash {d2})", "near_duplicate", d, d2
+    colour = colour_distance(member["colour_hex"], kept["colour_hex"])
+    return f"near duplicate ({cfg.hash} {d}, dHash {d2}, colour {colour:.1f})", "near_duplicate", d, d2
 
 
 def shard_rows(cache: ThumbCache, kept: list[str], prints: dict[str, dict]):

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from dedup.fingerprint import Fingerprint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS prints (
     id TEXT PRIMARY KEY, path TEXT NOT NULL, error TEXT, pixel_sha256 TEXT, width INTEGER, height INTEGER,
-    hash_hex TEXT, dhash_hex TEXT, gray_std REAL, sharpness REAL, thumb_sha256 TEXT, thumb_row INTEGER);
+    hash_hex TEXT, dhash_hex TEXT, gray_std REAL, sharpness REAL, thumb_sha256 TEXT, colour_hex TEXT,
+    thumb_row INTEGER);
 CREATE INDEX IF NOT EXISTS prints_pixels ON prints (pixel_sha256);
 CREATE TABLE IF NOT EXISTS searched (pixel_sha256 TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS pairs (
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS pairs (
 """
 
 FIELDS = ("id", "path", "error", "pixel_sha256", "width", "height", "hash_hex", "dhash_hex", "gray_std",
-          "sharpness", "thumb_sha256", "thumb_row")
+          "sharpness", "thumb_sha256", "colour_hex", "thumb_row")
 
 
 class State:
@@ -86,7 +87,7 @@ class State:
 
     def save_prints(self, items: Iterable[tuple[str, Fingerprint, int | None]]) -> None:
         rows = [(fp.crop_id, path, fp.error, fp.pixel_sha256, fp.width, fp.height, fp.hash_hex, fp.dhash_hex,
-                 fp.gray_std, fp.sharpness, fp.thumb_sha256, row) for path, fp, row in items]
+                 fp.gray_std, fp.sharpness, fp.thumb_sha256, fp.colour_hex, row) for path, fp, row in items]
         with self.db:
             self.db.executemany(f"INSERT OR REPLACE INTO prints VALUES ({', '.join('?' * len(FIELDS))})", rows)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import read_jsonl, run_dedup
 
-from bench.bench_dedup import VARIANT_KINDS, build_corpus, score
+from bench.bench_dedup import VARIANT_KINDS, build_corpus, cluster_pairs, score
 
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def test_accuracy_on_a_quarter_of_the_shared_faces(tmp_path: Path, testdata: Pat
     assert len(truth) == 250 * (1 + len(VARIANT_KINDS))
     run_dedup(data)
     clusters = [[row["id"], *row["duplicates"]] for row in read_jsonl(data / "faces64" / "manifest.jsonl")]
-    result = score(clusters, truth)
+    result = score(cluster_pairs(clusters), truth)
     assert result["precision"] >= 0.99, result
     for kind in ("jpeg50", "jpeg75", "jpeg95", "down_up50", "down_up75"):
         assert result[f"recall {kind}"] >= 0.95, (kind, result)

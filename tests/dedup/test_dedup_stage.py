@@ -214,3 +214,34 @@ def test_bad_crops_are_recorded_not_fatal(tmp_path: Path, faces) -> None:
     assert kept_ids(data) == [good["id"]]
     reasons = {k: v["reason"] for k, v in dropped(data).items()}
     assert reasons == {broken["id"]: "unreadable", tiny["id"]: "too_small", missing["id"]: "missing"}
+
+
+def test_all_crops_unusable_is_an_error_with_the_reasons_recorded(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    row = write_crop(data, Image.new("RGB", (16, 16), (10, 20, 30)), "tiny")
+    write_manifest(data, [row])
+    result = run_dedup(data, check=False)
+    assert result.returncode == 1 and "none of the accepted crops is usable" in result.stderr
+    assert dropped(data)[row["id"]]["reason"] == "too_small"
+    assert json.loads((data / "shards" / "faces64.json").read_text())["count"] == 0
+
+
+def test_same_layout_in_different_colours_is_not_merged(tmp_path: Path, faces) -> None:
+    """pHash is grayscale: a recoloured face (same luma, other chroma) hashes alike; the colour guard keeps both."""
+    import cv2
+
+    from dedup.hashing import hamming, phash64
+
+    data = tmp_path / "data"
+    image = np.asarray(Image.open(faces[7]).convert("RGB"))
+    ycc = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    ycc[:, :, 1:] = 255 - ycc[:, :, 1:]
+    recoloured = Image.fromarray(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB))
+    assert hamming(phash64(Image.fromarray(image)), phash64(recoloured)) <= 4
+    rows = [write_crop(data, Image.fromarray(image), "a"), write_crop(data, recoloured, "b")]
+    write_manifest(data, rows)
+    run_dedup(data)
+    assert len(kept_ids(data)) == 2
+    out = run_dedup(data, "[dedup]\nmax_colour_distance = -1\n").stderr  # guard off: they merge
+    assert "re-searched (settings changed)  yes" in out and "hashed this run                 0" in out
+    assert len(kept_ids(data)) == 1
