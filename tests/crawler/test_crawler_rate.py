@@ -24,8 +24,10 @@ def test_per_host_spacing_and_hosts_in_parallel(site_server, face_images, write_
         times = sorted(h.time for h in server.hits())
         assert len(times) == 11  # robots.txt + 10 images, each counted against the host's rate
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert min(gaps) >= 0.9 * interval, gaps
-        assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.05
+        # The crawler spaces request starts exactly; single gaps as the server logs them also carry
+        # the server's own thread scheduling (tens of ms on a loaded 2-core box), the mean does not.
+        assert min(gaps) >= 0.75 * interval, gaps
+        assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.05, gaps
         spans.append((times[0], times[-1]))
     # The two hosts were crawled at the same time, not one after the other.
     (a0, a1), (b0, b1) = spans
