@@ -176,6 +176,7 @@ class Fetcher:
                 if _is_name_resolution_error(exc):
                     # An unknown host name will not resolve in a few seconds: no backoff,
                     # the host is skipped for this run and retried on the next one.
+                    failure = FetchError("connection", f"cannot resolve host name {host}")
                     self._note_failure(failure)
                     self._dead.add(host)
                     raise failure from exc
