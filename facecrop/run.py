@@ -48,6 +48,13 @@ def plan(jobs: list[worker.Job], stored: dict, fingerprint: str, files: dict[str
     return todo
 
 
+def _file_size(data_dir: Path, rel: str) -> int:
+    try:
+        return (data_dir / rel).stat().st_size if rel else 0
+    except OSError:
+        return 0
+
+
 def worker_count(config: FacecropConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
@@ -80,6 +87,9 @@ def execute(
             last_commit = time.monotonic()
 
     workers = min(worker_count(config), max(1, len(todo)))
+    if workers > 1:
+        # Largest files first: a 6-megapixel image started last would leave the other workers idle.
+        todo = sorted(todo, key=lambda job: -_file_size(data_dir, job.path))
     try:
         if workers == 1:
             # In-process: OpenCV may use its own threads (0 = its default) since nothing else competes.
@@ -87,7 +97,11 @@ def execute(
             for job in todo:
                 finished(worker.run_job(job))
         else:
-            context = multiprocessing.get_context("fork")
+            # Not "fork": a process that already ran OpenCV's thread pool (a caller, the benchmark)
+            # hangs its forked children in cv2.setNumThreads. The fork server is a fresh process
+            # that imports the worker's modules once; workers are then cheap forks of it.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["facecrop.worker"])
             initargs = (str(cascade_path), config, str(data_dir), override_rows, 1)
             with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=initargs) as pool:
                 queue = iter(todo)
