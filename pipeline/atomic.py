@@ -7,6 +7,7 @@ rename cannot cross filesystems), fsync, then `os.replace`, which is atomic on P
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import os
 import sys
@@ -19,11 +20,15 @@ TEMP_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | Path, mode: str = "wb", encoding: str | None = None, *, only_if_changed: bool = False
+) -> Iterator[IO[Any]]:
     """Open a temp file beside `path`; on clean exit fsync it and rename it into place.
 
     On an exception the temp file is removed and `path` is untouched. A kill -9 can
     leave a `.tmp-*` file behind; `remove_stale_temps` sweeps those on the next run.
+    With `only_if_changed`, a result byte-identical to the existing file is discarded,
+    so a re-run with nothing new leaves every file (and its mtime) as it was.
     """
     if mode not in ("wb", "w"):
         raise ValueError("atomic_open writes whole files: mode must be 'w' or 'wb'")
@@ -35,6 +40,9 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if only_if_changed and path.is_file() and filecmp.cmp(tmp_name, path, shallow=False):
+            os.unlink(tmp_name)
+            return
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -43,13 +51,14 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
     _fsync_dir(path.parent)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_open(path, "wb") as fh:
+def write_bytes(path: str | Path, data: bytes, *, only_if_changed: bool = False) -> None:
+    with atomic_open(path, "wb", only_if_changed=only_if_changed) as fh:
         fh.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as fh:
+    """Text outputs (manifests, pages, reports) are left untouched when their content is the same."""
+    with atomic_open(path, "w", encoding="utf-8", only_if_changed=True) as fh:
         fh.write(text)
 
 
@@ -58,9 +67,9 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Replace a JSONL file as a whole; returns the number of rows written."""
+    """Replace a JSONL file as a whole (untouched when identical); returns the number of rows."""
     count = 0
-    with atomic_open(path, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w", encoding="utf-8", only_if_changed=True) as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             count += 1

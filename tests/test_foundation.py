@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import hashlib
 import http.server
+import os
 import socket
 import subprocess
 import sys
@@ -244,3 +245,16 @@ def test_stage_help(stage: str, repo_root: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--config" in result.stdout and "--data" in result.stdout
+
+
+def test_identical_rewrite_leaves_file_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "m.jsonl"
+    atomic.write_jsonl(target, [{"a": 1}])
+    before = target.stat().st_mtime_ns
+    os.utime(target, ns=(before - 10**9, before - 10**9))
+    stamped = target.stat().st_mtime_ns
+    atomic.write_jsonl(target, [{"a": 1}])
+    assert target.stat().st_mtime_ns == stamped
+    atomic.write_jsonl(target, [{"a": 2}])
+    assert target.stat().st_mtime_ns != stamped and atomic.read_jsonl(target) == [{"a": 2}]
+    assert not list(tmp_path.glob(".tmp-*"))

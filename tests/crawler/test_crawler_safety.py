@@ -85,7 +85,7 @@ def test_bad_bodies_are_rejected_with_reasons(site_server, small_images, bomb, w
     crawl_urls(tmp_path, write_config, list(urls.values()), {"max_bytes": max_bytes, "retries": 1})
     reasons = failures(tmp_path / "data")
     assert reasons == {
-        urls["truncated_jpeg"]: "truncated",
+        urls["truncated_jpeg"]: "truncated_image",
         urls["html"]: "html",
         urls["oversize"]: "too_large",
         urls["bomb"]: "decompression_bomb",
