@@ -1,8 +1,8 @@
 """The `[facecrop]` table of dataset.toml as dataclasses with measured defaults.
 
 Defaults come from measurements on ../shared/testdata (see docs/facecrop.md). Every
-setting that changes what a run produces goes into `fingerprint`, so a re-run redoes
-exactly the sources whose result could differ and nothing else.
+setting that changes what detection, cropping or measuring produce goes into `fingerprint`,
+so a re-run re-reads exactly the images whose result could differ and nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Literal
 from pipeline.config import build, read_config, section
 
 # Bump when the code changes what a run produces for the same settings.
-ALGORITHM_VERSION = 2
+ALGORITHM_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +71,14 @@ class FacecropConfig:
                 raise ValueError(message)
 
     def fingerprint(self, cascade_sha256: str) -> str:
-        """A key for "would this source come out the same?": all settings except `workers`."""
+        """A key for "must this source's image be looked at again?".
+
+        Left out: `workers` (no effect on results), and the thresholds and verifier policy,
+        which `decide.redecide` re-applies to stored measurements without the image.
+        """
         settings = dataclasses.asdict(self)
-        settings.pop("workers")
+        for key in ("workers", "thresholds", "verifier", "verify_below_confidence"):
+            settings.pop(key)
         settings["algorithm"] = ALGORITHM_VERSION
         settings["cascade"] = cascade_sha256
         blob = json.dumps(settings, sort_keys=True).encode()

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from facecrop import manifest, overrides, rejects_page, worker
+from facecrop import decide, manifest, overrides, rejects_page, worker
 from facecrop.config import FacecropConfig
 from facecrop.sources import read_sources
 from facecrop.state import State
@@ -37,15 +37,27 @@ class RunResult:
     timing: dict[str, float]
 
 
-def plan(jobs: list[worker.Job], stored: dict, fingerprint: str, files: dict[str, list[str]]) -> list[worker.Job]:
-    """Sources to (re)do: new, done with other settings, or with a crop file gone missing."""
-    todo = []
+def plan(
+    jobs: list[worker.Job], stored: dict, fingerprint: str, files: dict[str, list[str]], config: FacecropConfig
+) -> tuple[list[worker.Job], list[tuple[str, str, list[dict[str, Any]]]]]:
+    """Sources to (re)do — new, detected with other settings, a crop file gone missing, or a row
+    that now needs a verdict it never got — and sources merely decided again from stored values."""
+    todo, redecided = [], []
     for job in jobs:
         entry = stored.get(job.sha256)
-        stale = entry is None or entry[0] != fingerprint
-        if stale or any(row.get("crop_box") is not None and row["id"] not in files for row in entry[1]):
+        if entry is None or entry[0] != fingerprint:
             todo.append(job)
-    return todo
+            continue
+        rows = entry[1]
+        if any(row.get("crop_box") is not None and row["id"] not in files for row in rows):
+            todo.append(job)
+            continue
+        again = [decide.redecide(row, config) for row in rows]
+        if any(row is None for row in again):
+            todo.append(job)
+        elif again != rows:
+            redecided.append((job.sha256, fingerprint, again))
+    return todo, redecided
 
 
 def _file_size(data_dir: Path, rel: str) -> int:
@@ -133,7 +145,8 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
     state = State(data_dir)
     try:
         stored = state.load()
-        todo = plan(sources.jobs, stored, fingerprint, manifest.crop_files(data_dir))
+        todo, redecided = plan(sources.jobs, stored, fingerprint, manifest.crop_files(data_dir), config)
+        state.save(redecided)
         timing = execute(todo, config, data_dir, cascade_path, override_rows, state, fingerprint, progress)
         stored = state.load()
     finally:
@@ -156,6 +169,7 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
         "images in raw manifest": len(sources.jobs),
         "images processed now": len(todo),
         "images unchanged (skipped)": len(sources.jobs) - len(todo),
+        "images re-decided (thresholds)": len(redecided),
         "raw rows without sha256 (skipped)": len(sources.skipped),
         "faces": len(detections),
         "accepted": sum(1 for row in rows if row["decision"] == "accepted"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import cv2
 
-from facecrop import detect, geometry, overrides, quality, rules, verify
+from facecrop import decide, detect, geometry, overrides, quality, rules, verify
 from facecrop.config import FacecropConfig
 from facecrop.decode import DecodeFailure, decode_file
 from pipeline import atomic
@@ -121,28 +121,22 @@ def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str
         failed = rules.failed_rules(values, th)
         tv = time.perf_counter()
         timing["measure"] += tv - tm
-        wants_verify = cfg.verifier == "all" or (
-            cfg.verifier == "unsure" and det.confidence < cfg.verify_below_confidence
-        )
-        if wants_verify and not failed:
+        if not failed and decide.wants_verify(cfg, det.confidence):
             # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
             verdict = verify.verify(image, det.box, cfg.verify_margin, cfg.verify_size)
             values["likelihood"] = verdict.likelihood
             row.update(likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors)
             failed = rules.failed_rules(values, th)
         timing["verify"] += time.perf_counter() - tv
-        values["failed"] = failed
         row.update(
             source_size=[decoded.width, decoded.height],
             box=list(det.box),
             crop_box=square.as_box(),
             size=square.side,
             confidence=det.confidence,
-            decision="rejected" if failed else "accepted",
-            reason=failed[0] if failed else None,
             values=values,
         )
-        row["auto_decision"], row["auto_reason"] = row["decision"], row["reason"]
+        decide.settle(row, failed)
         final = overrides.apply(row, ctx.overrides.get(crop_id))
         tw = time.perf_counter()
         ok, png = cv2.imencode(".png", crop)

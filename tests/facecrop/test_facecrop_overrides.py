@@ -36,7 +36,7 @@ def test_promote_and_demote_update_manifest_files_and_survive_reruns(small_run, 
     facecrop("promote", rejected["id"], *common, cascade=cascade_path)
     facecrop("demote", accepted["id"], "--reason", "wrong_character", *common, cascade=cascade_path)
 
-    def check():
+    def check(verifier_on=True):
         promoted, demoted = _row(data, rejected["id"]), _row(data, accepted["id"])
         assert (promoted["decision"], promoted["reason"], promoted["override"]) == ("accepted", None, "promote")
         assert promoted["path"] == f"crops/{rejected['id']}.png" and (data / promoted["path"]).is_file()
@@ -44,7 +44,9 @@ def test_promote_and_demote_update_manifest_files_and_survive_reruns(small_run, 
         assert (demoted["decision"], demoted["reason"], demoted["override"]) == ("rejected", "wrong_character", "demote")
         assert demoted["path"] == f"rejects/wrong_character/{accepted['id']}.png" and (data / demoted["path"]).is_file()
         assert not (data / accepted["path"]).exists()
-        assert promoted["auto_reason"] == "not_verified" and demoted["auto_decision"] == "accepted"
+        # What the rules would say stays visible; with the verifier off the photo's box passes them.
+        assert promoted["auto_reason"] == ("not_verified" if verifier_on else None)
+        assert demoted["auto_decision"] == "accepted"
 
     check()
     log = [json.loads(line) for line in (data / "crops" / "overrides.jsonl").read_text().splitlines()]
@@ -54,11 +56,15 @@ def test_promote_and_demote_update_manifest_files_and_survive_reruns(small_run, 
     ]
     facecrop(*common, "--no-progress", cascade=cascade_path)  # nothing new
     check()
-    # New settings redo every source; the person's decisions still win.
-    write_config(config, "[facecrop.thresholds]\nmin_sharpness = 101.0\n")
+    # New detection settings redo every source; the person's decisions still win.
+    write_config(config, "margin = 0.3\n")
     result = facecrop(*common, "--no-progress", cascade=cascade_path)
     assert "images processed now               4" in result.stderr
     check()
+    write_config(config, "margin = 0.3\nverifier = \"off\"\n[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n")
+    result = facecrop(*common, "--no-progress", cascade=cascade_path)
+    assert "images processed now               0" in result.stderr
+    check(verifier_on=False)
     page = (data / "rejects" / "index.html").read_text()
     assert accepted["id"] in page and rejected["id"] not in page
 
@@ -81,3 +87,52 @@ def test_options_work_after_and_before_the_subcommand(small_run, cascade_path):
     assert before == after and "per reason" in after
     html = facecrop("rejects", "--html", "--data", str(data), "--config", str(config), cascade=cascade_path).stdout
     assert str(data / "rejects" / "index.html") in html
+
+
+def test_a_decision_logged_before_a_kill_is_finished_by_the_next_run(small_run, cascade_path):
+    """promote appends to the log first; if killed before moving the file, the next run moves it."""
+    data, config = small_run
+    rejected = next(r for r in read_manifest(data) if r["decision"] == "rejected" and r["path"])
+    log = data / "crops" / "overrides.jsonl"
+    log.write_text(json.dumps({"id": rejected["id"], "action": "promote", "reason": None, "at": "x"}) + "\n")
+    facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
+    row = _row(data, rejected["id"])
+    assert (row["decision"], row["override"]) == ("accepted", "promote")
+    assert (data / row["path"]).is_file() and not (data / rejected["path"]).exists()
+
+
+def test_one_worker_in_process_gives_the_same_manifest(small_run, cascade_path, tmp_path):
+    data, config = small_run
+    before = (data / "crops" / "manifest.jsonl").read_bytes()
+    write_config(config, "workers = 1\n")  # workers is not part of the fingerprint: nothing to redo
+    result = facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
+    assert "images processed now               0" in result.stderr
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "raw").symlink_to(data / "raw")
+    facecrop("--config", str(config), "--data", str(fresh), "--no-progress", cascade=cascade_path)
+    assert (fresh / "crops" / "manifest.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("settings", "redone"),
+    [
+        # Thresholds and verifier "off": decided again from stored values, no image re-read.
+        ('verifier = "off"\n[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n', 0),
+        # The grey manga faces now pass the colour rule and need a verdict they never got: that image is redone.
+        ("[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n", 1),
+    ],
+)
+def test_threshold_change_gives_the_manifest_of_a_clean_run(small_run, cascade_path, tmp_path, settings, redone):
+    data, config = small_run
+    write_config(config, settings)
+    result = facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
+    assert f"images processed now               {redone}" in result.stderr
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "raw").symlink_to(data / "raw")
+    facecrop("--config", str(config), "--data", str(fresh), "--no-progress", cascade=cascade_path)
+    assert (data / "crops" / "manifest.jsonl").read_bytes() == (fresh / "crops" / "manifest.jsonl").read_bytes()
+    assert sorted(p.relative_to(data) for p in data.glob("*/**/*.png")) == sorted(
+        p.relative_to(fresh) for p in fresh.glob("*/**/*.png")
+    )
