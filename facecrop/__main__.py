@@ -30,7 +30,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         "rejects": "List rejects with counts per reason, or (--html) rebuild DATA/rejects/index.html.",
     }
     prog = "python -m facecrop" + ("" if command == "run" else f" {command}")
-    parser = argparse.ArgumentParser(prog=prog, description=descriptions[command])
+    epilog = None
+    if command == "run":
+        epilog = "subcommands: " + "; ".join(f"{name}: {descriptions[name].rstrip('.')}" for name in SUBCOMMANDS[1:])
+        epilog += " See `python -m facecrop SUBCOMMAND --help`."
+    parser = argparse.ArgumentParser(prog=prog, description=descriptions[command], epilog=epilog)
     add_common_arguments(parser)
     parser.add_argument("--cascade", help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)")
     if command in ("promote", "demote"):

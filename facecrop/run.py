@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,48 @@ def _file_size(data_dir: Path, rel: str) -> int:
         return 0
 
 
+def _pool_run(
+    jobs: list[worker.Job], workers: int, initargs: tuple, finished
+) -> tuple[set[str], list[worker.Job]]:
+    """Run `jobs` in worker processes, handing each result to `finished`.
+
+    Returns the sha256 of every finished job and, if a worker process died (OOM killer, a
+    crash inside OpenCV or animeface), the jobs that were in flight then; jobs never
+    submitted are neither, so the caller re-queues them.
+    """
+    # Not "fork": a process that already ran OpenCV's thread pool (a caller, the benchmark)
+    # hangs its forked children in cv2.setNumThreads. The fork server is a fresh process
+    # that imports the worker's modules once; workers are then cheap forks of it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["facecrop.worker"])
+    completed: set[str] = set()
+    in_flight: dict[cf.Future, worker.Job] = {}
+
+    def collect(future: cf.Future) -> None:
+        finished(future.result())
+        completed.add(in_flight.pop(future).sha256)
+
+    try:
+        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=(*initargs, 1)) as pool:
+            for job in jobs:
+                in_flight[pool.submit(worker.run_job, job)] = job
+                if len(in_flight) >= workers * 4:
+                    done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        collect(future)
+            for future in cf.as_completed(list(in_flight)):
+                collect(future)
+    except BrokenProcessPool:
+        suspects = []
+        for future, job in list(in_flight.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                collect(future)
+            else:
+                suspects.append(job)
+        return completed, suspects
+    return completed, []
+
+
 def worker_count(config: FacecropConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
@@ -102,30 +145,29 @@ def execute(
     if workers > 1:
         # Largest files first: a 6-megapixel image started last would leave the other workers idle.
         todo = sorted(todo, key=lambda job: -_file_size(data_dir, job.path))
+    initargs = (str(cascade_path), config, str(data_dir), override_rows)
     try:
         if workers == 1:
             # In-process: OpenCV may use its own threads (0 = its default) since nothing else competes.
-            worker.init(str(cascade_path), config, str(data_dir), override_rows, 0)
+            worker.init(*initargs, 0)
             for job in todo:
                 finished(worker.run_job(job))
         else:
-            # Not "fork": a process that already ran OpenCV's thread pool (a caller, the benchmark)
-            # hangs its forked children in cv2.setNumThreads. The fork server is a fresh process
-            # that imports the worker's modules once; workers are then cheap forks of it.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["facecrop.worker"])
-            initargs = (str(cascade_path), config, str(data_dir), override_rows, 1)
-            with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=initargs) as pool:
-                queue = iter(todo)
-                running: set[cf.Future] = set()
-                for job in queue:
-                    running.add(pool.submit(worker.run_job, job))
-                    if len(running) >= workers * 4:
-                        done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                        for future in done:
-                            finished(future.result())
-                for future in cf.as_completed(running):
-                    finished(future.result())
+            queue = todo
+            while queue:
+                completed, suspects = _pool_run(queue, workers, initargs, finished)
+                if suspects:
+                    print(
+                        f"warning: a worker process died (killed, or crashed in native code); "
+                        f"retrying its {len(suspects)} unfinished image(s) one at a time",
+                        file=sys.stderr,
+                    )
+                for job in suspects:
+                    # Alone, an image that kills its worker is found out and recorded, not retried forever.
+                    if _pool_run([job], 1, initargs, finished)[1]:
+                        finished((job.sha256, [worker.image_row(job, "process_error", "the worker process died on this image", {})], {}))
+                unfinished = {job.sha256 for job in suspects} | completed
+                queue = [job for job in queue if job.sha256 not in unfinished]
     finally:
         state.save(pending)
         bar.close()

@@ -54,7 +54,7 @@ def run_job(job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
     try:
         return process(_CONTEXT, job)
     except Exception as exc:  # one odd file must not stop 300k others; the reason keeps the message
-        return job.sha256, [_image_row(job, "process_error", f"{exc.__class__.__name__}: {exc}", {})], {}
+        return job.sha256, [image_row(job, "process_error", f"{exc.__class__.__name__}: {exc}", {})], {}
 
 
 def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
     }
 
 
-def _image_row(job: Job, reason: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
+def image_row(job: Job, reason: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
     row = _base_row(job, f"{job.sha256[:12]}_image")
     row.update(reason=reason, values={**values, "error": message})
     row["auto_decision"], row["auto_reason"] = "rejected", reason
@@ -95,7 +95,7 @@ def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str
             raise DecodeFailure("decode_error", "the raw manifest row has no usable path (missing, absolute or outside DATA)")
         decoded = decode_file(ctx.data_dir / job.path, cfg.max_pixels)
     except DecodeFailure as failure:
-        return job.sha256, [_image_row(job, failure.reason, str(failure), failure.values)], timing
+        return job.sha256, [image_row(job, failure.reason, str(failure), failure.values)], timing
     image = decoded.image
     t1 = time.perf_counter()
     timing["decode"] = t1 - t0

@@ -61,3 +61,68 @@ def test_kill_mid_run_then_rerun_equals_one_clean_run(full_run, clean_full_manif
     files += sorted(p.relative_to(data).as_posix() for p in data.glob("rejects/*/*.png"))
     assert sorted(files) == sorted(r["path"] for r in ours_rows if r["path"])
     assert not list(data.rglob(".tmp-*"))
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def test_a_worker_killed_mid_run_is_recovered_without_loss(full_run, clean_full_manifest, tmp_path, cascade_path):
+    """The OOM killer or a native crash takes one worker: its images are retried, nothing is lost."""
+    data = tmp_path / "data"
+    shutil.copytree(full_run["data"] / "raw", data / "raw")
+    args = ["--config", str(full_run["config"]), "--data", str(data), "--no-progress", "--cascade", str(cascade_path)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facecrop", *args],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    db = data / "crops" / "facecrop.sqlite"
+    deadline = time.monotonic() + 120
+    victim = None
+    try:
+        while victim is None and proc.poll() is None and time.monotonic() < deadline:
+            if _committed(db) > 0:
+                # Workers are the grandchildren (main -> fork server -> workers); take one.
+                grandchildren = [p for p in _descendants(proc.pid) if p not in _children(proc.pid)]
+                if grandchildren:
+                    victim = grandchildren[0]
+                    os.kill(victim, signal.SIGKILL)
+            time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert victim is not None, "the run ended before a worker could be killed"
+    assert proc.returncode == 0, stderr
+    assert "a worker process died" in stderr
+    assert (data / "crops" / "manifest.jsonl").read_bytes() == clean_full_manifest
+
+
+def _children(pid: int) -> list[int]:
+    return [p for p in _descendants(pid) if _parent(p) == pid]
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])  # noqa: SIM115
+    except OSError:
+        return -1
