@@ -247,7 +247,7 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
     lap("faces64")
     hair = [crops_by_id[i].hair_color for i in kept]
     labels = {"hair_color": hair}
-    config_used = dataclasses.asdict(cfg)
+    config_used = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "workers"}  # workers do not change content
     key = shard.content_key(kept, [prints[i]["thumb_sha256"] for i in kept], labels, config_used)
     rebuilt = False
     if not shard.is_current(data_dir, key):
