@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CascadeError, SourcesError, OverruleError, ValueError) as exc:
         print(f"facecrop: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError | ValueError) else 1
+    except OSError as exc:
+        print(f"facecrop: {exc}; finished images are saved, fix this and re-run", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("facecrop: interrupted; finished images are saved, re-run to do the rest", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from facecrop import rejects_page, rules
+from facecrop import rules
 from facecrop.config import Thresholds
 
 
@@ -32,8 +32,9 @@ def format_listing(rows: list[dict[str, Any]], thresholds: Thresholds, only: str
     if shown:
         lines.append("")
     for row in shown:
-        key = rejects_page.PRIMARY_VALUE.get(row["reason"])
-        value = (row.get("values") or {}).get(key) if key else (row.get("values") or {}).get("error")
+        key, value = rules.deciding_value(row["reason"], row.get("values") or {}, thresholds)
+        if key is None:
+            value = (row.get("values") or {}).get("error")
         label = f"{key}={value}" if key else (f"override: {row.get('override')}" if row.get("override") else str(value))
         lines.append(f"{row['id']:<40} {row['reason']:<15} {label:<28} {row.get('path') or row.get('source_path') or ''}")
     return "\n".join(lines)

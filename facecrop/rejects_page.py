@@ -21,7 +21,6 @@ from facecrop import rules
 from facecrop.config import Thresholds
 from pipeline import atomic
 
-PRIMARY_VALUE = {rule.reason: rule.value_key for rule in reversed(rules.RULES)}  # first rule per reason wins
 PAGE_FIELDS = (
     "id", "reason", "auto_reason", "override", "source_size", "box", "crop_box", "size", "likelihood", "site", "url", "page_url",
 )
@@ -31,14 +30,14 @@ def page_path(data_dir: Path) -> Path:
     return data_dir / "rejects" / "index.html"
 
 
-def _card(row: dict[str, Any]) -> dict[str, Any]:
+def _card(row: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
     values = row.get("values") or {}
-    key = PRIMARY_VALUE.get(row["reason"])
+    key, value = rules.deciding_value(row["reason"], values, thresholds)
     meta = row.get("meta") or {}
     card = {field: row.get(field) for field in PAGE_FIELDS}
     card.update(
         value_key=key,
-        value=values.get(key) if key else None,
+        value=value,
         values={k: v for k, v in values.items() if k != "failed"},
         failed=values.get("failed") or [],
         thumb=row["path"][len("rejects/") :] if row.get("path") else None,
@@ -69,7 +68,7 @@ def page_data(data_dir: Path, rows: list[dict[str, Any]], thresholds: Thresholds
             "accepted": sum(1 for row in rows if row["decision"] == "accepted"),
             "rejected": len(rejected),
         },
-        "rejects": [_card(row) for row in rejected],
+        "rejects": [_card(row, thresholds) for row in rejected],
     }
 
 

@@ -73,3 +73,16 @@ def threshold_table(thresholds: Thresholds) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def deciding_value(reason: str, values: dict[str, Any], thresholds: Thresholds) -> tuple[str | None, Any]:
+    """The measurement that put a crop under `reason` (for low_color: whichever of its two rules failed)."""
+    candidates = [rule for rule in RULES if rule.reason == reason]
+    for rule in candidates:
+        value = values.get(rule.value_key)
+        limit = getattr(thresholds, rule.threshold_key)
+        if value is not None and (value < limit if rule.fails_below else value > limit):
+            return rule.value_key, value
+    if candidates:
+        return candidates[0].value_key, values.get(candidates[0].value_key)
+    return None, None

@@ -50,7 +50,8 @@ def plan(
             todo.append(job)
             continue
         rows = entry[1]
-        if any(row.get("crop_box") is not None and row["id"] not in files for row in rows):
+        retry = any(row.get("reason") == "process_error" for row in rows)  # may have been transient
+        if retry or any(row.get("crop_box") is not None and row["id"] not in files for row in rows):
             todo.append(job)
             continue
         again = [decide.redecide(row, config) for row in rows]
@@ -218,5 +219,6 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
         "rejected": sum(rejected.values()),
         "rejected by reason": dict(sorted(rejected.items())) or {"(none)": 0},
         "overrides applied": sum(1 for row in rows if row.get("override")),
+        "cpu seconds by phase": {k: round(v, 2) for k, v in timing.items()} or {"(nothing processed)": 0},
     }
     return RunResult(counts, rows, page, timing)
