@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from dedup.workers import pool
 from pipeline import atomic
 from pipeline.atomic import read_jsonl
 
@@ -51,8 +51,8 @@ def publish(data_dir: Path, kept: list[tuple[str, int, str]], cache: Path, side:
     if tasks:
         bar = tqdm(total=len(tasks), desc="dedup: faces64", unit="face", file=sys.stderr, dynamic_ncols=True)
         workers = min(workers, max(1, len(tasks) // 64))
-        with ProcessPoolExecutor(workers) if workers > 1 else _Inline() as pool:
-            for _ in pool.map(_write_face, tasks, chunksize=64):
+        with pool(workers) as executor:
+            for _ in executor.map(_write_face, tasks, chunksize=64):
                 bar.update(1)
         bar.close()
     keep = {f"{crop_id}.png" for crop_id, _, _ in kept}
@@ -62,19 +62,6 @@ def publish(data_dir: Path, kept: list[tuple[str, int, str]], cache: Path, side:
             png.unlink()
             removed += 1
     return len(tasks), removed
-
-
-class _Inline:
-    """The executor interface without processes, for small jobs where starting workers costs more."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def map(self, fn, items, chunksize: int = 1):
-        return map(fn, items)
 
 
 def write_manifest(data_dir: Path, rows: list[dict]) -> None:

@@ -10,7 +10,6 @@ import dataclasses
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from dedup.inputs import Crop, Inputs, read_inputs
 from dedup.search import near_pairs
 from dedup.state import State
 from dedup.thumbcache import ThumbCache
+from dedup.workers import pool
 from pipeline import atomic
 
 SAVE_EVERY = 1000  # commit at least this often (crops) ...
@@ -63,7 +63,7 @@ def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: 
     paths = {c.id: c.path for c in crops}
     next_row = state.next_thumb_row()
     bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True)
-    executor = ProcessPoolExecutor(workers) if workers > 1 else None
+    executor = pool(workers)
 
     last_save = time.monotonic()
 
@@ -75,7 +75,7 @@ def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: 
         last_save = time.monotonic()
 
     try:
-        results = executor.map(compute, jobs, chunksize=64) if executor else map(compute, jobs)
+        results = executor.map(compute, jobs, chunksize=64)
         for fp in results:
             row = None
             if not fp.error:
@@ -89,8 +89,7 @@ def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: 
     finally:
         bar.close()
         cache.close()
-        if executor:
-            executor.shutdown(cancel_futures=True)
+        executor.shutdown(cancel_futures=True)
     return len(jobs)
 
 
