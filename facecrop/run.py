@@ -92,14 +92,18 @@ def _pool_run(
 
     try:
         with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=(*initargs, 1)) as pool:
-            for job in jobs:
-                in_flight[pool.submit(worker.run_job, job)] = job
-                if len(in_flight) >= workers * 4:
-                    done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
-                    for future in done:
-                        collect(future)
-            for future in cf.as_completed(list(in_flight)):
-                collect(future)
+            try:
+                for job in jobs:
+                    in_flight[pool.submit(worker.run_job, job)] = job
+                    if len(in_flight) >= workers * 4:
+                        done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+                        for future in done:
+                            collect(future)
+                for future in cf.as_completed(list(in_flight)):
+                    collect(future)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)  # let started images finish, drop the rest
+                raise
     except BrokenProcessPool:
         suspects = []
         for future, job in list(in_flight.items()):

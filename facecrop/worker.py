@@ -9,6 +9,7 @@ override (if any) is applied on top before the crop file is written where it bel
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ def init(cascade_path: str, config: FacecropConfig, data_dir: str, override_rows
     from pipeline.cascade import load_cascade
 
     global _CONTEXT
+    if threads == 1:
+        # A pool worker: Ctrl-C is the main process's to handle (it cancels what has not started);
+        # a worker finishes its current image instead of dying with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(threads)
     _CONTEXT = Context(load_cascade(cascade_path), config, Path(data_dir), override_rows)
 

@@ -126,3 +126,34 @@ def _parent(pid: int) -> int:
         return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])  # noqa: SIM115
     except OSError:
         return -1
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(full_run, clean_full_manifest, tmp_path, cascade_path):
+    data = tmp_path / "data"
+    shutil.copytree(full_run["data"] / "raw", data / "raw")
+    args = ["--config", str(full_run["config"]), "--data", str(data), "--no-progress", "--cascade", str(cascade_path)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facecrop", *args],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    db = data / "crops" / "facecrop.sqlite"
+    deadline = time.monotonic() + 120
+    try:
+        while _committed(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to the whole group
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "interrupted; finished images are saved" in stderr and "Traceback" not in stderr
+    assert 0 < _committed(db) < len(full_run["raw"])
+    facecrop(*args[:-2], cascade=cascade_path)
+    assert (data / "crops" / "manifest.jsonl").read_bytes() == clean_full_manifest
