@@ -57,12 +57,12 @@ def save_loss_curve(rows: list[dict], path: Path, width: int = 900, height: int 
         draw.text((4, y - 6), f"{tick:.2f}", fill="black")
     draw.text((left, height - bottom + 8), f"step {int(steps[0])}", fill="black")
     draw.text((width - right - 90, height - bottom + 8), f"step {int(steps[-1])}", fill="black")
-    for (name, values), colour, offset in zip(series.items(), ("tab:red", "tab:blue"), (0, 90), strict=True):
-        fill = {"tab:red": (200, 30, 30), "tab:blue": (30, 60, 200)}[colour]
+    colours = {"loss_d": (200, 30, 30), "loss_g": (30, 60, 200)}
+    for offset, (name, values) in enumerate(series.items()):
         line = [xy(s, v) for s, v in zip(steps, values, strict=True) if np.isfinite(v)]
         if len(line) >= 2:
-            draw.line(line, fill=fill, width=2)
-        draw.text((left + 10 + offset, 8), name, fill=fill)
+            draw.line(line, fill=colours[name], width=2)
+        draw.text((left + 10 + 90 * offset, 8), name, fill=colours[name])
     png = io.BytesIO()
     img.save(png, format="PNG")
     atomic.write_bytes(path, png.getvalue())

@@ -91,7 +91,7 @@ def test_shard_smaller_than_a_batch_is_one_line(tmp_path):
 
 
 def test_unknown_config_key_is_one_line(tmp_path, random_shard):
-    cfg = write_config(tmp_path / "c.toml", "lr_gg = 0.1\n")
+    cfg = write_config(tmp_path / "c.toml", lr_gg=0.1)
     proc = run_train(["--config", str(cfg), "--data", str(random_shard), "--runs-dir", str(tmp_path / "runs"),
                       "--device", "cpu", "--max-steps", "2"], cwd=tmp_path)
     assert proc.returncode == 2

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = """
-[train]
-nz = 16
-ngf = 8
-ndf = 8
-batch_size = 8
-log_every = 2
-sample_every = 4
-checkpoint_every = 4
-fid_every = 0
-collapse_every = 0
-tensorboard = false
-"""
+TINY = {
+    "nz": 16,
+    "ngf": 8,
+    "ndf": 8,
+    "batch_size": 8,
+    "log_every": 2,
+    "sample_every": 4,
+    "checkpoint_every": 4,
+    "fid_every": 0,
+    "collapse_every": 0,
+    "tensorboard": False,
+}
 
 
 def run_train(args: list[str], cwd: Path, timeout: float = 240, check: bool = False) -> subprocess.CompletedProcess:
@@ -32,6 +32,9 @@ def run_train(args: list[str], cwd: Path, timeout: float = 240, check: bool = Fa
     return proc
 
 
-def write_config(path: Path, extra: str = "") -> Path:
-    path.write_text(TINY + extra, encoding="utf-8")
+def write_config(path: Path, **overrides: object) -> Path:
+    """A [train] section with the tiny model, plus overrides (TOML literals via json: numbers, bools, strings)."""
+    values = {**TINY, **overrides}
+    lines = ["[train]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -1,0 +1,187 @@
+"""Trainer throughput vs a loop written like the PyTorch DCGAN example, in one run, same model and data.
+
+Baseline: the 2,000 shared faces as 64x64 PNG files, `ImageFolder` + `DataLoader(num_workers=2)`,
+fp32, the example's Sigmoid + BCELoss discriminator, `.item()` logging every batch.
+Ours: the same faces as a uint8 shard indexed on the device, with the config's speed switches.
+Each switch is then turned off (or on) alone to print its own effect. Batch size 64 everywhere.
+On a CUDA machine the same command (`make bench ARGS="--only train"`) measures both on the GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.report import BenchResult
+
+BATCH = 64
+WARMUP = 2
+STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", "4"))
+ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", "3"))
+
+
+def _prepare(data_dir: Path, testdata: Path) -> tuple[Path, Path]:
+    """The same 64x64 faces twice: PNG files for the baseline and a shard for the trainer."""
+    from train.shard import shard_paths, write_shard
+
+    png_dir = data_dir / "png" / "faces"
+    shard_dir = data_dir / "shard"
+    files = sorted((testdata / "faces").iterdir())
+    if not shard_paths(shard_dir)[0].exists() or len(list(png_dir.glob("*.png"))) != len(files):
+        png_dir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for f in files:
+            img = Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)
+            img.save(png_dir / f"{f.stem}.png")
+            rows.append(np.asarray(img))
+        write_shard(shard_dir, np.stack(rows), ids=[f.stem for f in files])
+    return png_dir.parent, shard_dir
+
+
+def _baseline(png_root: Path, device: torch.device):
+    """The PyTorch DCGAN example's loop (examples/dcgan/main.py) as a step function."""
+    import torchvision.datasets as dset
+    import torchvision.transforms as transforms
+    from torch import nn
+
+    from train.models import build_models
+
+    dataset = dset.ImageFolder(root=str(png_root), transform=transforms.Compose([
+        transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ]))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True,
+                                         persistent_workers=True)
+    net_g, net_d_core = build_models(100, 64, 64, 64, 0)
+
+    class ExampleD(nn.Module):  # the example's D ends in Sigmoid and is trained with BCELoss
+        def __init__(self):
+            super().__init__()
+            self.core = net_d_core
+
+        def forward(self, x):
+            return torch.sigmoid(self.core(x)[0])
+
+    net_g, net_d = net_g.to(device), ExampleD().to(device)
+    criterion = nn.BCELoss()
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    batches = iter(())
+
+    def step() -> None:
+        nonlocal batches
+        data = next(batches, None)
+        if data is None:
+            batches = iter(loader)
+            data = next(batches)
+        net_d.zero_grad()
+        real = data[0].to(device)
+        b = real.size(0)
+        label = torch.full((b,), 1.0, device=device)
+        output = net_d(real)
+        err_d_real = criterion(output, label)
+        err_d_real.backward()
+        d_x = output.mean().item()
+        noise = torch.randn(b, 100, device=device)
+        fake = net_g(noise)
+        label.fill_(0.0)
+        output = net_d(fake.detach())
+        err_d_fake = criterion(output, label)
+        err_d_fake.backward()
+        d_g_z1 = output.mean().item()
+        opt_d.step()
+        net_g.zero_grad()
+        label.fill_(1.0)
+        output = net_d(fake)
+        err_g = criterion(output, label)
+        err_g.backward()
+        d_g_z2 = output.mean().item()
+        opt_g.step()
+        _ = (err_d_real.item() + err_d_fake.item(), err_g.item(), d_x, d_g_z1, d_g_z2)  # the example prints these
+
+    return step
+
+
+def _ours(shard_dir: Path, device: torch.device, **switches):
+    """Trainer.train_step as a step function; the loss is read once per timed block, as the trainer
+    reads it once per logging interval."""
+    from train import distributed
+    from train.config import TrainConfig
+    from train.loop import Trainer
+    from train.runtime import make_runtime
+    from train.shard import open_shard
+
+    cfg = dataclasses.replace(TrainConfig(batch_size=BATCH, tensorboard=False), **switches)
+    trainer = Trainer(cfg, open_shard(shard_dir), make_runtime(cfg, device), distributed.Dist(), shard_dir / "run")
+    return trainer.train_step
+
+
+def _timed(step, device: torch.device, steps: int) -> float:
+    """img/s over `steps` calls, synchronised at the end only."""
+    t0 = time.perf_counter()
+    out = None
+    for _ in range(steps):
+        out = step()
+    if isinstance(out, dict):
+        float(out["loss_d"])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
+    """Every variant is warmed up, then timed in interleaved rounds; the best round counts, because on a
+    shared machine the noise only ever slows a round down."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    png_root, shard_dir = _prepare(Path(data_dir) / "train", Path(testdata))
+    variants = {"baseline": ("DCGAN-example loop", _baseline(png_root, device)), "ours": ("defaults", _ours(shard_dir, device))}
+    switches = {"channels_last": {"channels_last": False}, "fused_adam": {"fused_adam": False}}
+    if device.type == "cuda":
+        switches.update(autocast={"autocast": False}, cudnn_benchmark={"cudnn_benchmark": False})
+    elif _cpu_has_bf16():
+        switches["autocast_cpu"] = {"autocast_cpu": True}
+    if os.environ.get("BENCH_TRAIN_COMPILE", "1") == "1":
+        switches["compile"] = {"compile": True}
+    for name, change in switches.items():
+        variants[name] = (", ".join(f"{k}={v}" for k, v in change.items()), _ours(shard_dir, device, **change))
+    startup = {}
+    for name, (_, step) in variants.items():
+        t0 = time.perf_counter()
+        for _ in range(WARMUP):
+            step()
+        startup[name] = time.perf_counter() - t0
+    best = dict.fromkeys(variants, 0.0)
+    for _ in range(ROUNDS):
+        for name, (_, step) in variants.items():
+            best[name] = max(best[name], _timed(step, device, STEPS))
+
+    where = f"{device.type}, {torch.get_num_threads()} threads, best of {ROUNDS} interleaved rounds of {STEPS} steps, batch {BATCH}"
+    results = [BenchResult("train", "img/s, trainer vs DCGAN-example loop", best["ours"], best["baseline"], "img/s", True,
+                           "CPU >= 2x", where)]
+    for name in switches:
+        label, _ = variants[name]
+        if name in ("compile", "autocast_cpu"):  # switches that are off by default: ratio = on / off
+            results.append(BenchResult("train", f"switch: {name} on vs off", best[name], best["ours"], "img/s", True, "",
+                                       f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s"))
+        else:
+            results.append(BenchResult("train", f"switch: {name} on vs off", best["ours"], best[name], "img/s", True, "",
+                                       f"off = {label}"))
+    if device.type == "cpu" and "autocast_cpu" not in switches:
+        results.append(BenchResult("train", "switch: bf16 autocast on CPU", 0.0, None, "img/s", True, "",
+                                   "not run: this CPU has no AVX512-BF16/AMX, so bf16 is emulated (a step is ~20x "
+                                   "slower, measured by hand); off by default on CPU"))
+    return results
