@@ -51,7 +51,7 @@ def _card(row: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
 
 def _script_json(obj: Any) -> str:
     """JSON that is safe inside a <script> element whatever strings it carries."""
-    text = json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

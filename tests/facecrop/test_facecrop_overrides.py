@@ -119,6 +119,8 @@ def test_one_worker_in_process_gives_the_same_manifest(small_run, cascade_path, 
     [
         # Thresholds and verifier "off": decided again from stored values, no image re-read.
         ('verifier = "off"\n[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n', 0),
+        # Policy "unsure": confident boxes lose their verdict (a clean run would not verify them).
+        ('verifier = "unsure"\nverify_below_confidence = 3.0\n', 0),
         # The grey manga faces now pass the colour rule and need a verdict they never got: that image is redone.
         ("[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n", 1),
     ],
@@ -133,6 +135,10 @@ def test_threshold_change_gives_the_manifest_of_a_clean_run(small_run, cascade_p
     (fresh / "raw").symlink_to(data / "raw")
     facecrop("--config", str(config), "--data", str(fresh), "--no-progress", cascade=cascade_path)
     assert (data / "crops" / "manifest.jsonl").read_bytes() == (fresh / "crops" / "manifest.jsonl").read_bytes()
+    if "unsure" in settings:
+        rows = [r for r in read_manifest(data) if r["box"] and r["reason"] != "low_color"]
+        assert {r["likelihood"] is None for r in rows if r["confidence"] >= 3.0} == {True}
+        assert {r["likelihood"] is None for r in rows if r["confidence"] < 3.0} == {False}
     assert sorted(p.relative_to(data) for p in data.glob("*/**/*.png")) == sorted(
         p.relative_to(fresh) for p in fresh.glob("*/**/*.png")
     )
