@@ -8,7 +8,7 @@ import io
 import cv2
 import numpy as np
 import pytest
-from conftest import add_raw, facecrop, read_manifest, write_config, write_raw_manifest
+from facecrop_testlib import add_raw, facecrop, read_manifest, write_config, write_raw_manifest
 from PIL import Image
 
 from facecrop import geometry

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, facecrop, read_manifest
+from facecrop_testlib import REPO, facecrop, read_manifest
 
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]
 

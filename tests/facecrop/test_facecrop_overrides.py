@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import build_data, facecrop, read_manifest, shared_images, write_config
+from facecrop_testlib import build_data, facecrop, read_manifest, shared_images, write_config
 
 pytestmark = pytest.mark.testdata
 

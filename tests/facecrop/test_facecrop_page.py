@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from bs4 import BeautifulSoup
-from conftest import read_manifest
+from facecrop_testlib import read_manifest
 
 from facecrop import rejects_page
 from facecrop.config import Thresholds

@@ -7,7 +7,7 @@ import hashlib
 
 import cv2
 import pytest
-from conftest import facecrop, read_manifest
+from facecrop_testlib import facecrop, read_manifest
 
 REQUIRED = {
     "id", "source_sha256", "source_path", "box", "crop_box", "size", "confidence", "decision",
