@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_dedup
+from dedup_support import read_jsonl, run_dedup
 
 from bench.bench_dedup import VARIANT_KINDS, build_corpus, cluster_pairs, score
 

@@ -6,8 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_dedup
-from corpus import variant, write_crop, write_manifest
+from dedup_support import read_jsonl, run_dedup, variant, write_crop, write_manifest
 from PIL import Image
 
 from dedup.clusters import Member, build_clusters

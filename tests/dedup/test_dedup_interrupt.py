@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, read_jsonl, run_dedup
-from corpus import write_crop, write_manifest
+from dedup_support import REPO, read_jsonl, run_dedup, write_crop, write_manifest
 from PIL import Image
 
 from dedup.shard import read_shard, sha256_file

@@ -9,8 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_dedup
-from corpus import variant, write_crop, write_manifest
+from dedup_support import run_dedup, variant, write_crop, write_manifest
 from PIL import Image
 
 pytestmark = pytest.mark.testdata

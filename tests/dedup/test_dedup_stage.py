@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_jsonl, run_dedup
-from corpus import append_manifest, variant, write_crop, write_manifest
+from dedup_support import append_manifest, read_jsonl, run_dedup, variant, write_crop, write_manifest
 from PIL import Image
 
 pytestmark = pytest.mark.testdata

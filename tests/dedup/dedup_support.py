@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from PIL import Image
 
 from bench.bench_dedup import variant  # noqa: F401  (the same generated duplicates as the benchmark)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def crop_row(crop_id: str, source_sha: str, side: int, **extra) -> dict:
@@ -51,3 +55,18 @@ def append_manifest(data: Path, rows: list[dict]) -> None:
     with (data / "crops" / "manifest.jsonl").open("a") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
+
+
+def run_dedup(data: Path, config_text: str = "", *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m dedup` as a user runs it, in a subprocess."""
+    config = data.parent / f"{data.name}.toml"
+    config.write_text(config_text)
+    result = subprocess.run([sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), *extra],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dedup failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
