@@ -258,3 +258,11 @@ def test_identical_rewrite_leaves_file_untouched(tmp_path: Path) -> None:
     atomic.write_jsonl(target, [{"a": 2}])
     assert target.stat().st_mtime_ns != stamped and atomic.read_jsonl(target) == [{"a": 2}]
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "page.html"
+    atomic.write_text(target, "<p>hi</p>")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
