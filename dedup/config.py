@@ -41,6 +41,14 @@ class DedupConfig:
     output_size: int = 64
     # Anti-aliased downscale filter: "area" (box average) or "lanczos".
     resize_filter: Literal["area", "lanczos"] = "area"
+    # Same artwork stored twice (a re-encode or resize the crawler kept because the bytes differ): two
+    # crops are duplicates when their SOURCE images' 256-bit dHashes (recorded by facecrop) are within
+    # this distance and their boxes, in coordinates relative to the source size, overlap by at least
+    # `same_artwork_min_iou`. Catches the cascade's box jitter between copies, which moves the crops'
+    # pHash by 10-15 bits. Measured on ../shared/testdata: copies of one artwork 2-22, different
+    # images >= 44. -1 = off.
+    same_artwork: int = 24
+    same_artwork_min_iou: float = 0.5
     # Hashing processes; 0 = one per CPU core.
     workers: int = 0
 
@@ -60,6 +68,10 @@ class DedupConfig:
             raise ValueError(f"output_size must be between 8 and 1024, got {self.output_size}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not -1 <= self.same_artwork < 128:
+            raise ValueError(f"same_artwork must be -1 (off) or between 0 and 127, got {self.same_artwork}")
+        if not 0.0 < self.same_artwork_min_iou <= 1.0:
+            raise ValueError(f"same_artwork_min_iou must be in (0, 1], got {self.same_artwork_min_iou}")
 
     @property
     def min_crop_side(self) -> int:

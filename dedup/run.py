@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dedup import faces, report, shard
+from dedup.artwork import artwork_links
 from dedup.clusters import Cluster, Member, build_clusters
 from dedup.config import DedupConfig
 from dedup.fingerprint import Fingerprint, Job, colour_distance, compute, pixel_digest
@@ -126,17 +127,36 @@ def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple
     return int(query.size), len(pairs), low_info
 
 
-def cluster_active(crops: list[Crop], prints: dict[str, dict], pairs: list[tuple], cfg: DedupConfig) -> list[Cluster]:
+def cluster_active(crops: list[Crop], prints: dict[str, dict], pairs: list[tuple], cfg: DedupConfig,
+                   artwork: list[tuple[int, int]] = ()) -> list[Cluster]:
+    """`artwork` are extra (index, index) links into `crops`: the same face in two copies of one picture."""
     members = [Member(c.id, c.face_area, prints[c.id]["sharpness"]) for c in crops]
     by_content: dict[str, list[int]] = {}
     for index, c in enumerate(crops):
         by_content.setdefault(prints[c.id]["pixel_sha256"], []).append(index)
     links = [(group[0], other) for group in by_content.values() for other in group[1:]]
     links += [(by_content[a][0], by_content[b][0]) for a, b, _, _ in pairs if a in by_content and b in by_content]
+    links += list(artwork)
     return build_clusters(members, links, cfg.keep)
 
 
-def relation(member: dict, kept: dict, cfg: DedupConfig) -> tuple[str, str, int | None, int | None]:
+def same_artwork(crops: list[Crop], prints: dict[str, dict], cfg: DedupConfig) -> dict[tuple[str, str], tuple[int, float]]:
+    """(id, id) -> (source dHash distance, box IoU) for crops of one artwork stored twice.
+
+    The colour guard applies here too: a recoloured edition of a picture is kept as its own face.
+    """
+    found = {}
+    for link in artwork_links(crops, cfg.same_artwork, cfg.same_artwork_min_iou):
+        a, b = crops[link.a].id, crops[link.b].id
+        if cfg.max_colour_distance >= 0 and colour_distance(
+                prints[a]["colour_hex"], prints[b]["colour_hex"]) > cfg.max_colour_distance:
+            continue
+        found[(a, b)] = found[(b, a)] = (link.source_distance, link.iou)
+    return found
+
+
+def relation(member: dict, kept: dict, cfg: DedupConfig, artwork: tuple[int, float] | None = None
+             ) -> tuple[str, str, int | None, int | None]:
     """(label for the report, reason code, hash distance, dHash distance) of a member to its keeper."""
     if member["pixel_sha256"] == kept["pixel_sha256"]:
         return "exact duplicate", "exact_duplicate", 0, 0
@@ -144,6 +164,10 @@ def relation(member: dict, kept: dict, cfg: DedupConfig) -> tuple[str, str, int 
     d = int(np.bitwise_count(hex_to_words(member["hash_hex"], bits) ^ hex_to_words(kept["hash_hex"], bits)).sum())
     d2 = int(np.bitwise_count(hex_to_words(member["dhash_hex"], 64) ^ hex_to_words(kept["dhash_hex"], 64)).sum())
     colour = colour_distance(member["colour_hex"], kept["colour_hex"])
+    if artwork is not None and d > cfg.threshold:
+        source_distance, overlap = artwork
+        return (f"same artwork stored twice (source dHash-256 {source_distance}, box IoU {overlap:.2f}; "
+                f"{cfg.hash} {d}, colour {colour:.1f})", "same_artwork", d, d2)
     return f"near duplicate ({cfg.hash} {d}, dHash {d2}, colour {colour:.1f})", "near_duplicate", d, d2
 
 
@@ -194,7 +218,9 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
 
     usable = [c for c in inputs.crops if not prints[c.id]["error"]]
     failed = [c for c in inputs.crops if prints[c.id]["error"]]
-    clusters = cluster_active(usable, prints, pairs, cfg)
+    artwork = same_artwork(usable, prints, cfg)
+    index_of = {c.id: k for k, c in enumerate(usable)}
+    clusters = cluster_active(usable, prints, pairs, cfg, [(index_of[a], index_of[b]) for a, b in artwork if a < b])
     crops_by_id = {c.id: c for c in inputs.crops}
     kept = sorted(c.kept for c in clusters)
     lap("cluster")
@@ -227,7 +253,7 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
             if crop_id == cl.kept:
                 member_views.append(report.MemberView(crop_id, c.path, True, "kept", c.face_area, prints[crop_id]["sharpness"], source))
                 continue
-            label, reason, d, d2 = relation(prints[crop_id], rec, cfg)
+            label, reason, d, d2 = relation(prints[crop_id], rec, cfg, artwork.get((crop_id, cl.kept)))
             dropped.append({"id": crop_id, "reason": reason, "kept_id": cl.kept, "cluster_id": cl.cluster_id,
                             "distance": d, "dhash_distance": d2, "detail": label})
             member_views.append(report.MemberView(crop_id, c.path, False, label, c.face_area, prints[crop_id]["sharpness"], source))
@@ -264,11 +290,15 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
         "re-hashed (settings changed)": "yes" if rehash else "no",
         "re-searched (settings changed)": "yes" if research else "no",
         "contents searched this run": searched, "new near pairs": new_pairs, "low-information contents": low_info,
+        "same-artwork links": len(artwork) // 2,
         "duplicate clusters": len(views), "kept faces": len(kept),
         "faces64 added/removed": f"{added}/{removed}", "shard": "rebuilt" if rebuilt else "unchanged",
         "dropped": reasons or {"none": 0},
     }
-    report.write_report(data_dir / "dedup" / "report.html", views, {k: v for k, v in counts.items() if k not in ("dropped", "seconds")}
+    # The report describes the corpus, not this run, so a re-run with nothing new leaves it untouched.
+    per_run = ("hashed this run", "re-hashed (settings changed)", "re-searched (settings changed)",
+               "contents searched this run", "new near pairs", "faces64 added/removed", "shard", "dropped", "seconds")
+    report.write_report(data_dir / "dedup" / "report.html", views, {k: v for k, v in counts.items() if k not in per_run}
                         | {f"dropped: {k}": v for k, v in reasons.items()})
     lap("report")
     counts["seconds"] = seconds

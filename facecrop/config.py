@@ -16,7 +16,7 @@ from typing import Literal
 from pipeline.config import build, read_config, section
 
 # Bump when the code changes what a run produces for the same settings.
-ALGORITHM_VERSION = 3
+ALGORITHM_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import cv2
 
-from facecrop import decide, detect, geometry, overrides, quality, rules, verify
+from facecrop import decide, detect, geometry, overrides, quality, rules, source_hash, verify
 from facecrop.config import FacecropConfig
 from facecrop.decode import DecodeFailure, decode_file
 from pipeline import atomic
@@ -71,6 +71,7 @@ def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
         "source_path": job.path,
         **job.source,
         "source_size": None,
+        "source_dhash": None,
         "box": None,
         "crop_box": None,
         "size": None,
@@ -113,6 +114,7 @@ def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str
     t2 = time.process_time()
     timing["detect"] = t2 - t1
     rows = []
+    artwork = source_hash.source_dhash(image) if found else None
     for det in found:
         crop_id = f"{job.sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}"
         row = _base_row(job, crop_id)
@@ -138,6 +140,7 @@ def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str
         timing["verify"] += time.process_time() - tv
         row.update(
             source_size=[decoded.width, decoded.height],
+            source_dhash=artwork,
             box=list(det.box),
             crop_box=square.as_box(),
             size=square.side,

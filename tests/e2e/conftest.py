@@ -1,0 +1,191 @@
+"""A small anime database on 127.0.0.1 for the end-to-end test.
+
+It serves what the real sites serve, in their shapes: getchu month listings (both
+markup generations) and product pages as EUC-JP bytes without a charset header, a
+Danbooru-style /posts.json walked by the `b<id>` cursor, and the images themselves —
+real illustrations, photos without faces, a near-duplicate pair and a truncated file
+from ../shared/testdata. It records which image paths it served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import html
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+# (file under testdata, role). Faces were picked from CASCADE_BASELINE.tsv with boxes >= 64 px.
+GETCHU_MONTHS = {
+    # month -> {product id: (title, [(character name, file, role), ...])}
+    1: {
+        "1001": ("春の<script>alert(1)</script>物語", [
+            ("桜井 ハル", "full/style2paints_refs__1.png", "face"),
+            ("月島 アキ", "full/style2paints_refs__10.png", "face"),
+        ]),
+        "1002": ("ミク・デュオ", [
+            ("ミク", "full/waifu2x__miku_bg.png", "neardup"),
+            ("ミク (ノイズ)", "full/waifu2x__miku_noisy.jpg", "neardup"),
+            ("背景", "negative/imagededup__ukbench01380.jpg", "negative"),
+        ]),
+    },
+    2: {
+        "1003": ("冬のソナタ", [
+            ("雪村 フユ", "full/style2paints_refs__12.png", "face"),
+            ("御坂", "full/animegan__anime_image_misaka_mikoto.png", "face"),
+            ("壊れた画像", "full/style2paints_refs__2.png", "corrupt"),
+        ]),
+    },
+}
+DANBOORU_POSTS = [
+    # (post id, file, role, tags)
+    (905, "full/style2paints_refs__7.png", "face", "1girl solo"),
+    (904, "negative/pytorch_examples__amber.jpg", "negative", "1girl solo"),
+    (903, None, "hidden", "1girl solo"),
+    (902, "full/style2paints_refs__1.png", "face", "1girl solo"),  # same bytes as a getchu image
+    (901, "negative/realesrgan__wolf_gray.jpg", "negative", "1girl solo"),
+]
+
+
+@dataclasses.dataclass
+class LocalSite:
+    base: str
+    files: dict[str, bytes]  # served path -> bytes
+    roles: dict[str, str]  # served path -> face | neardup | negative | corrupt
+    sources: dict[str, str]  # served path -> testdata file
+    hits: list[str]
+
+    def sha256s(self, *roles: str) -> set[str]:
+        return {hashlib.sha256(self.files[p]).hexdigest() for p, r in self.roles.items() if r in roles}
+
+
+def _euc(html: str) -> bytes:
+    return html.encode("euc_jp", errors="xmlcharrefreplace")
+
+
+def _listing(month: int, products: dict) -> bytes:
+    if month % 2:  # the later markup
+        links = "".join(
+            f'<div class="product"><a class="black" href="../soft.phtml?id={pid}">{html.escape(title)}</a></div>'
+            for pid, (title, _) in products.items()
+        )
+    else:  # the 2019 markup
+        links = "".join(
+            f'<tr><td class="dd"><a href="https://www.getchu.com/soft.phtml?id={pid}">{html.escape(title)}</a></td></tr>'
+            for pid, (title, _) in products.items()
+        )
+        links = f"<table>{links}</table>"
+    return _euc(f"<html><head><title>月別タイトル一覧</title></head><body>{links}</body></html>")
+
+
+def _product(pid: str, title: str, characters: list) -> bytes:
+    title = html.escape(title)  # the site escapes its titles; the crawler must unescape them to plain text
+    rows = "".join(
+        f'<tr><td><img src="./brandnew/{pid}/c{pid}chara{i}.jpg" alt="キャラ{i}"></td>'
+        f'<td><h2 class="chara-name"><charalist>{name}</charalist></h2></td></tr>'
+        for i, (name, _, _) in enumerate(characters, start=1)
+    )
+    return _euc(
+        f"<html><head><title>{title}</title></head><body><h1 id='soft-title'>{title}</h1>"
+        f"<img src='./img/banner.jpg' alt='バナー'><table>{rows}</table></body></html>"
+    )
+
+
+@pytest.fixture
+def local_site(testdata: Path) -> Iterator[LocalSite]:
+    files: dict[str, bytes] = {}
+    roles: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    pages: dict[str, bytes] = {}
+
+    def add_image(path: str, name: str, role: str) -> None:
+        data = (testdata / name).read_bytes()
+        if role == "corrupt":
+            data = data[: len(data) // 3]  # a download cut short
+        files[path], roles[path], sources[path] = data, role, name
+
+    for month, products in GETCHU_MONTHS.items():
+        pages[f"/all/month_title.html?month={month:02d}"] = _listing(month, products)
+        for pid, (title, characters) in products.items():
+            pages[f"/soft.phtml?id={pid}"] = _product(pid, title, characters)
+            for i, (_, name, role) in enumerate(characters, start=1):
+                add_image(f"/brandnew/{pid}/c{pid}chara{i}.jpg", name, role)
+
+    posts = []
+    for post_id, name, role, tags in DANBOORU_POSTS:
+        if name is None:
+            posts.append({"id": post_id, "tag_string": tags, "is_banned": True})
+            continue
+        path = f"/data/original/{post_id}{Path(name).suffix}"
+        add_image(path, name, role)
+        posts.append({
+            "id": post_id, "md5": hashlib.md5(files[path]).hexdigest(), "tag_string": tags,
+            "file_ext": Path(name).suffix[1:], "image_width": 800, "image_height": 800, "rating": "g",
+            "media_asset": {"variants": []},  # file_url is filled in once the port is known
+            "_path": path,
+        })
+
+    hits: list[str] = []
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            with lock:
+                hits.append(self.path)
+            split = urlsplit(self.path)
+            query = parse_qs(split.query)
+            if split.path == "/posts.json":
+                self._posts(query)
+            elif split.path == "/all/month_title.html":
+                self._send(pages.get(f"{split.path}?month={query.get('month', [''])[0]}"), "text/html")
+            elif split.path == "/soft.phtml":
+                self._send(pages.get(f"/soft.phtml?id={query.get('id', [''])[0]}"), "text/html")
+            else:
+                self._send(files.get(split.path), "image/jpeg")
+
+        def _posts(self, query: dict) -> None:
+            limit = int(query.get("limit", ["200"])[0])
+            page = query.get("page", [""])[0]
+            before = int(page[1:]) if page.startswith("b") else 10**9
+            chosen = [p for p in posts if p["id"] < before][:limit]
+            base = f"http://{self.headers['Host']}"
+            out = []
+            for post in chosen:
+                post = dict(post)
+                path = post.pop("_path", None)
+                if path:
+                    post["file_url"] = base + path
+                out.append(post)
+            self._send(json.dumps(out).encode(), "application/json")
+
+        def _send(self, body: bytes | None, content_type: str) -> None:
+            if body is None:
+                body, status, content_type = b"<html>not found</html>", 404, "text/html"
+            else:
+                status = 200
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)  # no charset: like getchu
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LocalSite(f"http://127.0.0.1:{server.server_address[1]}", files, roles, sources, hits)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,164 @@
+"""End to end as a user runs it: `make dataset` against a local site, then `make train`, then `sample`.
+
+Everything is asserted on the files the stages leave behind, the same contract a person
+or a later stage reads; nothing is imported from the stages themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TRAIN_TOML = """
+[train]
+ngf = 8
+ndf = 8
+nz = 16
+batch_size = 4
+log_every = 1
+sample_every = 2
+checkpoint_every = 2
+fid_every = 0
+collapse_every = 0
+tensorboard = false
+"""
+
+
+def _config(site_base: str, tmp: Path) -> Path:
+    path = tmp / "e2e.toml"
+    path.write_text(
+        f"""
+[crawler]
+user_agent = "anime-face-pipeline-e2e/0.1 (+test@example.invalid)"
+rate_per_host = 0
+backoff = 0.05
+
+[[sources]]
+kind = "getchu"
+base_url = "{site_base}"
+years = [2010]
+months = [1, 2]
+genres = ["pc_soft"]
+max_images = 50
+
+[[sources]]
+kind = "danbooru"
+base_url = "{site_base}"
+tags = "1girl solo"
+variant_min_side = 0
+max_images = 50
+
+[facecrop]
+workers = 2
+""" + TRAIN_TOML,
+        encoding="utf-8",
+    )
+    return path
+
+
+def _make(repo_root: Path, env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=repo_root, env=env, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _snapshot(data: Path) -> dict[str, tuple[int, int]]:
+    """Every file under data/ with its size and mtime: a re-run that rewrites nothing leaves this unchanged."""
+    return {
+        str(p.relative_to(data)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(data.rglob("*"))
+        if p.is_file() and ".sqlite" not in p.name  # state databases may be touched by a no-op run
+    }
+
+
+def test_dataset_then_train_then_sample(local_site, cascade_path: Path, repo_root: Path, tmp_path: Path) -> None:
+    config = _config(local_site.base, tmp_path)
+    data = tmp_path / "data"
+    env = {**os.environ, "ANIMEFACE_CASCADE": str(cascade_path), "PYTHONUNBUFFERED": "1"}
+    make_vars = (f"CONFIG={config}", f"DATA={data}")
+
+    first = _make(repo_root, env, "dataset", *make_vars)
+    output = first.stdout + first.stderr
+
+    # -- crawl: every valid served image once (the getchu image re-posted on danbooru is stored once)
+    raw = _rows(data / "raw" / "manifest.jsonl")
+    raw_shas = [row["sha256"] for row in raw]
+    assert len(raw_shas) == len(set(raw_shas))
+    assert set(raw_shas) == local_site.sha256s("face", "neardup", "negative")
+    assert not local_site.sha256s("corrupt") & set(raw_shas)
+    for row in raw:
+        assert (data / row["path"]).is_file()
+    duplicated = next(r for r in raw if len(r.get("provenance", [])) > 1)
+    assert {p["site"] for p in duplicated["provenance"]} == {"getchu", "danbooru"}
+    getchu_titles = {r["meta"].get("title") for r in raw if r["site"] == "getchu"}
+    assert "春の<script>alert(1)</script>物語" in getchu_titles  # EUC-JP decoded, kept verbatim as data
+
+    # -- facecrop: faces on the illustrations, nothing accepted from the negatives
+    crops = _rows(data / "crops" / "manifest.jsonl")
+    accepted = [c for c in crops if c["decision"] == "accepted"]
+    accepted_sources = {c["source_sha256"] for c in accepted}
+    assert not accepted_sources & local_site.sha256s("negative")
+    assert local_site.sha256s("face") <= accepted_sources
+    for crop in accepted:
+        assert (data / crop["path"]).is_file()
+
+    # -- the rejects page exists and shows the manifest's counts
+    page = (data / "rejects" / "index.html").read_text(encoding="utf-8")
+    rejected = Counter(c["reason"] for c in crops if c["decision"] == "rejected")
+    embedded = re.search(r'<script type="application/json" id="facecrop-data">(.*?)</script>', page, re.S)
+    assert embedded, "the rejects page carries its data as JSON"
+    assert json.loads(embedded.group(1))["counts"] == dict(rejected)
+    assert "<script>alert(1)</script>" not in page  # crawled titles never reach the page as markup
+
+    # -- dedup: the near-duplicate pair collapses into one face; shard and manifest line up
+    faces = _rows(data / "faces64" / "manifest.jsonl")
+    neardup_faces = [f for f in faces if f["source_sha256"] in local_site.sha256s("neardup")]
+    assert len(neardup_faces) == 1 and neardup_faces[0]["cluster_size"] >= 2
+    shard = np.load(data / "shards" / "faces64.npy", mmap_mode="r")
+    meta = json.loads((data / "shards" / "faces64.json").read_text(encoding="utf-8"))
+    assert shard.shape == (len(faces), 64, 64, 3) and shard.dtype == np.uint8
+    assert meta["count"] == len(faces) and sorted(meta["ids"]) == sorted(f["id"] for f in faces)
+    assert (data / "dedup" / "report.html").is_file()
+
+    # -- the closing summary states the same numbers
+    summary = re.search(r"faces in the shard\s+(\d+)", output)
+    assert summary and int(summary.group(1)) == len(faces), output[-3000:]
+    assert re.search(rf"images crawled\s+{len(raw)}\b", output)
+
+    # -- re-running with nothing new downloads no image and rewrites nothing
+    before = _snapshot(data)
+    hits_before = len(local_site.hits)
+    _make(repo_root, env, "dataset", *make_vars)
+    image_hits = [h for h in local_site.hits[hits_before:] if h.startswith(("/brandnew/", "/data/"))]
+    assert image_hits == []
+    assert _snapshot(data) == before
+
+    # -- train on that shard with no extra arguments beyond a step bound, then sample from it
+    runs = tmp_path / "runs"
+    _make(repo_root, env, "train", *make_vars, "RUN=e2e", f"ARGS=--max-steps 4 --runs-dir {runs} --device cpu")
+    run_dir = runs / "e2e"
+    assert (run_dir / "last.pt").is_file()
+    assert list((run_dir / "samples").glob("*.png"))
+    grid = tmp_path / "grid.png"
+    subprocess.run(
+        [str(repo_root / ".venv" / "bin" / "python"), "-m", "train", "sample", "--ckpt", str(run_dir / "last.pt"),
+         "--n", "4", "--out", str(grid)],
+        cwd=repo_root, env=env, check=True, timeout=300, capture_output=True,
+    )
+    assert grid.is_file() and grid.stat().st_size > 0
