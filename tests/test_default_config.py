@@ -1,0 +1,22 @@
+"""The shipped dataset.toml is valid for every stage (a typo there would break `make dataset` for everyone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crawler.config import load_settings
+from dedup.config import load_dedup_config
+from facecrop.config import load_config as load_facecrop_config
+from pipeline.config import read_config
+from train.config import load_train_config
+
+
+def test_every_stage_accepts_the_default_config(repo_root: Path) -> None:
+    path = repo_root / "dataset.toml"
+    config = read_config(path)
+    settings = load_settings(config, path)
+    assert [s.kind for s in settings.sources] == ["getchu"]
+    assert settings.crawler.rate_per_host == 1.0
+    assert load_facecrop_config(path).min_size == 64
+    assert load_dedup_config(config).threshold == 4
+    assert load_train_config(config).batch_size == 64
