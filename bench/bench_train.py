@@ -149,7 +149,9 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     png_root, shard_dir = _prepare(Path(data_dir) / "train", Path(testdata))
     variants = {"baseline": ("DCGAN-example loop", _baseline(png_root, device)), "ours": ("defaults", _ours(shard_dir, device))}
-    switches = {"channels_last": {"channels_last": False}, "fused_adam": {"fused_adam": False}}
+    # each switch flipped from its default on this device ("auto" = on for CUDA, off for CPU)
+    flip = "off" if device.type == "cuda" else "on"
+    switches = {"channels_last": {"channels_last": flip}, "fused_adam": {"fused_adam": flip}}
     if device.type == "cuda":
         switches.update(autocast={"autocast": False}, cudnn_benchmark={"cudnn_benchmark": False})
     elif _cpu_has_bf16():
@@ -174,7 +176,7 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
                            "CPU >= 2x", where)]
     for name in switches:
         label, _ = variants[name]
-        if name in ("compile", "autocast_cpu"):  # switches that are off by default: ratio = on / off
+        if name in ("compile", "autocast_cpu") or flip == "on":  # off by default here: ratio = on / off
             results.append(BenchResult("train", f"switch: {name} on vs off", best[name], best["ours"], "img/s", True, "",
                                        f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s"))
         else:

@@ -40,9 +40,9 @@ class TrainConfig:
     # speed switches
     autocast: bool = True
     autocast_cpu: bool = False
-    channels_last: bool = True
+    channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
-    fused_adam: bool = True
+    fused_adam: Literal["auto", "on", "off"] = "auto"
     cudnn_benchmark: bool = True
     deterministic: bool = False
     # bookkeeping

@@ -29,7 +29,7 @@ from train.batches import DeviceBatches
 from train.config import TrainConfig, from_dict
 from train.metrics_log import MetricsLog, warn
 from train.models import build_models
-from train.runtime import Runtime
+from train.runtime import Runtime, switch_on
 from train.shard import Shard
 
 N_FIXED = 64
@@ -89,7 +89,7 @@ class Trainer:
             self.d_gstep = self.d_fwd if not ctx.enabled else torch.compile(self.d_core)
 
         # optimizers
-        fused = cfg.fused_adam and device.type in ("cuda", "cpu")
+        fused = switch_on(cfg.fused_adam, device)
         self.opt_g = torch.optim.Adam(self.g_core.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
         self.opt_d = torch.optim.Adam(self.d_core.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
         self.scaler = torch.amp.GradScaler(device.type, enabled=rt.use_scaler)

@@ -66,5 +66,10 @@ def make_runtime(cfg: TrainConfig, device: torch.device) -> Runtime:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.deterministic = True
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if switch_on(cfg.channels_last, device) else torch.contiguous_format
     return Runtime(device=device, amp_dtype=amp_dtype, use_scaler=use_scaler, memory_format=memory_format)
+
+
+def switch_on(value: str, device: torch.device) -> bool:
+    """"auto" means CUDA only: on this project's 2-core CPU both channels_last and fused Adam measured slower."""
+    return value == "on" or (value == "auto" and device.type == "cuda")
