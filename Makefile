@@ -63,7 +63,7 @@ train: $(STAMP)
 ifeq ($(GPUS),1)
 	$(BIN)/python -m train $(STAGE_ARGS) --run $(RUN) $(ARGS)
 else
-	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train $(STAGE_ARGS) --run $(RUN) $(ARGS)
+	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train -- $(STAGE_ARGS) --run $(RUN) $(ARGS)
 endif
 
 bench: $(BENCH_STAMP)
