@@ -1,6 +1,6 @@
 """The crawler's settings: `[crawler]` here, each `[[sources]]` table by its site's `Config`.
 
-Every key has a default (documented in docs/crawler.md) and `pipeline.config.build`
+Every key has a default (documented in README.md, "Crawling") and `pipeline.config.build`
 rejects unknown keys, so a typo in dataset.toml fails loudly instead of doing nothing.
 Relative paths in `folder`/`urls` sources are resolved against the config file's folder,
 so a config means the same thing whatever directory `make` runs from.
@@ -65,7 +65,7 @@ def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
     crawler = build(CrawlerConfig, section(config, "crawler"), "[crawler]")
     tables = config.get("sources", [])
     if not tables:
-        raise ConfigError(f"{config_path}: no [[sources]] configured; add at least one (see docs/crawler.md)")
+        raise ConfigError(f"{config_path}: no [[sources]] configured; add at least one (see README.md, section Crawling)")
     sources = []
     for index, table in enumerate(tables, start=1):
         if not isinstance(table, dict):

@@ -2,7 +2,7 @@
 
 animeface is resolution-sensitive: measured on ../shared/testdata, the box with 25% context
 resized to 112 px confirmed all 104 true boxes on full/ and none of the 2 false boxes on
-negative/ at about a fifth of the cost of the 50%/192 px setting (see docs/facecrop.md).
+negative/ at about a fifth of the cost of the 50%/192 px setting (see README.md, "facecrop").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `[train]` section of dataset.toml as a dataclass; every default here is documented in docs/train.md.
+"""The `[train]` section of dataset.toml as a dataclass; every default here is documented in README.md, "train".
 
 Model-shape keys (nz, ngf, ndf, image_size, conditional) are stored in every checkpoint,
 so a resumed run or `sample` rebuilds exactly the network that was trained.
