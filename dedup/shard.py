@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import atomic
+from pipeline.digest import file_digest
 
 VERSION = 1
 
@@ -55,11 +56,7 @@ def is_current(data_dir: Path, key: str) -> bool:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def write_shard(data_dir: Path, rows: Iterable[np.ndarray], count: int, side: int, meta: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 from pipeline import atomic
+from pipeline.digest import file_digest
 
 CASCADE_NAME = "lbpcascade_animeface.xml"
 CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"
@@ -30,11 +31,7 @@ class CascadeError(RuntimeError):
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def resolve_cascade(

@@ -9,12 +9,13 @@ upwards at small sample counts, so every number carries its `protocol` string.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.digest import file_digest
 
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 
@@ -33,11 +34,7 @@ def inception_path() -> Path:
 
 
 def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha1")
 
 
 @dataclasses.dataclass

@@ -8,12 +8,13 @@ here rather than a tensor error deep inside the first training step.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.digest import file_digest
 
 SHARD_NAME = "faces64"
 RUN_DATASET_FIRST = "run `make dataset` first"
@@ -62,11 +63,7 @@ def shard_paths(data_dir: str | Path) -> tuple[Path, Path]:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def open_shard(data_dir: str | Path, image_size: int = 64, verify: bool = True) -> Shard:
