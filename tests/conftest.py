@@ -8,12 +8,21 @@ sets REQUIRE_TESTDATA=1 so that their absence fails the run instead.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A runner may start pytest with SIGINT ignored (a background job of a non-interactive shell).
+    An ignored SIGINT is inherited by every stage a test starts, and the Ctrl-C tests could then not
+    interrupt them; a handled one is reset to the default on exec, as in a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _require_or_skip(path: Path, what: str, env_var: str) -> Path:
