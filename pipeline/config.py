@@ -15,13 +15,13 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline.errors import ConfigError  # re-exported: every stage's config imports it from here
+
 KNOWN_SECTIONS = ("crawler", "sources", "facecrop", "dedup", "train")
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A config problem the user fixes by editing the TOML file; the message says where."""
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""How every stage's `main` runs: logging from -q/-v, errors to one line and their exit code.
+
+Each stage's entry point parses its arguments, calls `configure_logging(args)` and
+hands its work to `run_stage`. Whatever goes wrong then ends the same way in every
+stage: a `PipelineError` prints as `stage: message` with its class's code, an
+`OSError` names the file it failed on (exit 1) instead of a traceback, and Ctrl-C
+exits 130 after the stage's own cleanup has run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from pipeline.errors import Interrupted, PipelineError
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--no-progress, -q and -v: the same three switches on every stage."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the summary is still printed)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+
+
+def configure_logging(args: argparse.Namespace, stage: str) -> logging.Logger:
+    """One stderr handler; messages read `stage: text` like the error lines."""
+    level = logging.INFO
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    if getattr(args, "verbose", False):
+        level = logging.DEBUG
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_pipeline", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler._pipeline = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    return logging.getLogger(stage)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not (getattr(args, "no_progress", False) or getattr(args, "quiet", False))
+
+
+def run_stage(stage: str, body: Callable[[], int | None]) -> int:
+    """Run `body` and return the process exit code; never lets a traceback out for expected failures."""
+    try:
+        return body() or 0
+    except PipelineError as exc:
+        print(f"{stage}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{stage}: interrupted; everything written so far is kept, re-run the same command to finish",
+              file=sys.stderr)
+        return Interrupted.exit_code
+    except OSError as exc:
+        where = exc.filename or "DATA"
+        print(f"{stage}: cannot read or write {where}: {exc.strerror or exc}", file=sys.stderr)
+        return PipelineError.exit_code
