@@ -1,150 +1,254 @@
 """`python -m train` (train a DCGAN on DATA/shards/faces64.npy) and `python -m train sample`.
 
-Reads top to bottom: config -> data -> models -> loop -> checkpoint. Every expected failure
-(bad config, missing or damaged shard, unusable checkpoint, diverged loss) ends as one
-`train: error:` line and a non-zero exit, never a traceback.
+`train_command` reads top to bottom: config -> data -> models -> loop -> checkpoint, one named
+step per line. Every expected failure ends through `pipeline.runner` as one `train: ...` line
+and the exit code its class carries (2 config, 4 no shard, 5 diverged, 130 interrupted), never
+a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli import add_common_arguments
 from pipeline.config import ConfigError, read_config
+from pipeline.errors import InputMissing, Interrupted, PipelineError
+from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
 
+if TYPE_CHECKING:
+    import torch
 
-def train_parser() -> argparse.ArgumentParser:
+    from train.config import TrainConfig
+    from train.distributed import Dist
+    from train.loop import FitResult, Trainer
+    from train.runtime import Runtime
+    from train.shard import Shard
+
+log = logging.getLogger("train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Training options at the top level (so `python -m train --run NAME` and torchrun's `-m train -- …`
+    keep working) and `sample` as a real subcommand."""
     parser = argparse.ArgumentParser(
         prog="python -m train",
+        allow_abbrev=False,  # else `sample --n 8` is read as an abbreviation of the top level's --no-fid
         description="Train a DCGAN on DATA/shards/faces64.npy. Re-running the same --run resumes from its last.pt. "
         "Use `python -m train sample --help` to turn a checkpoint into images.",
     )
     add_common_arguments(parser)
+    add_output_arguments(parser)
     parser.add_argument("--run", default="default", help="run name; files go to RUNS_DIR/RUN/ (default: default)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs live (default: runs)")
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--max-steps", type=int, help="stop when the run reaches this many steps in total")
     bound.add_argument("--epochs", type=int, help="stop after this many passes over the shard in total")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto (CUDA if present)")
+    parser.add_argument("--fid", action=argparse.BooleanOptionalAction, default=None,
+                        help="score FID at the end of the run (default: yes, except on a CPU for a run shorter than "
+                        "fid_every); on a run that already reached its target, --fid scores its last.pt")
+    commands = parser.add_subparsers(dest="command", title="subcommands", metavar="{sample}")
+    add_sample_parser(commands)
     return parser
 
 
-def sample_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train sample", description="Write a grid of images from a checkpoint's EMA generator.")
-    parser.add_argument("--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)")
-    parser.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
-    parser.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default: grid.png)")
-    parser.add_argument("--truncation", type=float, metavar="PSI", help="truncated-normal latents in [-PSI, PSI]")
-    parser.add_argument("--label", help="class to draw (conditional checkpoints), e.g. blue")
-    parser.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
+def add_sample_parser(commands: argparse._SubParsersAction) -> None:
+    sample = commands.add_parser("sample", help="write a grid of images from a checkpoint's EMA generator",
+                                 description="Write a grid of images from a checkpoint's EMA generator.")
+    add_output_arguments(sample)
+    sample.add_argument("--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)")
+    sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default: grid.png)")
+    sample.add_argument("--truncation", type=float, metavar="PSI", help="truncated-normal latents in [-PSI, PSI]")
+    sample.add_argument("--label", help="class to draw (conditional checkpoints), e.g. blue")
+    sample.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
                         help="rows of STEPS images walking (slerp) between two latents; n//STEPS rows")
-    parser.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    return parser
-
-
-def sample_main(argv: list[str]) -> int:
-    from train.checkpoint import CheckpointError
-    from train.runtime import pick_device
-    from train.sample import make_samples
-
-    args = sample_parser().parse_args(argv)
-    if args.n <= 0 or args.interpolate < 0:
-        print("train sample: error: --n must be > 0 and --interpolate >= 0", file=sys.stderr)
-        return 2
-    try:
-        count = make_samples(args.ckpt, args.n, args.out, args.truncation, args.label, args.interpolate, args.seed,
-                             pick_device(args.device))
-    except (CheckpointError, ValueError) as exc:
-        print(f"train sample: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"train sample: wrote {count} images to {args.out}", file=sys.stderr)
-    return 0
-
-
-def train_main(argv: list[str]) -> int:
-    from train import distributed
-    from train.checkpoint import CheckpointError
-    from train.config import load_train_config
-    from train.fid import FidError
-    from train.loop import NonFiniteLoss, Trainer, load_resume, sweep_temps, target_for
-    from train.runtime import make_runtime, pick_device
-    from train.shard import ShardError, open_shard
-
-    args = train_parser().parse_args(argv)
-    ctx = distributed.init_from_env(args.device)
-    try:
-        # config
-        overrides = {}
-        if args.max_steps is not None:
-            overrides.update(max_steps=args.max_steps, epochs=0)
-        if args.epochs is not None:
-            overrides.update(epochs=args.epochs)
-        cfg = load_train_config(read_config(args.config), overrides)
-        device = pick_device(args.device, ctx.local_rank) if ctx.main else _quiet_device(args.device, ctx.local_rank)
-        rt = make_runtime(cfg, device)
-        run_dir = args.runs_dir / args.run
-        if ctx.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            sweep_temps(run_dir)
-        distributed.barrier(ctx)
-        # data
-        shard = open_shard(args.data, cfg.image_size, verify=ctx.main)
-        # models (+ resume)
-        trainer = Trainer(cfg, shard, rt, ctx, run_dir)
-        payload = load_resume(run_dir)
-        if payload is not None:
-            trainer.restore(payload)
-        target = target_for(cfg, trainer.batches.steps_per_epoch)
-        if ctx.main:
-            resumed = f", resuming at step {trainer.step}" if payload is not None else ""
-            print(f"train: {run_dir} on {rt.describe()} x{ctx.world}: {shard.count} faces, "
-                  f"{trainer.batches.steps_per_epoch} steps/epoch, target step {target or 'none (until Ctrl-C)'}{resumed}",
-                  file=sys.stderr)
-        if target and trainer.step >= target:
-            if ctx.main:
-                print(f"train: {run_dir} already reached step {trainer.step}; nothing to do "
-                      "(raise --max-steps/--epochs to continue)", file=sys.stderr)
-            return 0
-        # loop (checkpoints are written inside it)
-        result = trainer.fit(target)
-    except (ConfigError, ShardError, CheckpointError, FidError, NonFiniteLoss) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 3 if isinstance(exc, NonFiniteLoss) else 2
-    finally:
-        distributed.shutdown(ctx)
-    if ctx.main:
-        print_summary(f"train {run_dir}", {
-            "steps this run": result.step - result.start_step,
-            "step now": result.step,
-            "images seen": result.images_seen,
-            "img/s (incl. eval)": round(result.images_seen / max(result.seconds, 1e-9), 1),
-            "interrupted (saved)": "yes" if result.interrupted else "no",
-            "last FID": "-" if result.last_fid is None else round(result.last_fid, 2),
-            "best FID (step)": "-" if result.best_fid is None else f"{result.best_fid:.2f} ({result.best_step})",
-            "collapse alarms": result.collapse_alarms,
-            "checkpoint": str(run_dir / "last.pt"),
-        })
-    return 0
-
-
-def _quiet_device(option: str, local_rank: int):
-    """Non-zero ranks pick the same device without repeating rank 0's warning."""
-    import torch
-
-    if option != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    sample.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
+    sample.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["sample"]:
-        return sample_main(argv[1:])
-    return train_main(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "sample":
+        configure_logging(args, "train sample")
+        return run_stage("train sample", lambda: sample_command(args))
+    configure_logging(args, "train")
+    return run_stage("train", lambda: train_command(args))
+
+
+# ---------------------------------------------------------------- python -m train sample
+def sample_command(args: argparse.Namespace) -> int:
+    from train.runtime import pick_device
+    from train.sample import make_samples
+
+    if args.n <= 0 or args.interpolate < 0:
+        raise ConfigError("--n must be > 0 and --interpolate >= 0")
+    count = make_samples(args.ckpt, args.n, args.out, args.truncation, args.label, args.interpolate, args.seed,
+                         pick_device(args.device))
+    logging.getLogger("train sample").info("wrote %d images to %s", count, args.out)
+    return 0
+
+
+# ---------------------------------------------------------------- python -m train
+def train_command(args: argparse.Namespace) -> int:
+    """config -> data -> models -> loop -> checkpoint."""
+    from train import distributed
+    from train.loop import target_for
+    from train.runtime import make_runtime
+
+    ctx = distributed.init_from_env(args.device)
+    try:
+        cfg = load_config(args)
+        rt = make_runtime(cfg, choose_device(args.device, ctx))
+        run_dir = prepare_run_dir(args.runs_dir / args.run, ctx)
+        shard = open_data(args.data, cfg, ctx)
+        trainer = build_trainer(cfg, shard, rt, ctx, run_dir, show_progress(args))
+        target = target_for(cfg, trainer.batches.steps_per_epoch)
+        announce(trainer, target)
+        if target and trainer.step >= target:
+            return finished_already(trainer, args.fid)
+        result = trainer.fit(target, final_fid=wants_final_fid(args.fid, cfg, rt, target - trainer.step))
+    finally:
+        distributed.shutdown(ctx)
+    if ctx.main and not args.quiet:
+        report(result, run_dir)
+    if result.interrupted:
+        raise Interrupted(f"interrupted at step {result.step}; {run_dir / 'last.pt'} is saved, re-run the same "
+                          "command to continue")
+    return 0
+
+
+def load_config(args: argparse.Namespace) -> TrainConfig:
+    """The [train] section, with --max-steps / --epochs applied on top (through the same checks)."""
+    from train.config import load_train_config
+
+    overrides = {}
+    if args.max_steps is not None:
+        overrides.update(max_steps=args.max_steps, epochs=0)
+    if args.epochs is not None:
+        overrides.update(epochs=args.epochs)
+    return load_train_config(read_config(args.config), overrides)
+
+
+def choose_device(option: str, ctx: Dist) -> torch.device:
+    """Rank 0 warns about a missing GPU; the other ranks pick the same device quietly."""
+    import torch
+
+    from train.runtime import pick_device
+
+    if ctx.main:
+        return pick_device(option, ctx.local_rank)
+    if option != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", ctx.local_rank)
+    return torch.device("cpu")
+
+
+def prepare_run_dir(run_dir: Path, ctx: Dist) -> Path:
+    """Create RUNS_DIR/RUN and delete temp files a killed save left behind (rank 0, then everyone waits)."""
+    from train import distributed
+    from train.loop import sweep_temps
+
+    if ctx.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        sweep_temps(run_dir)
+    distributed.barrier(ctx)
+    return run_dir
+
+
+@contextmanager
+def shard_problems_are_missing_input() -> Iterator[None]:
+    """Every shard problem is fixed by (re)running the dataset stages, so it exits as InputMissing (4)."""
+    from train.shard import ShardError
+
+    try:
+        yield
+    except ShardError as exc:
+        if isinstance(exc, PipelineError):
+            raise
+        raise InputMissing(str(exc)) from exc
+
+
+def open_data(data_dir: Path, cfg: TrainConfig, ctx: Dist) -> Shard:
+    from train.shard import open_shard
+
+    with shard_problems_are_missing_input():
+        return open_shard(data_dir, cfg.image_size, verify=ctx.main)
+
+
+def build_trainer(cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: Dist, run_dir: Path, progress: bool) -> Trainer:
+    """Models and optimizers, restored from the run's last.pt when there is one."""
+    from train.loop import Trainer, load_resume
+
+    with shard_problems_are_missing_input():  # conditional runs read the shard's labels here
+        trainer = Trainer(cfg, shard, rt, ctx, run_dir, progress=progress)
+    payload = load_resume(run_dir)
+    if payload is not None:
+        trainer.restore(payload)
+    return trainer
+
+
+def announce(trainer: Trainer, target: int) -> None:
+    if not trainer.ctx.main:
+        return
+    resumed = f", resuming at step {trainer.step}" if trainer.step else ""
+    log.info("%s on %s x%d: %d faces, %d steps/epoch, target step %s%s", trainer.run_dir, trainer.rt.describe(),
+             trainer.ctx.world, trainer.shard.count, trainer.batches.steps_per_epoch, target or "none (until Ctrl-C)",
+             resumed)
+    if trainer.rt.cpu_bf16:
+        log.info("%s", trainer.rt.cpu_bf16)
+
+
+def finished_already(trainer: Trainer, fid: bool | None) -> int:
+    """A run that reached its target does nothing, or with --fid scores its checkpoint."""
+    if not trainer.ctx.main:
+        return 0
+    if not fid:
+        log.info("%s already reached step %d; nothing to do (raise --max-steps/--epochs to continue, or add --fid "
+                 "to score its last.pt)", trainer.run_dir, trainer.step)
+        return 0
+    score = trainer.compute_fid()
+    log.info("FID of %s at step %d: %.2f (KID %.4f); %s", trainer.run_dir / "last.pt", trainer.step, score.fid,
+             score.kid, score.protocol)
+    return 0
+
+
+def wants_final_fid(option: bool | None, cfg: TrainConfig, rt: Runtime, steps_this_run: int) -> bool:
+    """On a CPU, a run shorter than fid_every skips the end-of-run FID unless --fid asks for it: its
+    fid_samples x 2 InceptionV3 passes take minutes there, far longer than such a run trains."""
+    if option is not None:
+        return option
+    if not cfg.fid_every:
+        return False
+    if rt.device.type == "cpu" and steps_this_run < cfg.fid_every:
+        log.info("skipping the final FID: this CPU run is %d steps, shorter than fid_every = %d, and %d + %d "
+                 "InceptionV3 passes take minutes on a CPU; add --fid to score it (on a finished run, --fid scores "
+                 "its last.pt)", steps_this_run, cfg.fid_every, cfg.fid_samples, cfg.fid_samples)
+        return False
+    return True
+
+
+def report(result: FitResult, run_dir: Path) -> None:
+    """The closing summary: what the run reached and where its time went."""
+    print_summary(f"train {run_dir}", {
+        "steps this run": result.step - result.start_step,
+        "step now": result.step,
+        "images seen": result.images_seen,
+        "img/s (incl. eval)": round(result.images_seen / max(result.seconds, 1e-9), 1),
+        "interrupted (saved)": "yes" if result.interrupted else "no",
+        "last FID": "-" if result.last_fid is None else round(result.last_fid, 2),
+        "best FID (step)": "-" if result.best_fid is None else f"{result.best_fid:.2f} ({result.best_step})",
+        "collapse alarms": result.collapse_alarms,
+        "checkpoint": str(run_dir / "last.pt"),
+        "time (s)": {name: round(seconds, 1) for name, seconds in result.times.items()},
+        "after the last step (s)": round(result.after_last_step, 1),
+    })
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from train.shard import ShardError
+from pipeline.config import ConfigError
 
 
 class DeviceBatches:
@@ -19,7 +19,7 @@ class DeviceBatches:
                  memory_format: torch.memory_format = torch.channels_last):
         rows = images[rank::world]
         if rows.shape[0] < batch_size:
-            raise ShardError(
+            raise ConfigError(
                 f"the shard has {images.shape[0]} faces ({rows.shape[0]} on this rank), fewer than batch_size "
                 f"{batch_size}; lower [train] batch_size or add faces"
             )

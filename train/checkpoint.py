@@ -17,13 +17,18 @@ import numpy as np
 import torch
 
 from pipeline import atomic
+from pipeline.errors import InputMissing, PipelineError
 
 FORMAT = "anime-face-pipeline/dcgan"
 VERSION = 1
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message says which file and why."""
+class CheckpointError(PipelineError):
+    """A checkpoint that cannot be used (damaged, another format or version); the message names the file (exit 1)."""
+
+
+class CheckpointMissing(InputMissing, CheckpointError):
+    """No checkpoint where one was named: the train stage has not written it yet (exit 4)."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -56,7 +61,7 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 def load(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointMissing(f"no checkpoint at {path}; train one first (`make train`, then use runs/NAME/last.pt)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a damaged file

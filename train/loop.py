@@ -8,10 +8,13 @@ interval, because a `.item()` per step stalls a GPU pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +26,19 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from pipeline import atomic
-from train import checkpoint, collapse, distributed, images
+from pipeline.config import ConfigError
+from pipeline.errors import Diverged
+from train import checkpoint, collapse, distributed, images, losses
 from train.augment import diff_augment
 from train.batches import DeviceBatches
-from train.config import TrainConfig, from_dict
+from train.config import TrainConfig
 from train.metrics_log import MetricsLog, warn
 from train.models import build_models
 from train.runtime import Runtime, switch_on
 from train.shard import Shard
 
 N_FIXED = 64
+log = logging.getLogger("train")
 
 
 def ema_with_warmup(decay: float):
@@ -57,7 +63,7 @@ def ema_with_warmup(decay: float):
     return update
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(Diverged):
     """Training diverged; the message names the first bad step and the last good checkpoint."""
 
 
@@ -72,33 +78,124 @@ class FitResult:
     collapse_alarms: int
     images_seen: int
     seconds: float
+    times: dict[str, float]  # wall seconds per kind of work (training, FID, sampling, checkpoints, ...)
+    after_last_step: float  # seconds from the last training step to the end of fit
+
+
+class PhaseClock:
+    """Wall time per kind of work, so the end-of-run summary can say where a run's time went.
+
+    Training is what is left after the timed phases, because on a GPU the steps run asynchronously
+    and only the phases that read results back (FID, grids, checkpoints) end in a sync anyway.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def breakdown(self) -> dict[str, float]:
+        return {"training": max(0.0, self.elapsed() - sum(self.seconds.values())), **self.seconds}
+
+
+class Window:
+    """The steps between two metrics rows: per-step values summed on the device and read once per row.
+
+    A `.item()` per step would stall a GPU pipeline, so the first non-finite step is also recorded on
+    the device (against a device-side step counter, not a host-made tensor, which would sync too) and
+    checked before anything is logged or saved.
+    """
+
+    def __init__(self, step: int, device: torch.device):
+        self.device_step = torch.tensor(step, device=device)
+        self.bad_step = torch.tensor(-1, device=device)
+        self.restart()
+
+    def restart(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.started = time.perf_counter()
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        self.device_step += 1
+        finite = torch.isfinite(values["loss_d"] + values["loss_g"])
+        self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.device_step, self.bad_step)
+        for key, value in values.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+        self.steps += 1
+
+    def first_bad_step(self) -> int | None:
+        bad = int(self.bad_step.item())
+        return bad if bad >= 0 else None
+
+    def means(self, images_per_step: int) -> dict[str, float]:
+        """Mean of each value over the window and training img/s (evaluation time excluded)."""
+        n = max(1, self.steps)
+        row = {key: round(float(value.item()) / n, 6) for key, value in self.sums.items()}
+        row["img_per_s"] = round(self.steps * images_per_step / max(time.perf_counter() - self.started, 1e-9), 2)
+        return row
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: distributed.Dist, run_dir: Path):
+    """Owns models, optimizers, the run's RNG and its directory; `fit` is the loop."""
+
+    def __init__(self, cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: distributed.Dist, run_dir: Path,
+                 progress: bool = True):
         self.cfg, self.shard, self.rt, self.ctx, self.run_dir = cfg, shard, rt, ctx, run_dir
-        device = rt.device
+        self.progress = progress and ctx.main
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
+        self._build_data()
+        self._build_models()
+        self._build_optimizers()
+        self.loss = losses.get(cfg.loss)
+        # fixed noise for sample grids, independent of the training RNG
+        fixed = torch.Generator().manual_seed(cfg.seed + 12345)
+        self.fixed_z = torch.randn(N_FIXED, cfg.nz, generator=fixed).to(rt.device)
+        self.fixed_labels = (torch.arange(N_FIXED, device=rt.device) // 8 % self.n_classes) if self.n_classes else None
 
-        # data
-        labels, self.vocab = (shard.labels(cfg.label) if cfg.conditional else (None, []))
+        self.step = 0
+        self.saved_step = 0
+        self.best_fid: float | None = None
+        self.best_step: int | None = None
+        self.alarm = collapse.CollapseAlarm(cfg.collapse_drop)
+        self.fid_meter = None
+        self.clock = PhaseClock()
+        self._signalled = False  # set by SIGINT/SIGTERM on this rank
+        self._stopping = False  # every rank agreed to stop after this step
+
+    def _build_data(self) -> None:
+        """This rank's slice of the shard on the device, its labels and the label prior for fake labels."""
+        cfg, device = self.cfg, self.rt.device
+        labels, self.vocab = (self.shard.labels(cfg.label) if cfg.conditional else (None, []))
         self.n_classes = len(self.vocab)
-        self.batches = DeviceBatches(shard.images, labels, cfg.batch_size, device, cfg.seed, ctx.rank, ctx.world,
-                                     cfg.flip, rt.memory_format)
+        self.batches = DeviceBatches(self.shard.images, labels, cfg.batch_size, device, cfg.seed, self.ctx.rank,
+                                     self.ctx.world, cfg.flip, self.rt.memory_format)
         if labels is not None:
             counts = np.bincount(labels[labels >= 0], minlength=self.n_classes).astype(np.float64)
             self.label_prior = torch.tensor(counts / counts.sum(), dtype=torch.float32, device=device)
-        self.gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + ctx.rank)
+        self.gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + self.ctx.rank)
 
-        # models
+    def _build_models(self) -> None:
+        """G, D and EMA-G, then the wrappers the step calls through (DDP, torch.compile)."""
+        cfg, device = self.cfg, self.rt.device
         self.g_core, self.d_core = build_models(cfg.nz, cfg.ngf, cfg.ndf, cfg.image_size, self.n_classes)
-        self.g_core.to(device, memory_format=rt.memory_format)
-        self.d_core.to(device, memory_format=rt.memory_format)
+        self.g_core.to(device, memory_format=self.rt.memory_format)
+        self.d_core.to(device, memory_format=self.rt.memory_format)
         self.ema = AveragedModel(self.g_core, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
         self.g_fwd: Any = self.g_core
         self.d_fwd: Any = self.d_core
-        if ctx.enabled:
+        if self.ctx.enabled:
             # BatchNorm buffers stay per rank: broadcasting them while D runs twice per step
             # (real, then fake) is the known DDP-GAN in-place error, and D never uses them.
             ids = [device.index] if device.type == "cuda" else None
@@ -108,25 +205,14 @@ class Trainer:
         if cfg.compile:
             self.g_fwd = torch.compile(self.g_fwd)
             self.d_fwd = torch.compile(self.d_fwd)
-            self.d_gstep = self.d_fwd if not ctx.enabled else torch.compile(self.d_core)
+            self.d_gstep = self.d_fwd if not self.ctx.enabled else torch.compile(self.d_core)
 
-        # optimizers
+    def _build_optimizers(self) -> None:
+        cfg, device = self.cfg, self.rt.device
         fused = switch_on(cfg.fused_adam, device)
         self.opt_g = torch.optim.Adam(self.g_core.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
         self.opt_d = torch.optim.Adam(self.d_core.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=rt.use_scaler)
-
-        # fixed noise for sample grids, independent of the training RNG
-        fixed = torch.Generator().manual_seed(cfg.seed + 12345)
-        self.fixed_z = torch.randn(N_FIXED, cfg.nz, generator=fixed).to(device)
-        self.fixed_labels = (torch.arange(N_FIXED, device=device) // 8 % self.n_classes) if self.n_classes else None
-
-        self.step = 0
-        self.best_fid: float | None = None
-        self.best_step: int | None = None
-        self.alarm = collapse.CollapseAlarm(cfg.collapse_drop)
-        self.fid_meter = None
-        self._stop = False
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.rt.use_scaler)
 
     # ---------------------------------------------------------------- checkpoints
     def payload(self) -> dict[str, Any]:
@@ -153,14 +239,17 @@ class Trainer:
         }
 
     def save(self, name: str = "last.pt") -> None:
-        payload = self.payload()  # every rank joins the gather
-        if self.ctx.main:
-            checkpoint.save(self.run_dir / name, payload)
-        distributed.barrier(self.ctx)
+        with self.clock.phase("checkpoints"):
+            payload = self.payload()  # every rank joins the gather
+            if self.ctx.main:
+                checkpoint.save(self.run_dir / name, payload)
+            distributed.barrier(self.ctx)
+        if name == "last.pt":
+            self.saved_step = self.step
 
     def restore(self, payload: dict[str, Any]) -> None:
         if payload["model"] != self.cfg.model_shape():
-            raise checkpoint.CheckpointError(
+            raise ConfigError(
                 f"{self.run_dir / 'last.pt'} was trained with {payload['model']}, but the config now says "
                 f"{self.cfg.model_shape()}; restore those [train] keys or pick another --run"
             )
@@ -181,7 +270,7 @@ class Trainer:
             self.gen.set_state(payload["train_gen"][self.ctx.rank].to(self.gen.get_state().device))
         elif self.ctx.main:
             warn(f"resuming a {payload['world']}-process run on {self.ctx.world}: per-rank RNG streams are re-seeded")
-        self.step = int(payload["step"])
+        self.step = self.saved_step = int(payload["step"])
         self.best_fid, self.best_step = payload["best_fid"], payload["best_step"]
         self.alarm.best = float(payload["collapse_best"])
 
@@ -194,27 +283,12 @@ class Trainer:
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.policies(), self.gen) if self.cfg.diffaugment else x
 
-    def _adv_d_real(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.cfg.loss == "hinge":
-            return F.relu(1 - logits).mean()
-        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-
-    def _adv_d_fake(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.cfg.loss == "hinge":
-            return F.relu(1 + logits).mean()
-        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
-
-    def _adv_g(self, fake: torch.Tensor) -> torch.Tensor:
-        if self.cfg.loss == "hinge":
-            return -fake.mean()
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # non-saturating
-
     def _aux(self, logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor:
+        """AC-GAN class loss over the labelled rows; 0 when a batch has none (computed without a host sync)."""
         if logits is None or labels is None:
             return torch.zeros((), device=self.rt.device)
-        if not bool((labels >= 0).any()):
-            return logits.sum() * 0.0
-        return self.cfg.aux_weight * F.cross_entropy(logits.float(), labels, ignore_index=-1)
+        total = F.cross_entropy(logits.float(), labels, ignore_index=-1, reduction="sum")
+        return self.cfg.aux_weight * total / (labels >= 0).sum().clamp(min=1)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One D update (real, then fake, as in the DCGAN example) and one G update."""
@@ -228,13 +302,13 @@ class Trainer:
         with rt.autocast():
             out_real, aux_real = self.d_fwd(self._aug(real))
             out_real = out_real.float()
-            loss_real = self._adv_d_real(out_real) + self._aux(aux_real, real_labels)
+            loss_real = self.loss(out_real, "real") + self._aux(aux_real, real_labels)
         self.scaler.scale(loss_real).backward()
         with rt.autocast():
             fake = self.g_fwd(z, fake_labels)
             out_fake, aux_fake = self.d_fwd(self._aug(fake.detach()))
             out_fake = out_fake.float()
-            loss_fake = self._adv_d_fake(out_fake) + self._aux(aux_fake, fake_labels)
+            loss_fake = self.loss(out_fake, "fake") + self._aux(aux_fake, fake_labels)
         self.scaler.scale(loss_fake).backward()
         self.scaler.step(self.opt_d)
 
@@ -243,7 +317,7 @@ class Trainer:
         with rt.autocast():
             out_g, aux_g = self.d_gstep(self._aug(fake))
             out_g = out_g.float()
-            loss_g = self._adv_g(out_g) + self._aux(aux_g, fake_labels)
+            loss_g = self.loss(out_g, "generator") + self._aux(aux_g, fake_labels)
         self.scaler.scale(loss_g).backward()
         self.d_core.requires_grad_(True)
         self.scaler.step(self.opt_g)
@@ -277,140 +351,185 @@ class Trainer:
         return z, labels
 
     def write_samples(self) -> None:
-        images.save_grid(self.ema_images(self.fixed_z, self.fixed_labels), self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        with self.clock.phase("sampling"):
+            images.save_grid(self.ema_images(self.fixed_z, self.fixed_labels),
+                             self.run_dir / "samples" / f"step_{self.step:07d}.png")
 
     def write_real_grid(self) -> None:
         path = self.run_dir / "samples" / "real.png"
         if not path.exists():
-            gen = torch.Generator().manual_seed(self.cfg.seed)
-            idx = torch.randperm(self.shard.count, generator=gen)[:N_FIXED].sort().values.numpy()
-            rows = torch.from_numpy(np.array(self.shard.images[idx])).permute(0, 3, 1, 2)
-            images.save_grid(rows, path)
+            with self.clock.phase("sampling"):
+                gen = torch.Generator().manual_seed(self.cfg.seed)
+                idx = torch.randperm(self.shard.count, generator=gen)[:N_FIXED].sort().values.numpy()
+                rows = torch.from_numpy(np.array(self.shard.images[idx])).permute(0, 3, 1, 2)
+                images.save_grid(rows, path)
 
     def check_collapse(self) -> tuple[float, bool]:
-        z, labels = self._random_latents(self.cfg.collapse_samples, 777_000 + self.step)
-        out = []
-        for start in range(0, z.shape[0], 128):
-            sl = slice(start, start + 128)
-            lab = None if labels is None else labels[sl]
-            out.append(images.to_uint8(self.ema_images(z[sl], lab)).permute(0, 2, 3, 1).cpu().numpy())
-        share = collapse.distinct_share(np.concatenate(out))
+        with self.clock.phase("collapse checks"):
+            z, labels = self._random_latents(self.cfg.collapse_samples, 777_000 + self.step)
+            out = []
+            for start in range(0, z.shape[0], 128):
+                sl = slice(start, start + 128)
+                lab = None if labels is None else labels[sl]
+                out.append(images.to_uint8(self.ema_images(z[sl], lab)).permute(0, 2, 3, 1).cpu().numpy())
+            share = collapse.distinct_share(np.concatenate(out))
         return share, self.alarm.check(share)
 
     def compute_fid(self):
         from train.fid import FidMeter
 
-        if self.fid_meter is None:
-            self.fid_meter = FidMeter(self.rt.device, self.cfg.fid_batch)
-            self.fid_meter.set_reference(self.shard.images, self.cfg.fid_samples, self.shard.sha256,
-                                         self.run_dir / "fid_ref.npz")
-        n = self.cfg.fid_samples
-        z, labels = self._random_latents(n, 999_000)  # the same latents every time: less noise between checks
+        with self.clock.phase("FID"):
+            if self.fid_meter is None:
+                self.fid_meter = FidMeter(self.rt.device, self.cfg.fid_batch, progress=self.progress)
+                self.fid_meter.set_reference(self.shard.images, self.cfg.fid_samples, self.shard.sha256,
+                                             self.run_dir / "fid_ref.npz")
+            n = self.cfg.fid_samples
+            z, labels = self._random_latents(n, 999_000)  # the same latents every time: less noise between checks
 
-        def fake(start: int, count: int) -> torch.Tensor:
-            lab = None if labels is None else labels[start:start + count]
-            return images.to_uint8(self.ema_images(z[start:start + count], lab)).float()
+            def fake(start: int, count: int) -> torch.Tensor:
+                lab = None if labels is None else labels[start:start + count]
+                return images.to_uint8(self.ema_images(z[start:start + count], lab)).float()
 
-        return self.fid_meter.score(self.fid_meter.features(fake, n))
+            return self.fid_meter.score(self.fid_meter.features(fake, n, "FID samples"))
 
     # ---------------------------------------------------------------- the loop
-    def _on_signal(self, signum, frame) -> None:
-        if self._stop:  # a second Ctrl-C means: stop now, without saving
-            raise KeyboardInterrupt
-        self._stop = True
-        if self.ctx.main:
-            tqdm.write(f"train: {signal.Signals(signum).name} received: saving a checkpoint at the end of this step…",
-                       file=sys.stderr)
+    def fit(self, target_step: int, final_fid: bool = True) -> FitResult:
+        """Train to `target_step` (0: until a signal); log, evaluate, sample and checkpoint on their schedules.
 
-    def fit(self, target_step: int) -> FitResult:
-        cfg, ctx, main = self.cfg, self.ctx, self.ctx.main
+        `final_fid` scores the last step even when it is not a `fid_every` multiple.
+        """
         start_step = self.step
-        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        log = MetricsLog(self.run_dir, start_step, cfg.tensorboard) if main else None
-        if main:
-            self.write_real_grid()
-        sums: dict[str, torch.Tensor] = {}
-        bad_step = torch.tensor(-1, device=self.rt.device)
-        n_in_window, window_start = 0, time.perf_counter()
-        t0 = time.perf_counter()
-        last_fid: float | None = None
-        alarms = 0
-        saved_step = start_step
-        bar = tqdm(total=target_step or None, initial=start_step, disable=not main, unit="step",
-                   desc=f"train {self.run_dir.name}", dynamic_ncols=True, file=sys.stderr)
-        try:
-            while (target_step == 0 or self.step < target_step) and not self._stop:
-                values = self.train_step()
-                loss_sum = values["loss_d"] + values["loss_g"]
-                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss_sum),
-                                       torch.tensor(self.step, device=self.rt.device), bad_step)
-                for key, value in values.items():
-                    sums[key] = sums[key] + value if key in sums else value.clone()
-                n_in_window += 1
+        self.clock = PhaseClock()
+        self.alarms, self.last_fid = 0, None
+        window = Window(self.step, self.rt.device)
+        last_step_done = time.perf_counter()
+        with self._signals_caught(), self._metrics_log() as metrics, self._progress_bar(target_step) as bar:
+            while (target_step == 0 or self.step < target_step) and not self._stopping:
+                window.add(self.train_step())
+                last_step_done = time.perf_counter()
                 bar.update(1)
-                step = self.step
-                at_end = step == target_step
-                self._stop = distributed.any_flag(ctx, self._stop, self.rt.device)
-                if step % cfg.log_every == 0 or at_end or self._stop:
-                    self._raise_if_bad(int(bad_step.item()), saved_step)
-                    elapsed = time.perf_counter() - window_start
-                    row: dict[str, Any] = {"step": step, "epoch": step // self.batches.steps_per_epoch}
-                    row.update({k: round(float(v.item()) / n_in_window, 6) for k, v in sums.items()})
-                    row["img_per_s"] = round(n_in_window * cfg.batch_size * ctx.world / max(elapsed, 1e-9), 2)
-                    sums, n_in_window = {}, 0
-                    if cfg.collapse_every and (step % cfg.collapse_every == 0) and main:
-                        share, fired = self.check_collapse()
-                        row["distinct_share"] = round(share, 4)
-                        if fired:
-                            alarms += 1
-                            warn(f"mode-collapse alarm at step {step}: only {share:.0%} of {cfg.collapse_samples} "
-                                 f"EMA samples have distinct pHashes (best so far {self.alarm.best:.0%})")
-                    if cfg.fid_every and (step % cfg.fid_every == 0 or at_end) and main:
-                        score = self.compute_fid()
-                        last_fid = score.fid
-                        row.update({"fid": round(score.fid, 4), "kid": round(score.kid, 6), "kid_std": round(score.kid_std, 6),
-                                    "fid_protocol": score.protocol})
-                        if self.best_fid is None or score.fid < self.best_fid:
-                            self.best_fid, self.best_step = score.fid, step
-                            row["best"] = True
-                    if main:
-                        assert log is not None
-                        log.log(row)
-                        bar.set_postfix({"img/s": row["img_per_s"], "D": row["loss_d"], "G": row["loss_g"],
-                                         **({"FID": round(last_fid, 1)} if last_fid is not None else {})})
-                    new_best = self.best_step == step
-                    new_best = bool(distributed.broadcast(ctx, new_best))
-                    if new_best:
-                        self.save("best.pt")
-                        self.save("last.pt")
-                        saved_step = step
-                    window_start = time.perf_counter()  # img/s measures training, not evaluation
-                if main and cfg.sample_every and (step % cfg.sample_every == 0 or at_end or self._stop):
-                    self.write_samples()
-                due = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or at_end or self._stop
-                if due and saved_step != step:
-                    self._raise_if_bad(int(bad_step.item()), saved_step)
-                    self.save("last.pt")
-                    saved_step = step
-        finally:
-            bar.close()
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            if log is not None:
-                if main:
-                    images.save_loss_curve(log.rows(), self.run_dir / "loss_curve.png")
-                log.close()
-        return FitResult(start_step, self.step, self._stop, self.best_fid, self.best_step, last_fid, alarms,
-                         (self.step - start_step) * cfg.batch_size * ctx.world, time.perf_counter() - t0)
+                self._end_of_step(window, metrics, bar, target_step, final_fid)
+        return FitResult(start_step, self.step, self._stopping, self.best_fid, self.best_step, self.last_fid,
+                         self.alarms, (self.step - start_step) * self.cfg.batch_size * self.ctx.world,
+                         self.clock.elapsed(), self.clock.breakdown(), time.perf_counter() - last_step_done)
 
-    def _raise_if_bad(self, bad_step: int, saved_step: int) -> None:
-        if bad_step >= 0:
+    def _end_of_step(self, window: Window, metrics: MetricsLog | None, bar: tqdm, target_step: int,
+                     final_fid: bool) -> None:
+        """What follows a step on its schedule: a metrics row (with evaluation), a grid, a checkpoint."""
+        cfg, step = self.cfg, self.step
+        at_end = step == target_step
+        at_row = step % cfg.log_every == 0 or at_end
+        self._stopping = self._agree_to_stop(at_row)
+        if at_row or self._stopping:
+            self._close_window(window, metrics, bar, score_fid=final_fid and at_end)
+        if self.ctx.main and cfg.sample_every and (step % cfg.sample_every == 0 or at_end or self._stopping):
+            self.write_samples()
+        due = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or at_end or self._stopping
+        if due and self.saved_step != step:
+            self._raise_if_bad(window)
+            self.save("last.pt")
+
+    def _agree_to_stop(self, at_row: bool) -> bool:
+        """Stop after this step when a signal arrived. Under DDP every rank must stop at the same step, and
+        agreeing is a collective with a host sync, so ranks agree only at metrics rows (every log_every steps);
+        a single process needs no agreement and stops at the very next step."""
+        if not self.ctx.enabled:
+            return self._signalled
+        if not at_row:
+            return False
+        return distributed.any_flag(self.ctx, self._signalled, self.rt.device)
+
+    def _close_window(self, window: Window, metrics: MetricsLog | None, bar: tqdm, score_fid: bool) -> None:
+        """One metrics row: the window's means (one host sync), the evaluations due now, a new best.pt."""
+        self._raise_if_bad(window)
+        step = self.step
+        row: dict[str, Any] = {"step": step, "epoch": step // self.batches.steps_per_epoch}
+        row.update(window.means(self.cfg.batch_size * self.ctx.world))
+        if self.ctx.main:
+            row.update(self._evaluate(step, score_fid))
+            assert metrics is not None
+            metrics.log(row)
+            bar.set_postfix({"img/s": row["img_per_s"], "D": row["loss_d"], "G": row["loss_g"],
+                             **({"FID": round(self.last_fid, 1)} if self.last_fid is not None else {})})
+        if bool(distributed.broadcast(self.ctx, self.best_step == step)):
+            self.save("best.pt")
+            self.save("last.pt")
+        window.restart()  # img/s measures training, not evaluation
+
+    def _evaluate(self, step: int, score_fid: bool) -> dict[str, Any]:
+        """The collapse check and FID that are due at this step (rank 0 only), as metrics fields."""
+        cfg, out = self.cfg, {}
+        if cfg.collapse_every and step % cfg.collapse_every == 0:
+            share, fired = self.check_collapse()
+            out["distinct_share"] = round(share, 4)
+            if fired:
+                self.alarms += 1
+                warn(f"mode-collapse alarm at step {step}: only {share:.0%} of {cfg.collapse_samples} "
+                     f"EMA samples have distinct pHashes (best so far {self.alarm.best:.0%})")
+        if (cfg.fid_every and step % cfg.fid_every == 0) or score_fid:
+            score = self.compute_fid()
+            self.last_fid = score.fid
+            out.update({"fid": round(score.fid, 4), "kid": round(score.kid, 6), "kid_std": round(score.kid_std, 6),
+                        "fid_protocol": score.protocol})
+            if self.best_fid is None or score.fid < self.best_fid:
+                self.best_fid, self.best_step = score.fid, step
+                out["best"] = True
+        return out
+
+    def _raise_if_bad(self, window: Window) -> None:
+        bad_step = window.first_bad_step()
+        if bad_step is not None:
             last = self.run_dir / "last.pt"
-            where = f"the last good checkpoint is {last} (step {saved_step})" if last.exists() else "no checkpoint was saved"
+            where = (f"the last good checkpoint is {last} (step {self.saved_step})" if last.exists()
+                     else "no checkpoint was saved")
             raise NonFiniteLoss(
                 f"non-finite loss at step {bad_step}; training stopped and nothing after it was saved; {where}. "
                 "Lower [train] lr_g/lr_d (or turn autocast off) and re-run to resume from it"
             )
+
+    # ---------------------------------------------------------------- what surrounds the loop
+    @contextlib.contextmanager
+    def _signals_caught(self) -> Iterator[None]:
+        """SIGINT/SIGTERM finish the current step and save; a second Ctrl-C stops at once without saving."""
+        self._signalled = self._stopping = False
+
+        def on_signal(signum, frame) -> None:
+            if self._signalled:
+                raise KeyboardInterrupt
+            self._signalled = True
+            if self.ctx.main:
+                log.info("%s received: saving a checkpoint at the end of this step…", signal.Signals(signum).name)
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def _metrics_log(self) -> Iterator[MetricsLog | None]:
+        """metrics.jsonl (rank 0), opened trimmed to this step; the real grid first, the loss curve last."""
+        if not self.ctx.main:
+            yield None
+            return
+        metrics = MetricsLog(self.run_dir, self.step, self.cfg.tensorboard)
+        self.write_real_grid()
+        try:
+            yield metrics
+        finally:
+            with self.clock.phase("sampling"):
+                images.save_loss_curve(metrics.rows(), self.run_dir / "loss_curve.png")
+            metrics.close()
+
+    @contextlib.contextmanager
+    def _progress_bar(self, target_step: int) -> Iterator[tqdm]:
+        bar = tqdm(total=target_step or None, initial=self.step, disable=not self.progress, unit="step",
+                   desc=f"train {self.run_dir.name}", dynamic_ncols=True, file=sys.stderr)
+        try:
+            yield bar
+        finally:
+            bar.close()
 
 
 def load_resume(run_dir: Path) -> dict[str, Any] | None:
@@ -418,10 +537,6 @@ def load_resume(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return checkpoint.load(path)
-
-
-def config_of(payload: dict[str, Any]) -> TrainConfig:
-    return from_dict(payload["config"])
 
 
 def target_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
@@ -433,4 +548,3 @@ def target_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 def sweep_temps(run_dir: Path) -> int:
     return atomic.remove_stale_temps(run_dir)
-

@@ -6,7 +6,7 @@ save) are dropped first, so the log never holds two rows for one step.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -45,4 +45,5 @@ class MetricsLog:
 
 
 def warn(message: str) -> None:
-    print(f"train: warning: {message}", file=sys.stderr, flush=True)
+    """`train: warning: ...` on stderr through logging, so -q keeps it and tests and users see one format."""
+    logging.getLogger("train").warning("warning: %s", message)

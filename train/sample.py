@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.config import ConfigError
 from train import checkpoint, images
 from train.models import Generator
 
@@ -30,7 +31,7 @@ def latents(n: int, nz: int, truncation: float | None, gen: torch.Generator) -> 
     if truncation is None:
         return z.normal_(generator=gen)
     if truncation <= 0:
-        raise ValueError(f"--truncation must be > 0, got {truncation}")
+        raise ConfigError(f"--truncation must be > 0, got {truncation}")
     return torch.nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation, generator=gen)
 
 
@@ -47,12 +48,12 @@ def label_ids(payload: dict, label: str | None, n: int) -> torch.Tensor | None:
     vocab = payload["label_vocab"]
     if not vocab:
         if label is not None:
-            raise ValueError("--label needs a checkpoint trained with [train] conditional = true")
+            raise ConfigError("--label needs a checkpoint trained with [train] conditional = true")
         return None
     if label is None:
         return torch.arange(n) % len(vocab)
     if label not in vocab:
-        raise ValueError(f"--label {label!r} is not one of this checkpoint's labels: {', '.join(vocab)}")
+        raise ConfigError(f"--label {label!r} is not one of this checkpoint's labels: {', '.join(vocab)}")
     return torch.full((n,), vocab.index(label), dtype=torch.long)
 
 

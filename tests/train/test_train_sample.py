@@ -66,7 +66,7 @@ def test_interpolation_rows(conditional_run):
 
 def test_missing_checkpoint_is_one_line(tmp_path):
     proc = run_train(["sample", "--ckpt", str(tmp_path / "nope.pt")], tmp_path)
-    assert proc.returncode == 2
+    assert proc.returncode == 4  # InputMissing: train has not written it
     assert "no checkpoint at" in proc.stderr and "Traceback" not in proc.stderr
 
 
