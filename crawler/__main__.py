@@ -8,12 +8,10 @@ import sys
 from crawler.config import load_settings
 from crawler.engine import CrawlReport, SourceUnusable, crawl
 from pipeline.cli import add_common_arguments
-from pipeline.config import ConfigError, read_config
+from pipeline.config import read_config
+from pipeline.errors import ConfigError, SiteChanged, SiteUnreachable
+from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
-
-EXIT_CONFIG = 2
-EXIT_UNREACHABLE = 3
-EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,36 +30,31 @@ def main(argv: list[str] | None = None) -> int:
         help="also retry URLs that failed for a permanent reason (404, not an image, too large, ...); "
         "transient failures (connection, 429, 5xx) are always retried",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the summary is still printed)")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(args, "crawler")
+    return run_stage("crawler", lambda: run(args))
 
-    try:
-        settings = load_settings(read_config(args.config), args.config)
-    except ConfigError as exc:
-        print(f"crawler: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(read_config(args.config), args.config)
     try:
         report = crawl(
-            settings, args.data, refresh=args.refresh, retry_failed=args.retry_failed, progress=not args.no_progress
+            settings, args.data, refresh=args.refresh, retry_failed=args.retry_failed, progress=show_progress(args)
         )
     except SourceUnusable as exc:
-        print(f"crawler: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except OSError as exc:  # a full disk or an unwritable --data: nothing the crawl itself can fix
-        print(f"crawler: cannot write under {args.data}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("crawler: interrupted; the manifest is up to date, re-run to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        raise ConfigError(str(exc)) from exc
     print_summary("crawler", summary_counts(report))
     if report.unreachable:
-        print(
-            f"crawler: no site could be reached ({report.requests} requests, none answered; first error "
+        raise SiteUnreachable(
+            f"no site could be reached ({report.requests} requests, none answered; first error "
             f"{report.first_error[:160] or 'unknown'}). No network? Check your connection, proxy and each "
-            "source's base_url, or crawl local files with a folder/urls source.",
-            file=sys.stderr,
+            "source's base_url, or crawl local files with a folder/urls source."
         )
-        return EXIT_UNREACHABLE
+    changed = [stop for stop in report.stopped if stop[2] == "site_changed"]
+    if changed or (report.stopped and len(report.stopped) == len(settings.sources)):
+        index, kind, _, message = (changed or report.stopped)[0]
+        raise SiteChanged(f"source #{index} ({kind}): {message}")
     return 0
 
 
@@ -82,6 +75,7 @@ def summary_counts(report: CrawlReport) -> dict[str, object]:
         "duplicates (bytes or URL already stored)": counts["duplicates"],
         "already stored by an earlier run": counts["already_stored"],
         "skipped by robots.txt": skipped_robots,
+        "listings unparsed (markup changed?)": counts["pages_failed:listing_unparsed"],
         "failed this run": sum(failed.values()),
         "requests": report.requests,
         "retries": counts["retries"],
@@ -96,6 +90,8 @@ def summary_counts(report: CrawlReport) -> dict[str, object]:
         summary["pages failed by reason (retried next run)"] = page_failures
     if site_counts:
         summary["site skips"] = site_counts
+    if report.stopped:
+        summary["sources stopped"] = {f"#{index} {kind}": reason for index, kind, reason, _ in report.stopped}
     if counts["stale_temp_files_removed"]:
         summary["stale temp files removed"] = counts["stale_temp_files_removed"]
     return summary

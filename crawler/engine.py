@@ -21,13 +21,14 @@ from tqdm import tqdm
 
 from crawler import store
 from crawler.config import CrawlerConfig, Settings, source_key
-from crawler.fetcher import TRANSIENT_REASONS, Fetcher, FetchError
+from crawler.fetcher import RECHECKED_REASONS, TRANSIENT_REASONS, Fetcher, FetchError
 from crawler.imagecheck import ImageRejected, check_image
 from crawler.manifest import write_manifest
-from crawler.pages import PageCache, utc_now
+from crawler.pages import PageCache, SourceStopped, utc_now
 from crawler.ratelimit import HostRateLimiter
+from crawler.robots import ai_opt_out
 from crawler.sites import SITES
-from crawler.sites.base import Item, Site
+from crawler.sites.base import Item, Site, obeys_robots
 from crawler.state import State
 from pipeline import atomic
 
@@ -45,6 +46,7 @@ class CrawlReport:
     images_in_store: int = 0
     manifest_rows: int = 0
     first_error: str = ""
+    stopped: list[tuple[int, str, str, str]] = field(default_factory=list)  # (index, kind, reason, message)
 
     @property
     def unreachable(self) -> bool:
@@ -76,7 +78,15 @@ def crawl(
         sites = []
         for index, source in enumerate(settings.sources, start=1):
             site_cls = SITES[source.kind]
-            pages = PageCache(state, fetcher, source_key(source), refresh, report.counts)
+            pages = PageCache(
+                state,
+                fetcher,
+                source_key(source),
+                refresh,
+                report.counts,
+                obey_robots=obeys_robots(source, config.obey_robots),
+                source_name=f"#{index} {source.kind}",
+            )
             site = site_cls(source, fetcher, pages)
             try:
                 site.check()
@@ -88,7 +98,13 @@ def crawl(
             sites.append((index, site))
         checkpoint = _Checkpoint(state, data_dir, order, config.checkpoint_seconds)
         for index, site in sites:
-            _crawl_source(index, site, state, data_dir, config, report, checkpoint, retry_failed, progress)
+            try:
+                _crawl_source(index, site, state, data_dir, config, report, checkpoint, retry_failed, progress)
+            except SourceStopped as stop:
+                tqdm.write(f"crawler: source #{index} ({site.kind}) stopped: {stop}", file=sys.stderr)
+                report.stopped.append((index, site.kind, stop.reason, str(stop)))
+                if stop.reason == "robots_disallowed":
+                    report.failed["robots_disallowed"] += 1
             report.counts.update({f"{site.kind}:{k}": v for k, v in site.counts.items()})
     finally:
         report.manifest_rows = write_manifest(state, data_dir, order)
@@ -156,7 +172,7 @@ def _crawl_source(
             if status == "stored":
                 report.counts["already_stored"] += 1
                 bar.update()
-            elif status == "failed" and reason not in TRANSIENT_REASONS and not retry_failed:
+            elif status == "failed" and reason not in TRANSIENT_REASONS | RECHECKED_REASONS and not retry_failed:
                 report.counts[f"failed_earlier:{reason}"] += 1
                 bar.update()
             else:
@@ -186,9 +202,7 @@ def _download(
         state.record_stored(key, item.url, known, utc_now())
         return "duplicates", "", ""
     try:
-        data = site.download(item, config.max_bytes)
-        if item.md5 and hashlib.md5(data).hexdigest() != item.md5.lower():
-            raise ImageRejected("md5_mismatch", f"{item.url}: bytes do not match md5 {item.md5}")
+        data = _fetch_checked(site, item, config)
         info = check_image(data, config.max_pixels)
     except (FetchError, ImageRejected) as exc:
         state.record_failed(key, item.url, exc.reason, exc.detail)
@@ -198,3 +212,17 @@ def _download(
     image = {"path": path, "bytes": len(data), "width": info.width, "height": info.height, "format": info.format}
     new = state.record_stored(key, item.url, sha256, utc_now(), image=image)
     return ("stored" if new else "duplicates"), "", ""
+
+
+MD5_TRIES = 2  # a mismatch is fetched once more (a CDN may serve a stale or cut copy), then final
+
+
+def _fetch_checked(site: Site, item: Item, config: CrawlerConfig) -> bytes:
+    """The image's bytes, once the site's opt-out and its published md5 allow keeping them."""
+    for _ in range(MD5_TRIES):
+        fetched = site.download(item, config.max_bytes)
+        if ai_opt_out(fetched.headers.get("X-Robots-Tag"), config.user_agent):
+            raise ImageRejected("opted_out", f"{item.url}: X-Robots-Tag {fetched.headers.get('X-Robots-Tag')!r}")
+        if not item.md5 or hashlib.md5(fetched.body).hexdigest() == item.md5.lower():
+            return fetched.body
+    raise ImageRejected("md5_mismatch", f"{item.url}: bytes do not match md5 {item.md5} ({MD5_TRIES} downloads)")

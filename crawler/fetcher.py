@@ -14,12 +14,14 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
 
 from crawler.ratelimit import HostRateLimiter
 from crawler.robots import ROBOTS_MAX_BYTES, RobotsCache
@@ -28,7 +30,9 @@ if TYPE_CHECKING:  # config imports the sites, which import this module
     from crawler.config import CrawlerConfig
 
 # Reasons a later run should try again; everything else is the content's or the
-# site's final answer and is kept as failed until --retry-failed.
+# site's final answer and is kept as failed until --retry-failed. robots_disallowed is
+# not here: robots.txt is re-read once per run anyway, so a URL it blocked is re-checked
+# against the new file each run without a request to the URL itself (see engine).
 TRANSIENT_REASONS = frozenset(
     {
         "connection",
@@ -38,34 +42,42 @@ TRANSIENT_REASONS = frozenset(
         "http_429",
         "http_5xx",
         "retry_after_too_long",
-        "robots_disallowed",
         "robots_unavailable",
-        "md5_mismatch",
     }
 )
+RECHECKED_REASONS = frozenset({"robots_disallowed"})
 
 
 class FetchError(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", rule: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
-
-    @property
-    def transient(self) -> bool:
-        return self.reason in TRANSIENT_REASONS
+        self.rule = rule  # for robots_disallowed: the robots.txt rule that matched
 
 
 @dataclass
 class Fetched:
     url: str  # after redirects
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # case-insensitive for responses, as HTTP header names are
     body: bytes
 
 
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+@dataclass
+class _Redirect:
+    location: str
+    status: int
+
+
+@dataclass
+class _Retryable:
+    failure: FetchError
+    wait: float | None = None  # the server's Retry-After, when it gave one
 
 
 class Fetcher:
@@ -75,7 +87,6 @@ class Fetcher:
         self.robots = RobotsCache(
             config.user_agent,
             self._fetch_robots,
-            enabled=config.obey_robots,
             on_crawl_delay=lambda host, delay: limiter.set_rate(host, 1.0 / delay),
         )
         self.counts: Counter[str] = Counter()
@@ -95,13 +106,19 @@ class Fetcher:
         allowed_hosts: set[str],
         headers: dict[str, str] | None = None,
         max_bytes: int | None = None,
+        obey_robots: bool = True,
     ) -> Fetched:
-        return self._request("GET", url, allowed_hosts, headers=headers, max_bytes=max_bytes)
+        return self._request("GET", url, allowed_hosts, headers=headers, max_bytes=max_bytes, obey_robots=obey_robots)
 
     def post_json(
-        self, url: str, payload: dict, allowed_hosts: set[str], headers: dict[str, str] | None = None
+        self,
+        url: str,
+        payload: dict,
+        allowed_hosts: set[str],
+        headers: dict[str, str] | None = None,
+        obey_robots: bool = True,
     ) -> Fetched:
-        return self._request("POST", url, allowed_hosts, headers=headers, json_body=payload)
+        return self._request("POST", url, allowed_hosts, headers=headers, json_body=payload, obey_robots=obey_robots)
 
     # ------------------------------------------------------------------ internals
 
@@ -124,7 +141,7 @@ class Fetcher:
 
     def _fetch_robots(self, url: str) -> tuple[int, bytes]:
         fetched = self._request(
-            "GET", url, {host_of(url)}, max_bytes=ROBOTS_MAX_BYTES, check_robots=False, accept_4xx=True
+            "GET", url, {host_of(url)}, max_bytes=ROBOTS_MAX_BYTES, obey_robots=False, accept_4xx=True
         )
         return fetched.status, fetched.body
 
@@ -137,99 +154,116 @@ class Fetcher:
         headers: dict[str, str] | None = None,
         json_body: dict | None = None,
         max_bytes: int | None = None,
-        check_robots: bool = True,
+        obey_robots: bool = True,
         accept_4xx: bool = False,
     ) -> Fetched:
-        config = self.config
-        limit = max_bytes or config.max_bytes
-        allowed = {h.lower() for h in allowed_hosts} | {h.lower() for h in config.cdn_hosts}
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise FetchError("bad_url", url)
-        if host_of(url) not in allowed:
-            raise FetchError("offhost_url", url)
+        """One URL to its final answer: each loop is one attempt, a redirect or a retry."""
+        limit = max_bytes or self.config.max_bytes
+        allowed = {h.lower() for h in allowed_hosts} | {h.lower() for h in self.config.cdn_hosts}
+        _check_target(url, allowed)
         redirects = 0
         attempt = 0
         while True:
-            host = host_of(url)
-            if host in self._dead:
-                raise FetchError("connection", f"{host} could not be reached earlier in this run")
-            if check_robots:
-                verdict = self.robots.check(url)
-                if not verdict.allowed:
-                    raise FetchError(verdict.reason, url)
-            self.limiter.acquire(host)
-            self._count("requests")
-            try:
-                response = self._session().request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_body,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(config.connect_timeout, config.read_timeout),
-                )
-            except requests.Timeout as exc:
-                failure = FetchError("timeout", str(exc))
-            except (requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
-                failure = FetchError("connection", str(exc))
-                if _is_name_resolution_error(exc):
-                    # An unknown host name will not resolve in a few seconds: no backoff,
-                    # the host is skipped for this run and retried on the next one.
-                    failure = FetchError("connection", f"cannot resolve host name {host}")
-                    self._note_failure(failure)
-                    self._dead.add(host)
-                    raise failure from exc
-            else:
-                self._count("responses")
-                self._answered.add(host)
-                with response:
-                    self._note_rate_headers(host, response)
-                    if response.is_redirect:
-                        redirects += 1
-                        location = urljoin(url, response.headers.get("Location", ""))
-                        if redirects > config.max_redirects:
-                            raise FetchError("too_many_redirects", location)
-                        if host_of(location) not in allowed:
-                            raise FetchError("offhost_redirect", f"{url} -> {location}")
-                        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
-                            method, json_body = "GET", None
-                        url = location
-                        continue
-                    status = response.status_code
-                    if status == 429 or status >= 500 or status == 408:
-                        reason = "http_5xx" if status >= 500 else f"http_{status}"
-                        failure = FetchError(reason, f"{url} answered {status}")
-                        wait = _retry_after_seconds(response.headers.get("Retry-After"))
-                        if wait is not None:
-                            if wait > config.max_retry_after:
-                                raise FetchError("retry_after_too_long", f"{url} asked to wait {wait:.0f}s")
-                            self.limiter.defer(host, wait)
-                            if attempt < config.retries:
-                                attempt += 1
-                                self._count("retries")
-                                continue
-                    elif status >= 400 and not accept_4xx:
-                        raise FetchError(f"http_{status}", url)
-                    else:
-                        try:
-                            body = _read_limited(response, limit)
-                        except FetchError as exc:
-                            if exc.reason not in ("truncated", "timeout"):
-                                raise
-                            failure = exc
-                        else:
-                            return Fetched(url, status, dict(response.headers), body)
-            if attempt >= config.retries:
-                if failure.reason in ("connection", "timeout") and host not in self._answered:
-                    self._dead.add(host)
-                self._note_failure(failure)
-                raise failure
-            delay = config.backoff * (2**attempt)
-            self.limiter.defer(host, delay + random.uniform(0, delay))
+            self._check_may_request(url, obey_robots)
+            outcome = self._attempt(method, url, headers, json_body, limit, accept_4xx)
+            if isinstance(outcome, Fetched):
+                return outcome
+            if isinstance(outcome, _Redirect):
+                redirects += 1
+                url = self._follow(url, outcome, redirects, allowed)
+                if outcome.status == 303 or (outcome.status in (301, 302) and method == "POST"):
+                    method, json_body = "GET", None
+                continue
+            self._wait_before_retry(url, outcome, attempt)
             attempt += 1
             self._count("retries")
 
+    def _check_may_request(self, url: str, obey_robots: bool) -> None:
+        """Before every attempt (redirect targets included): the host is alive and robots.txt allows it."""
+        host = host_of(url)
+        if host in self._dead:
+            raise FetchError("connection", f"{host} could not be reached earlier in this run")
+        if obey_robots:
+            verdict = self.robots.check(url)
+            if not verdict.allowed:
+                raise FetchError(verdict.reason, url, rule=verdict.rule)
+
+    def _attempt(
+        self, method: str, url: str, headers: dict[str, str] | None, json_body: dict | None, limit: int, accept_4xx: bool
+    ) -> Fetched | _Redirect | _Retryable:
+        """One request: a final answer, a redirect to follow, or a failure worth retrying (others raise)."""
+        host = host_of(url)
+        self.limiter.acquire(host)
+        self._count("requests")
+        try:
+            response = self._session().request(
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+            )
+        except requests.Timeout as exc:
+            return _Retryable(FetchError("timeout", str(exc)))
+        except (requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+            if _is_name_resolution_error(exc):
+                # An unknown host name will not resolve in a few seconds: no backoff,
+                # the host is skipped for this run and retried on the next one.
+                failure = FetchError("connection", f"cannot resolve host name {host}")
+                self._note_failure(failure)
+                self._dead.add(host)
+                raise failure from exc
+            return _Retryable(FetchError("connection", str(exc)))
+        self._count("responses")
+        self._answered.add(host)
+        with response:
+            self._note_rate_headers(host, response)
+            if response.is_redirect:
+                return _Redirect(urljoin(url, response.headers.get("Location", "")), response.status_code)
+            status = response.status_code
+            if status == 429 or status >= 500 or status == 408:
+                reason = "http_5xx" if status >= 500 else f"http_{status}"
+                return _Retryable(
+                    FetchError(reason, f"{url} answered {status}"),
+                    _retry_after_seconds(response.headers.get("Retry-After")),
+                )
+            if status >= 400 and not accept_4xx:
+                raise FetchError(f"http_{status}", url)
+            try:
+                body = _read_limited(response, limit)
+            except FetchError as exc:
+                if exc.reason not in ("truncated", "timeout"):
+                    raise
+                return _Retryable(exc)
+            return Fetched(url, status, CaseInsensitiveDict(response.headers), body)
+
+    def _follow(self, url: str, redirect: _Redirect, redirects: int, allowed: set[str]) -> str:
+        """Redirects are followed by hand so that each hop is checked like a new URL."""
+        if redirects > self.config.max_redirects:
+            raise FetchError("too_many_redirects", redirect.location)
+        if host_of(redirect.location) not in allowed:
+            raise FetchError("offhost_redirect", f"{url} -> {redirect.location}")
+        return redirect.location
+
+    def _wait_before_retry(self, url: str, outcome: _Retryable, attempt: int) -> None:
+        """Hold the host for Retry-After or the backoff; raise the failure when no tries are left."""
+        host = host_of(url)
+        failure = outcome.failure
+        if outcome.wait is not None:
+            if outcome.wait > self.config.max_retry_after:
+                raise FetchError("retry_after_too_long", f"{url} asked to wait {outcome.wait:.0f}s")
+            if attempt < self.config.retries:
+                self.limiter.defer(host, outcome.wait)
+                return
+        if attempt >= self.config.retries:
+            if failure.reason in ("connection", "timeout") and host not in self._answered:
+                self._dead.add(host)
+            self._note_failure(failure)
+            raise failure
+        delay = self.config.backoff * (2**attempt)
+        self.limiter.defer(host, delay + random.uniform(0, delay))
     def _note_failure(self, failure: FetchError) -> None:
         if not self.first_failure:
             self.first_failure = str(failure)
@@ -250,6 +284,13 @@ class Fetcher:
         wait = reset_at - time.time() if reset_at > 1e9 else reset_at
         if 0 < wait <= self.config.max_retry_after:
             self.limiter.defer(host, wait)
+
+
+def _check_target(url: str, allowed: set[str]) -> None:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise FetchError("bad_url", url)
+    if host_of(url) not in allowed:
+        raise FetchError("offhost_url", url)
 
 
 def _is_name_resolution_error(exc: Exception) -> bool:

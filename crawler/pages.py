@@ -24,13 +24,44 @@ from crawler.state import State
 MAX_SHOWN = 3  # failed pages named on stderr; the rest are only counted (no network = every page)
 
 
+class PageRejected(ValueError):
+    """A parser's verdict that a page answered but is not what was asked for (an age-check page,
+    a listing whose markup yields nothing). Never cached, so the next run asks again."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SourceStopped(Exception):
+    """The rest of this source cannot be crawled this run (robots.txt forbids its pages, or its
+    markup changed); the engine ends the source with this one line and goes on to the next."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class PageCache:
-    def __init__(self, state: State, fetcher: Fetcher, source_key: str, refresh: bool, counts: Counter) -> None:
+    def __init__(
+        self,
+        state: State,
+        fetcher: Fetcher,
+        source_key: str,
+        refresh: bool,
+        counts: Counter,
+        obey_robots: bool = True,
+        source_name: str = "",
+    ) -> None:
         self.state = state
+        self.obey_robots = obey_robots
+        self.source_name = source_name or source_key
+        self.last_failure = ""  # the reason the last get() returned None, for sites that judge a whole listing
         self.fetcher = fetcher
         self.source_key = source_key
         self.refresh = refresh
@@ -47,7 +78,12 @@ class PageCache:
         headers: dict[str, str] | None = None,
         post_json: dict | None = None,
     ) -> Any | None:
-        """The parsed page, from the cache or the site; None when it cannot be had this run."""
+        """The parsed page, from the cache or the site; None when it cannot be had this run.
+
+        A page robots.txt disallows stops the whole source (SourceStopped): its next pages
+        would be disallowed too, and asking for each of them would only repeat the answer.
+        """
+        self.last_failure = ""
         key = url
         if post_json is not None:
             key += "#" + hashlib.sha1(json.dumps(post_json, sort_keys=True).encode()).hexdigest()
@@ -58,11 +94,23 @@ class PageCache:
                 return cached
         try:
             if post_json is None:
-                fetched = self.fetcher.get(url, allowed_hosts, headers=headers)
+                fetched = self.fetcher.get(url, allowed_hosts, headers=headers, obey_robots=self.obey_robots)
             else:
-                fetched = self.fetcher.post_json(url, post_json, allowed_hosts, headers=headers)
+                fetched = self.fetcher.post_json(
+                    url, post_json, allowed_hosts, headers=headers, obey_robots=self.obey_robots
+                )
             result = parse(fetched)
         except FetchError as exc:
+            if exc.reason == "robots_disallowed":
+                self.counts["pages_failed:robots_disallowed"] += 1
+                raise SourceStopped(
+                    "robots_disallowed",
+                    f"robots.txt disallows {url} ({exc.rule}); this source is skipped. If the site's terms "
+                    f"allow API clients, set obey_robots = false in this [[sources]] table (README, Crawling).",
+                ) from exc
+            self._failed(url, exc.reason, exc.detail)
+            return None
+        except PageRejected as exc:
             self._failed(url, exc.reason, exc.detail)
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -74,6 +122,7 @@ class PageCache:
         return result
 
     def _failed(self, url: str, reason: str, detail: str) -> None:
+        self.last_failure = reason
         self.counts[f"pages_failed:{reason}"] += 1
         self.counts["pages_failed_shown"] += 1
         if self.counts["pages_failed_shown"] > MAX_SHOWN:

@@ -1,27 +1,44 @@
 """robots.txt, fetched once per origin per run and honoured for every URL (pages, images, redirects).
 
-Parsing is the standard library's `urllib.robotparser`. Following RFC 9309: a 4xx
-robots.txt (including the common 404) means everything is allowed; a 5xx or an
-unreachable robots.txt means nothing is allowed for this run, and the URLs are retried
-on the next run rather than fetched against the site's unknown wishes. A Crawl-delay
-for our user agent lowers the host's rate limit when it is stricter than ours.
+Parsing is `protego`, an RFC 9309 parser: the longest matching rule wins, Allow beats
+Disallow on a tie, `*` and `$` are patterns, and Crawl-delay may be fractional. The
+standard library's `urllib.robotparser` applies the *first* matching rule instead, so
+on Danbooru's real robots.txt (`Disallow: /` first, then `Allow: /posts`, `Allow: /data`)
+it blocks everything. Following RFC 9309: a 4xx robots.txt (including the common 404)
+means everything is allowed; a 5xx or an unreachable robots.txt means nothing is
+allowed for this run, and the URLs are retried on the next run rather than fetched
+against the site's unknown wishes. A Crawl-delay for our user agent lowers the host's
+rate limit when it is stricter than ours.
+
+`X-Robots-Tag: noai` / `noimageai` on an image response is the site's opt-out from
+AI training sets; `ai_opt_out` reads it and the engine does not store such images.
 """
 
 from __future__ import annotations
 
 import threading
-import urllib.robotparser
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from protego import Protego
+
 ROBOTS_MAX_BYTES = 512_000
+AI_OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
 
 
 @dataclass
 class RobotsVerdict:
     allowed: bool
     reason: str = ""  # why not: robots_disallowed, or the reason robots.txt could not be read
+    rule: str = ""  # the Disallow pattern that matched, for the message a person reads
+
+
+@dataclass
+class _Rules:
+    robots_url: str
+    parser: Protego
+    disallows: list[str]  # every Disallow pattern in the file, to name the one that matched
 
 
 class RobotsCache:
@@ -31,41 +48,48 @@ class RobotsCache:
         self,
         user_agent: str,
         fetch: Callable[[str], tuple[int, bytes]],
-        enabled: bool = True,
         on_crawl_delay: Callable[[str, float], None] | None = None,
     ) -> None:
         self._user_agent = user_agent
         self._fetch = fetch
-        self._enabled = enabled
         self._on_crawl_delay = on_crawl_delay
-        self._parsers: dict[str, urllib.robotparser.RobotFileParser | RobotsVerdict] = {}
+        self._rules: dict[str, _Rules | RobotsVerdict] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self.fetched = 0
 
     def check(self, url: str) -> RobotsVerdict:
-        if not self._enabled:
-            return RobotsVerdict(True)
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._guard:
             lock = self._locks.setdefault(origin, threading.Lock())
         with lock:  # one fetch per origin even when many threads ask at once
-            if origin not in self._parsers:
-                self._parsers[origin] = self._load(origin)
-        rules = self._parsers[origin]
+            if origin not in self._rules:
+                self._rules[origin] = self._load(origin)
+        rules = self._rules[origin]
         if isinstance(rules, RobotsVerdict):
             return rules
-        if rules.can_fetch(self._user_agent, url):
+        if rules.parser.can_fetch(url, self._user_agent):
             return RobotsVerdict(True)
-        return RobotsVerdict(False, "robots_disallowed")
+        return RobotsVerdict(False, "robots_disallowed", self._matching_rule(rules, url))
 
-    def _load(self, origin: str) -> urllib.robotparser.RobotFileParser | RobotsVerdict:
+    def _matching_rule(self, rules: _Rules, url: str) -> str:
+        """The longest Disallow pattern that blocks `url`, matched by protego itself (one rule at a time)."""
+        matching = [
+            pattern
+            for pattern in rules.disallows
+            if not Protego.parse(f"User-agent: *\nDisallow: {pattern}\n").can_fetch(url, self._user_agent)
+        ]
+        pattern = max(matching, key=len, default="")
+        return f"Disallow: {pattern} in {rules.robots_url}" if pattern else f"a rule in {rules.robots_url}"
+
+    def _load(self, origin: str) -> _Rules | RobotsVerdict:
         from crawler.fetcher import FetchError
 
         self.fetched += 1
+        robots_url = origin + "/robots.txt"
         try:
-            status, body = self._fetch(origin + "/robots.txt")
+            status, body = self._fetch(robots_url)
         except FetchError as exc:
             if exc.reason.startswith("http_4") or exc.reason in ("offhost_redirect", "too_many_redirects"):
                 return RobotsVerdict(True)
@@ -76,9 +100,42 @@ class RobotsCache:
             return RobotsVerdict(True)
         if status >= 500:
             return RobotsVerdict(False, "robots_unavailable")
-        parser = urllib.robotparser.RobotFileParser()
-        parser.parse(body.decode("utf-8", errors="replace").splitlines())
+        text = body.decode("utf-8", errors="replace")
+        parser = Protego.parse(text)
         delay = parser.crawl_delay(self._user_agent)
         if delay and self._on_crawl_delay is not None:
             self._on_crawl_delay(urlsplit(origin).hostname or "", float(delay))
-        return parser
+        return _Rules(robots_url, parser, _disallow_patterns(text))
+
+
+def _disallow_patterns(text: str) -> list[str]:
+    patterns = []
+    for line in text.splitlines():
+        field, _, value = line.split("#", 1)[0].partition(":")
+        if field.strip().lower() == "disallow" and value.strip():
+            patterns.append(value.strip())
+    return patterns
+
+
+# Directives that carry a value after a colon; any other `name:` prefix names a bot.
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+
+
+def ai_opt_out(x_robots_tag: str | None, user_agent: str) -> bool:
+    """True when an X-Robots-Tag header says `noai` or `noimageai` for every bot or for ours.
+
+    The header is a comma-separated list of directives; `otherbot: noindex, noai` scopes the
+    directives after it to that bot until the next bot name, so it does not opt us out.
+    """
+    if not x_robots_tag:
+        return False
+    ours = user_agent.split("/", 1)[0].strip().lower()
+    applies = True
+    for part in x_robots_tag.split(","):
+        name, sep, rest = part.partition(":")
+        if sep and name.strip().lower() not in _VALUED_DIRECTIVES:
+            applies = name.strip().lower() in (ours, "*")
+            part = rest
+        if applies and part.strip().lower() in AI_OPT_OUT_DIRECTIVES:
+            return True
+    return False

@@ -47,6 +47,13 @@ def testdata() -> Path:
 
 
 @pytest.fixture(scope="session")
+def realsites() -> Path:
+    """../shared/realsites (or ANIMEFACE_REALSITES): real recorded responses of getchu, Danbooru, Safebooru."""
+    path = Path(os.environ.get("ANIMEFACE_REALSITES", SHARED / "realsites")).resolve()
+    return _require_or_skip(path, "the recorded real-site responses", "ANIMEFACE_REALSITES")
+
+
+@pytest.fixture(scope="session")
 def cascade_path() -> Path:
     """The real lbpcascade_animeface.xml (ANIMEFACE_CASCADE or ../shared/models/)."""
     path = Path(os.environ.get("ANIMEFACE_CASCADE", SHARED / "models" / "lbpcascade_animeface.xml")).resolve()

@@ -1,7 +1,9 @@
 """AniList: character portraits from the GraphQL API, most-favourited first.
 
-The API documents 90 requests/min but currently allows 30/min, so this site's default
-rate is 0.5/s; the fetcher honours Retry-After and the X-RateLimit-* headers on top.
+The API documents 90 requests/min but the live API reports `X-RateLimit-Limit: 30`, so
+this site's default rate is 0.4/s (24/min, headroom for clock skew and a second client);
+the fetcher honours Retry-After and the X-RateLimit-* headers on top. AniList's terms
+allow non-commercial use and forbid mass collection: keep max_images modest.
 Characters without a portrait point at a shared default.jpg, which is skipped.
 """
 
@@ -55,7 +57,7 @@ def parse_page(fetched: Fetched) -> dict:
 class Anilist(Site):
     kind = "anilist"
     Config = AnilistConfig
-    default_rate = 0.5
+    default_rate = 0.4
     cdn_hosts = ("s4.anilist.co", "s1.anilist.co", "img.anili.st")
 
     def items(self) -> Iterator[Item]:

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from crawler.fetcher import Fetcher, host_of
+from crawler.fetcher import Fetched, Fetcher, host_of
 from crawler.pages import PageCache
 
 
@@ -25,6 +25,7 @@ class SourceBase:
     kind: str = ""
     max_images: int = 1000  # image URLs taken from this source's listing, in site order; 0 = no cap
     rate: float | None = None  # requests per second for this source's hosts, overriding rate_per_host
+    obey_robots: bool | None = None  # None: the [crawler] obey_robots value
 
     def __post_init__(self) -> None:
         if self.max_images < 0:
@@ -67,6 +68,7 @@ class Site:
         self.fetcher = fetcher
         self.pages = pages
         self.counts: Counter[str] = Counter()  # site-specific skips, shown in the summary
+        self.obey_robots = obeys_robots(source, fetcher.config.obey_robots)
 
     def hosts(self) -> set[str]:
         """Hosts this source may fetch from (plus [crawler].cdn_hosts)."""
@@ -82,8 +84,14 @@ class Site:
     def items(self) -> Iterator[Item]:
         raise NotImplementedError
 
-    def download(self, item: Item, max_bytes: int) -> bytes:
+    def download(self, item: Item, max_bytes: int) -> Fetched:
         headers = dict(self.headers())
         if item.page_url.startswith(("http://", "https://")):
             headers["Referer"] = item.page_url  # image hosts often refuse hotlinks without one
-        return self.fetcher.get(item.url, self.hosts(), headers=headers, max_bytes=max_bytes).body
+        return self.fetcher.get(
+            item.url, self.hosts(), headers=headers, max_bytes=max_bytes, obey_robots=self.obey_robots
+        )
+
+
+def obeys_robots(source: SourceBase, crawler_default: bool) -> bool:
+    return crawler_default if source.obey_robots is None else source.obey_robots

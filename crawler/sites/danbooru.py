@@ -1,9 +1,18 @@
 """Danbooru: /posts.json walked with the `b<id>` cursor.
 
-Numbered pages stop at 1000 (410 Gone); the before-id cursor has no cap. Hidden posts
-come without file_url/md5 and are skipped (counted). Originals are checked against the
-post's md5; a smaller resized variant is preferred when it is still large enough for
-faces, which saves the site bandwidth (a variant's bytes cannot be checked against md5).
+What the real site does (recorded responses in ../shared/realsites/danbooru): posts of
+2020 carry `file_url` on `/data/`; posts of 2025 carry `media_asset.variants` on
+cdn.donmai.us. Numbered pages stop at 1000 (410 Gone); the before-id cursor has no cap.
+Hidden posts come without file_url/md5 and are skipped (counted). Originals are checked
+against the post's md5; a smaller resized variant is preferred when it is still large
+enough for faces, which saves the site bandwidth, and since a variant's bytes cannot be
+checked against md5 it is verified by a full decode (the engine decodes every image)
+and its meta says so. Anonymous searches take at most 2 tags, so ratings are filtered
+here on each post's `rating` rather than with a `rating:` tag.
+
+Its robots.txt disallows `/*.json`, so with obey_robots on, this source stops at its
+first listing request; Danbooru documents the JSON API for clients, and a user who
+accepts its terms sets `obey_robots = false` on the source (README, Crawling).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from crawler.fetcher import Fetched
 from crawler.sites.base import Item, Site, WebSourceBase
 
 KEPT_FIELDS = ("id", "md5", "file_url", "tag_string", "image_width", "image_height", "file_ext", "rating")
+RATINGS = ("g", "s", "q", "e")  # general, sensitive, questionable, explicit
 
 
 @dataclasses.dataclass
@@ -25,6 +35,7 @@ class DanbooruConfig(WebSourceBase):
     tags: str = "1girl solo"
     per_page: int = 200
     variant_min_side: int = 512  # smallest resized variant whose shorter side is >= this; 0 = always originals
+    ratings: list[str] = dataclasses.field(default_factory=lambda: ["g", "s"])  # kept, by the post's rating
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -34,6 +45,8 @@ class DanbooruConfig(WebSourceBase):
             raise ValueError("per_page must be 1..200")
         if self.variant_min_side < 0:
             raise ValueError("variant_min_side must be >= 0")
+        if not self.ratings or any(r not in RATINGS for r in self.ratings):
+            raise ValueError(f"ratings must be a non-empty list of {', '.join(RATINGS)}, got {self.ratings}")
 
 
 def parse_posts(fetched: Fetched) -> list[dict]:
@@ -79,17 +92,26 @@ class Danbooru(Site):
             if not posts:
                 return
             for post in posts:
-                if not post.get("file_url") or not post.get("md5"):
-                    self.counts["hidden_posts"] += 1
-                    continue
-                meta = {"post_id": post["id"], "tags": post.get("tag_string") or "", "md5": post["md5"]}
-                variant = choose_variant(post, self.source.variant_min_side)
-                if variant is not None:
-                    meta["variant"] = variant["type"]
-                    yield Item(url=variant["url"], page_url=f"{base}/posts/{post['id']}", meta=meta)
-                else:
-                    yield Item(url=post["file_url"], page_url=f"{base}/posts/{post['id']}", meta=meta, md5=post["md5"])
+                item = self._item(post)
+                if item is not None:
+                    yield item
             ids = [post["id"] for post in posts if isinstance(post.get("id"), int)]
             if not ids or (cursor is not None and min(ids) >= cursor):
                 return
             cursor = min(ids)
+
+    def _item(self, post: dict) -> Item | None:
+        if not post.get("file_url") or not post.get("md5"):
+            self.counts["hidden_posts"] += 1
+            return None
+        if post.get("rating") not in self.source.ratings:
+            self.counts[f"rating_{post.get('rating')}_skipped"] += 1
+            return None
+        page_url = f"{self.source.base_url}/posts/{post['id']}"
+        meta = {"post_id": post["id"], "tags": post.get("tag_string") or "", "md5": post["md5"], "rating": post["rating"]}
+        variant = choose_variant(post, self.source.variant_min_side)
+        if variant is not None:
+            meta.update(variant=variant["type"], verified="decode")
+            return Item(url=variant["url"], page_url=page_url, meta=meta)
+        meta["verified"] = "md5"
+        return Item(url=post["file_url"], page_url=page_url, meta=meta, md5=post["md5"])

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from crawler.fetcher import FetchError
+from crawler.fetcher import Fetched, FetchError
 from crawler.sites.base import Item, Site, SourceBase
 
 
@@ -41,12 +41,12 @@ class Folder(Site):
                 continue
             yield Item(url=path.as_uri(), page_url=root.as_uri(), meta={"path": relative.as_posix()})
 
-    def download(self, item: Item, max_bytes: int) -> bytes:
+    def download(self, item: Item, max_bytes: int) -> Fetched:
         path = Path(unquote(urlsplit(item.url).path))
         try:
             size = path.stat().st_size
             if size > max_bytes:
                 raise FetchError("too_large", f"{path} has {size} bytes > {max_bytes}")
-            return path.read_bytes()
+            return Fetched(item.url, 200, {}, path.read_bytes())
         except OSError as exc:
             raise FetchError("unreadable", f"{path}: {exc}") from exc

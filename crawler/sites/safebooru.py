@@ -1,8 +1,11 @@
 """Safebooru (Gelbooru 0.2 dapi): a bare JSON list per request, deep results by an `id:<N` cursor.
 
+What the real site does (recorded response in ../shared/realsites/safebooru): `directory`
+may be an integer and older responses have no `file_url`, so the image URL is always
+built as `/images/<directory>/<image>` (the same URL `file_url` gives when present).
 `pid` paging is capped by the site, so every request asks for pid=0 below the smallest
 id seen so far. An empty result is an empty body, not `[]`. The post's `hash` is the
-md5 of the file and is checked.
+md5 of the file and is checked; a mismatch is fetched once more, then final.
 """
 
 from __future__ import annotations
@@ -56,10 +59,11 @@ class Safebooru(Site):
             if not posts:
                 return
             for post in posts:
-                if not post.get("directory") or not post.get("image"):
+                if post.get("directory") in (None, "") or not post.get("image"):
                     self.counts["posts_without_file"] += 1
                     continue
                 meta = {"post_id": post["id"], "tags": (post.get("tags") or "").strip(), "md5": post.get("hash")}
+                meta["verified"] = "md5" if post.get("hash") else "decode"
                 yield Item(
                     url=f"{base}/images/{post['directory']}/{post['image']}",
                     page_url=f"{base}/index.php?page=post&s=view&id={post['id']}",

@@ -9,6 +9,7 @@ tests assert politeness from what the server saw.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import http.server
 import socket
 import struct
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import realsites_lib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,84 +256,56 @@ def face_images(testdata: Path) -> list[bytes]:
 
 # ---------------------------------------------------------------- realistic site fixtures
 
-GETCHU_LISTING_2019 = """<html><head>
-<meta http-equiv="Content-Type" content="text/html; charset=EUC-JP">
-<title>月別発売タイトル一覧 - Getchu.com</title></head>
-<body><div id="wrapper"><table class="list" width="100%">
-<tr><th>発売日</th><th>タイトル</th><th>ブランド</th></tr>
-{rows}
-</table></div></body></html>"""
-
-GETCHU_ROW_2019 = '<tr><td class="day">{year}/{month:02d}/25</td><td class="dd"><a href="../soft.phtml?id={pid}">{title}</a></td><td>ブランド</td></tr>'
-
-GETCHU_LISTING_LATER = """<html><head>
-<meta http-equiv="Content-Type" content="text/html; charset=EUC-JP">
-<title>月別発売タイトル一覧 - Getchu.com</title></head>
-<body><ul class="display">
-{rows}
-</ul></body></html>"""
-
-GETCHU_ROW_LATER = (
-    '<li><div class="product"><p class="date">{year}/{month:02d}/28</p>'
-    '<a href="https://www.getchu.com/soft.phtml?id={pid}" class="black">{title}</a>'
-    '<a href="../brand.phtml?id=77">ブランド</a></div></li>'
-)
-
-GETCHU_PRODUCT = """<html><head>
-<meta http-equiv="Content-Type" content="text/html; charset=EUC-JP">
-<title>{title} | Getchu.com</title></head>
-<body>
-<h1 id="soft-title">　{title}　<nobr>（18禁アダルトゲーム）</nobr></h1>
-<div class="tabletitle">パッケージ</div>
-<img src="./brandnew/{pid}/rc{pid}package.jpg" alt="{title}パッケージ画像">
-<div class="tabletitle">キャラクター</div>
-<table width="100%" cellspacing="0" cellpadding="2" border="0">
-{characters}
-</table>
-<img src="./brandnew/{pid}/c{pid}sample1.jpg" alt="サンプル画像1">
-</body></html>"""
-
-GETCHU_CHARACTER = """<tr><td valign="middle" align="center">
-<a href="./brandnew/{pid}/c{pid}chara{n}.jpg" class="highslide"><img src="./brandnew/{pid}/c{pid}chara{n}.jpg" alt="キャラ{n}" title="{name}"></a></td>
-<td valign="top"><h2 class="chara-name"><charalist>{name}</charalist>　（CV：声優{n}）</h2>
-<dd>説明文です。</dd></td></tr>"""
-
-JAPANESE_NAMES = ["桜井 ひかり", "月島 あおい", "白石 ことね", "藤宮 すず", "朝倉 みお", "七瀬 りん"]
+GETCHU_LAYOUTS = (*realsites_lib.GETCHU_LISTINGS, "2026")
 
 
 def serve_getchu(
     server: SiteServer,
     products: dict[int, list[bytes]],
     *,
+    realsites: Path,
     year: int = 2010,
     month: int = 1,
     genre: str = "pc_soft",
-    layout: str = "2019",
+    layout: str = "2015_04",
+    age_gate_ignores_cookie: set[int] = frozenset(),
 ) -> dict[int, list[str]]:
-    """Serve one month listing (in the given layout) and its product pages, all EUC-JP without
-    a charset header. Returns {product id: [character image paths]}."""
-    row, page = (GETCHU_ROW_2019, GETCHU_LISTING_2019) if layout == "2019" else (GETCHU_ROW_LATER, GETCHU_LISTING_LATER)
-    rows = "\n".join(row.format(year=year, month=month, pid=pid, title=f"作品{pid}") for pid in products)
+    """Serve getchu as the live site does, from its real recorded pages (tests/realsites_lib.py):
+    a month listing in the given layout (a recorded month, or the hand-made 2026 layout), each
+    product's `soft.phtml?id=N` redirecting to `/item/N/`, the real item page behind the age gate
+    (the adult-flag cookie passes; without it, a redirect to the age-check page), and the
+    character images. A product in `age_gate_ignores_cookie` answers with the age check whatever
+    the cookie. Returns {product id: [character image paths, in page order]}."""
     html_headers = {"Content-Type": "text/html"}  # no charset, as getchu serves it
+    ids = list(products)
+    if layout == "2026":
+        listing = realsites_lib.getchu_listing_2026(ids)
+    else:
+        listing = realsites_lib.getchu_listing(realsites, layout, ids)
     server.route(
-        f"/all/month_title.html?genre={genre}&year={year}&month={month:02d}&gage=all&gc=gc",
-        Reply(200, page.format(rows=rows).encode("euc_jp"), html_headers),
+        f"/all/month_title.html?genre={genre}&gage=&year={year}&month={month:02d}", Reply(200, listing, html_headers)
     )
+    server.route("/php/attestation.html", Reply(200, realsites_lib.AGE_CHECK_PAGE.encode("euc_jp"), html_headers))
+    related = "/brandnew/990001/c990001package_s.jpg"  # another product's image: must never be fetched
+    server.route(related, Reply(200, next(iter(products.values()))[0], {"Content-Type": "image/jpeg"}))
     paths: dict[int, list[str]] = {}
     for pid, images in products.items():
-        characters = "\n".join(
-            GETCHU_CHARACTER.format(pid=pid, n=n, name=JAPANESE_NAMES[(n - 1) % len(JAPANESE_NAMES)])
-            for n in range(1, len(images) + 1)
-        )
-        body = GETCHU_PRODUCT.format(pid=pid, title=f"作品{pid}", characters=characters).encode("euc_jp")
-        server.route(f"/soft.phtml?id={pid}&gc=gc", Reply(200, body, html_headers))
-        server.route(f"/brandnew/{pid}/rc{pid}package.jpg", Reply(200, images[0], {"Content-Type": "image/jpeg"}))
-        paths[pid] = []
-        for n, image in enumerate(images, start=1):
-            path = f"/brandnew/{pid}/c{pid}chara{n}.jpg"
+        page = realsites_lib.getchu_item(realsites, pid, len(images))
+        server.route(f"/soft.phtml?id={pid}", Reply(302, b"", {"Location": f"/item/{pid}/"}))
+        server.route(f"/item/{pid}/", _age_gated(pid, page, html_headers, pid in age_gate_ignores_cookie))
+        paths[pid] = realsites_lib.getchu_image_paths(pid, len(images))
+        for path, image in zip(paths[pid], images, strict=True):
             server.route(path, Reply(200, image, {"Content-Type": "image/jpeg"}))
-            paths[pid].append(path)
     return paths
+
+
+def _age_gated(pid: int, page: bytes, headers: dict[str, str], ignore_cookie: bool) -> Callable[[Hit], Reply]:
+    def reply(hit: Hit) -> Reply:
+        if not ignore_cookie and "getchu_adalt_flag=getchu.com" in hit.headers.get("Cookie", ""):
+            return Reply(200, page, headers)
+        return Reply(302, b"", {"Location": f"/php/attestation.html?aurl=%2Fitem%2F{pid}%2F"})
+
+    return reply
 
 
 def danbooru_post(server: SiteServer, post_id: int, image: bytes, *, md5: str | None = None, hidden: bool = False) -> dict:
@@ -379,8 +353,8 @@ def danbooru_post(server: SiteServer, post_id: int, image: bytes, *, md5: str | 
 
 
 @pytest.fixture
-def getchu() -> Callable[..., dict[int, list[str]]]:
-    return serve_getchu
+def getchu(realsites: Path) -> Callable[..., dict[int, list[str]]]:
+    return functools.partial(serve_getchu, realsites=realsites)
 
 
 @pytest.fixture

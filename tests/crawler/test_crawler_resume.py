@@ -114,7 +114,8 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(site_server, getchu, f
     assert refreshed.returncode == 0, refreshed.stderr
     new_hits = server.hits()[first_hits:]
     assert sorted(h.path.split("?")[0] for h in new_hits) == sorted(
-        ["/robots.txt", "/all/month_title.html", "/soft.phtml", "/brandnew/12/c12chara1.jpg", "/brandnew/12/c12chara2.jpg"]
+        ["/robots.txt", "/all/month_title.html", "/soft.phtml", "/item/12/", "/brandnew/12/c12chara1.jpg",
+         "/brandnew/12/c12charab1.jpg"]
     )
     assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 6
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
+
+import realsites_lib
 
 from pipeline.atomic import read_jsonl
 
@@ -17,12 +20,16 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_getchu_both_listing_layouts_euc_jp(site_server, getchu, small_images, write_config, run_crawler, tmp_path):
+def test_getchu_real_listings_redirect_age_gate_and_character_art_only(
+    site_server, getchu, small_images, write_config, run_crawler, tmp_path
+):
+    """Real recorded getchu pages (a 2014 listing and the 2026 /item/ page; the 2026 listing layout
+    is hand-made, see realsites_lib), through the soft.phtml -> /item/N/ redirect and the age gate."""
     server = site_server()
-    getchu(server, {1001: small_images[0:2], 1002: small_images[2:3]}, year=2019, month=4, layout="2019")
-    getchu(server, {2001: small_images[3:5]}, year=2021, month=7, layout="later")
+    getchu(server, {1001: small_images[0:2], 1002: small_images[2:3]}, year=2014, month=12, layout="2014_12")
+    getchu(server, {2001: small_images[3:5]}, year=2026, month=7, layout="2026")
     config = write_config(
-        [{"kind": "getchu", "base_url": server.base, "years": [2019, 2021], "months": [4, 7], "genres": ["pc_soft"]}]
+        [{"kind": "getchu", "base_url": server.base, "years": [2014, 2026], "months": [7, 12], "genres": ["pc_soft"]}]
     )
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
@@ -30,14 +37,18 @@ def test_getchu_both_listing_layouts_euc_jp(site_server, getchu, small_images, w
     rows = manifest(tmp_path / "data")
     assert sorted(r["sha256"] for r in rows) == sorted(sha(b) for b in small_images[:5])
     by_sha = {r["sha256"]: r for r in rows}
-    first = by_sha[sha(small_images[0])]
+    first, standing = by_sha[sha(small_images[0])], by_sha[sha(small_images[1])]
     assert first["site"] == "getchu"
     assert first["url"] == server.url("/brandnew/1001/c1001chara1.jpg")
-    assert first["page_url"] == server.url("/soft.phtml?id=1001&gc=gc")
-    assert first["meta"]["product_id"] == "1001"
-    assert first["meta"]["title"].startswith("作品1001")
-    assert first["meta"]["character"] == "桜井 ひかり"
-    assert by_sha[sha(small_images[4])]["meta"]["character"] == "月島 あおい"
+    assert standing["url"] == server.url("/brandnew/1001/c1001charab1.jpg")  # behind the クリックで拡大 thumbnail
+    assert first["page_url"] == server.url("/item/1001/")  # where the redirect led
+    assert first["meta"] == {"product_id": "1001", "title": "マガルミナ 通常版", "image": "character",
+                             "character": "福留大和", "reading": "ふくとめ やまと"}
+    assert standing["meta"]["image"] == "standing" and standing["meta"]["character"] == "福留大和"
+    assert by_sha[sha(small_images[2])]["meta"]["character"] == "福留大和"
+    assert by_sha[sha(small_images[4])]["meta"] == {"product_id": "2001", "title": "マガルミナ 通常版",
+                                                    "image": "standing", "character": "福留大和",
+                                                    "reading": "ふくとめ やまと"}
     for row in rows:
         assert (tmp_path / "data" / row["path"]).read_bytes()[:4] in (b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1", b"\xff\xd8\xff\xdb", b"\x89PNG")
         assert row["path"] == f"raw/{row['sha256'][:2]}/{row['sha256'][2:4]}/{row['sha256']}.{'png' if row['format'] == 'png' else 'jpg'}"
@@ -45,12 +56,58 @@ def test_getchu_both_listing_layouts_euc_jp(site_server, getchu, small_images, w
         assert row["width"] > 0 and row["height"] > 0
         assert row["fetched_at"].endswith("Z")
 
-    # The age gate was passed both ways, and the package/sample images were not taken.
-    product_hits = [h for h in server.hits() if h.path.startswith("/soft.phtml")]
-    assert product_hits and all("getchu_adalt_flag=getchu.com" in h.headers.get("Cookie", "") for h in product_hits)
-    assert not [h for h in server.hits() if "package" in h.path or "sample" in h.path]
-    # The 2019 months that were not served (404) are recorded as failed pages, not a crash.
+    # The age gate was passed with the cookie on the redirect's target, and only character art was
+    # fetched: not the package images, not the related character-song CD whose alt says キャラ.
+    product_hits = [h for h in server.hits() if h.path.startswith(("/soft.phtml", "/item/"))]
+    assert {h.path for h in product_hits} == {"/soft.phtml?id=1001", "/item/1001/", "/soft.phtml?id=1002",
+                                             "/item/1002/", "/soft.phtml?id=2001", "/item/2001/"}
+    assert all("getchu_adalt_flag=getchu.com" in h.headers.get("Cookie", "") for h in product_hits)
+    assert not [h for h in server.hits() if h.path.startswith("/php/attestation.html")]
+    assert {h.path for h in server.hits() if h.path.startswith("/brandnew/")} == {
+        "/brandnew/1001/c1001chara1.jpg", "/brandnew/1001/c1001charab1.jpg", "/brandnew/1002/c1002chara1.jpg",
+        "/brandnew/2001/c2001chara1.jpg", "/brandnew/2001/c2001charab1.jpg"}
+    # The months that were not served (404) are recorded as failed pages, not a crash.
     assert "pages failed" in result.stderr
+
+
+def test_getchu_age_gate_is_a_reason_never_a_cached_empty_product(
+    site_server, getchu, small_images, write_config, run_crawler, tmp_path
+):
+    server = site_server()
+    getchu(server, {1001: small_images[0:2], 1002: small_images[2:4]}, year=2015, month=4,
+           age_gate_ignores_cookie={1002})
+    config = write_config([{"kind": "getchu", "base_url": server.base, "years": [2015], "months": [4]}])
+    data = tmp_path / "data"
+    result = run_crawler(config, data)
+    assert result.returncode == 0, result.stderr
+    assert "age_gate" in result.stderr and [h for h in server.hits() if h.path.startswith("/php/attestation.html")]
+    assert {r["meta"]["product_id"] for r in manifest(data)} == {"1001"}
+
+    # The site lets the cookie through again: the product is asked for again and crawled.
+    getchu(server, {1001: small_images[0:2], 1002: small_images[2:4]}, year=2015, month=4)
+    again = run_crawler(config, data)
+    assert again.returncode == 0, again.stderr
+    assert {r["meta"]["product_id"] for r in manifest(data)} == {"1001", "1002"}
+
+
+def test_getchu_listing_layout_change_is_loud_and_fails_the_run(
+    site_server, realsites, write_config, run_crawler, tmp_path
+):
+    """HAND-MADE listing: the real 2015-04 page's product links survive but its a.black title links
+    are renamed, which is what a markup change looks like to the parser."""
+    server = site_server()
+    html_headers = {"Content-Type": "text/html"}
+    for month in (1, 2):
+        page = realsites_lib.listing_bytes(realsites, "2015_04").replace(b'class="black"', b'class="title"')
+        server.route(f"/all/month_title.html?genre=pc_soft&gage=&year=2015&month={month:02d}", server.Reply(200, page, html_headers))
+    config = write_config([{"kind": "getchu", "base_url": server.base, "years": [2015], "months": [1, 2]}])
+    result = run_crawler(config, tmp_path / "data")
+    assert result.returncode == 6, result.stderr
+    assert "listing_unparsed" in result.stderr and "month_title.html?genre=pc_soft&gage=&year=2015&month=01" in result.stderr
+    assert re.search(r"listings unparsed \(markup changed\?\)\s+2\n", result.stderr), result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("crawler: source #1 (getchu): ")
+    assert "markup has probably changed" in result.stderr.strip().splitlines()[-1]
+    assert not [h for h in server.hits() if h.path.startswith(("/soft.phtml", "/item/"))]
 
 
 def test_danbooru_cursor_md5_hidden_and_variants(site_server, make_danbooru_post, small_images, write_config, run_crawler, tmp_path):
@@ -76,8 +133,10 @@ def test_danbooru_cursor_md5_hidden_and_variants(site_server, make_danbooru_post
     rows = {r["sha256"]: r for r in manifest(tmp_path / "data")}
     assert set(rows) == {sha(small_images[i]) for i in (0, 1, 2, 5)}
     assert rows[sha(small_images[0])]["meta"] == {"post_id": 900, "tags": "1girl solo long_hair smile",
-                                                  "md5": hashlib.md5(small_images[0]).hexdigest()}
+                                                  "md5": hashlib.md5(small_images[0]).hexdigest(), "rating": "g",
+                                                  "verified": "md5"}
     assert rows[sha(small_images[5])]["meta"]["variant"] == "720x720"
+    assert rows[sha(small_images[5])]["meta"]["verified"] == "decode"  # a variant's bytes have no md5 to check
     assert "md5_mismatch" in result.stderr and "hidden_posts" in result.stderr
     assert not server.hits(f"/data/original/{hashlib.md5(small_images[4]).hexdigest()[:2]}")
 
@@ -105,7 +164,8 @@ def test_safebooru_json_and_id_cursor(site_server, small_images, write_config, r
     assert {r["sha256"] for r in rows} == {sha(b) for b in small_images[:3]}
     row = next(r for r in rows if r["sha256"] == sha(small_images[2]))
     assert row["url"] == server.url("/images/3717/c.jpg")
-    assert row["meta"] == {"post_id": 40, "tags": "1girl blue_eyes solo", "md5": hashlib.md5(small_images[2]).hexdigest()}
+    assert row["meta"] == {"post_id": 40, "tags": "1girl blue_eyes solo", "md5": hashlib.md5(small_images[2]).hexdigest(),
+                           "verified": "md5"}
 
 
 def test_anilist_graphql_pages_and_rate_limit_headers(site_server, small_images, write_config, run_crawler, tmp_path):
