@@ -51,10 +51,14 @@ def run(args: argparse.Namespace) -> int:
             f"{report.first_error[:160] or 'unknown'}). No network? Check your connection, proxy and each "
             "source's base_url, or crawl local files with a folder/urls source."
         )
-    changed = [stop for stop in report.stopped if stop[2] == "site_changed"]
-    if changed or (report.stopped and len(report.stopped) == len(settings.sources)):
-        index, kind, _, message = (changed or report.stopped)[0]
-        raise SiteChanged(f"source #{index} ({kind}): {message}")
+    changed = [f"#{index} ({kind})" for index, kind, reason, _ in report.stopped if reason == "site_changed"]
+    if changed:
+        raise SiteChanged(
+            f"source {', '.join(changed)} answered but yielded nothing: the site's markup has probably changed "
+            "(details above); the crawler needs an update for it"
+        )
+    if report.stopped and len(report.stopped) == len(settings.sources):
+        raise SiteChanged("every source stopped (details above); nothing could be crawled")
     return 0
 
 

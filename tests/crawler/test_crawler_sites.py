@@ -105,8 +105,9 @@ def test_getchu_listing_layout_change_is_loud_and_fails_the_run(
     assert result.returncode == 6, result.stderr
     assert "listing_unparsed" in result.stderr and "month_title.html?genre=pc_soft&gage=&year=2015&month=01" in result.stderr
     assert re.search(r"listings unparsed \(markup changed\?\)\s+2\n", result.stderr), result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("crawler: source #1 (getchu): ")
+    assert result.stderr.strip().splitlines()[-1].startswith("crawler: source #1 (getchu) answered but yielded nothing")
     assert "markup has probably changed" in result.stderr.strip().splitlines()[-1]
+    assert "all 2 month listings answered but no product link could be read" in result.stderr
     assert not [h for h in server.hits() if h.path.startswith(("/soft.phtml", "/item/"))]
 
 
