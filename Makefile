@@ -42,32 +42,29 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 crawl: $(STAMP)
-	$(BIN)/python -m crawler $(STAGE_ARGS) $(ARGS)
+	$(BIN)/animefaces crawl $(STAGE_ARGS) $(ARGS)
 
 facecrop: $(STAMP)
-	$(BIN)/python -m facecrop $(STAGE_ARGS) $(ARGS)
+	$(BIN)/animefaces facecrop $(STAGE_ARGS) $(ARGS)
 
 dedup: $(STAMP)
-	$(BIN)/python -m dedup $(STAGE_ARGS) $(ARGS)
+	$(BIN)/animefaces dedup $(STAGE_ARGS) $(ARGS)
 
 dataset: $(STAMP)
-	$(BIN)/python -m crawler $(STAGE_ARGS)
-	$(BIN)/python -m facecrop $(STAGE_ARGS)
-	$(BIN)/python -m dedup $(STAGE_ARGS)
-	@$(BIN)/python -m pipeline summary $(STAGE_ARGS)
+	$(BIN)/animefaces dataset $(STAGE_ARGS)
 
 rejects: $(STAMP)
-	$(BIN)/python -m facecrop rejects --html $(STAGE_ARGS)
+	$(BIN)/animefaces facecrop rejects --html $(STAGE_ARGS)
 
 train: $(STAMP)
 ifeq ($(GPUS),1)
-	$(BIN)/python -m train $(STAGE_ARGS) --run $(RUN) $(ARGS)
+	$(BIN)/animefaces train $(STAGE_ARGS) --run $(RUN) $(ARGS)
 else
 	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train -- $(STAGE_ARGS) --run $(RUN) $(ARGS)
 endif
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m bench $(STAGE_ARGS) $(ARGS)
+	$(BIN)/animefaces bench $(STAGE_ARGS) $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

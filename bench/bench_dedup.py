@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from bench.report import BenchResult
+from pipeline.layout import Layout, rel_crop
 
 VARIANT_KINDS = ("jpeg50", "jpeg75", "jpeg95", "down_up50", "down_up75", "crop1_tl", "crop1_br", "bright", "dark")
 CORPUS_VERSION = 2
@@ -72,14 +73,15 @@ def crop_id(name: str, side: int) -> tuple[str, str]:
 def build_corpus(data: Path, testdata: Path) -> dict[str, tuple[str, str]]:
     """Write the crops once (reused while the shared faces are unchanged); id -> (original, kind)."""
     faces = sorted((testdata / "faces").iterdir())
-    stamp = data / "crops" / "corpus.json"
+    layout = Layout(data)
+    stamp = layout.crops_dir / "corpus.json"
     key = hashlib.sha256(json.dumps([CORPUS_VERSION, [f.name for f in faces]]).encode()).hexdigest()
     if stamp.exists():
         saved = json.loads(stamp.read_text())
         if saved.get("key") == key:
             return {k: tuple(v) for k, v in saved["truth"].items()}
     shutil.rmtree(data, ignore_errors=True)
-    (data / "crops").mkdir(parents=True)
+    layout.crops_dir.mkdir(parents=True)
     truth: dict[str, tuple[str, str]] = {}
     rows = []
     for face in faces:
@@ -87,13 +89,13 @@ def build_corpus(data: Path, testdata: Path) -> dict[str, tuple[str, str]]:
         for kind in ("original", *VARIANT_KINDS):
             out = image if kind == "original" else variant(image, kind)
             cid, sha = crop_id(f"{face.stem}/{kind}", out.size[0])
-            out.save(data / "crops" / f"{cid}.png", compress_level=1)
+            out.save(layout.path(rel_crop(cid)), compress_level=1)
             truth[cid] = (face.stem, kind)
             rows.append({"id": cid, "source_sha256": sha, "source_path": f"raw/{face.name}", "box": [0, 0, *out.size],
                          "crop_box": [0, 0, *out.size], "size": out.size[0], "confidence": 1.0, "decision": "accepted",
-                         "reason": None, "values": {}, "path": f"crops/{cid}.png", "likelihood": 1.0,
+                         "reason": None, "values": {}, "path": rel_crop(cid), "likelihood": 1.0,
                          "hair_color": None, "eye_colors": None, "override": None})
-    with (data / "crops" / "manifest.jsonl").open("w") as fh:
+    with layout.crops_manifest.open("w") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     stamp.write_text(json.dumps({"key": key, "truth": truth}))
     return truth
@@ -161,8 +163,8 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     print("bench dedup: building the corpus (cached after the first run)...", flush=True)
     truth = build_corpus(data, testdata)
     n = len(truth)
-    for folder in ("dedup", "faces64", "shards"):
-        shutil.rmtree(data / folder, ignore_errors=True)
+    for folder in Layout(data).dedup_outputs:
+        shutil.rmtree(folder, ignore_errors=True)
 
     cfg = DedupConfig()
     start = time.perf_counter()
@@ -175,7 +177,7 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
 
     hasher = PHash(verbose=False)
     start = time.perf_counter()
-    encodings = hasher.encode_images(image_dir=str(data / "crops"), num_enc_workers=os.cpu_count() or 1)
+    encodings = hasher.encode_images(image_dir=str(Layout(data).crops_dir), num_enc_workers=os.cpu_count() or 1)
     encode = time.perf_counter() - start
     # One search at imagededup's default threshold, with distances, gives its answer at our
     # threshold too (a subset). Its brute-force search time does not depend on the threshold

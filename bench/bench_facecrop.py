@@ -30,6 +30,7 @@ from facecrop import detect, verify
 from facecrop.config import FacecropConfig
 from facecrop.decode import decode_file
 from facecrop.run import worker_count
+from pipeline.layout import CASCADE_NAME, Layout, rel_raw
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def _images(testdata: Path) -> list[Path]:
 
 def _cascade(testdata: Path) -> Path:
     env = os.environ.get("ANIMEFACE_CASCADE")
-    return Path(env) if env else testdata.parent / "models" / "lbpcascade_animeface.xml"
+    return Path(env) if env else testdata.parent / "models" / CASCADE_NAME
 
 
 # The original detect.py, as the script a user of the old dataset ran (file list on argv[3:]).
@@ -112,16 +113,16 @@ def make_data(data: Path, files: list[Path]) -> None:
     for f in files:
         content = f.read_bytes()
         sha = hashlib.sha256(content).hexdigest()
-        rel = f"raw/{sha[:2]}/{sha[2:4]}/{sha}{f.suffix.lower()}"
+        rel = rel_raw(sha, f.suffix.lower().lstrip("."))
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_bytes(content)
         rows.append({"sha256": sha, "path": rel, "site": "bench", "url": f.name, "meta": {"title": f.name}})
-    (data / "raw" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    Layout(data).raw_manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _fresh_outputs(data: Path) -> None:
-    for name in ("crops", "rejects"):
-        shutil.rmtree(data / name, ignore_errors=True)
+    for folder in (Layout(data).crops_dir, Layout(data).rejects_dir):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ours(config_file: Path, data: Path, cascade: Path, fresh: bool = True) -> tuple[float, dict]:
@@ -130,7 +131,7 @@ def ours(config_file: Path, data: Path, cascade: Path, fresh: bool = True) -> tu
         _fresh_outputs(data)
     seconds, output = _timed([sys.executable, "-m", "facecrop", "--config", str(config_file), "--data", str(data),
                               "--cascade", str(cascade), "--no-progress"])
-    rows = [json.loads(line) for line in (data / "crops" / "manifest.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in Layout(data).crops_manifest.read_text().splitlines()]
     rejected = collections.Counter(r["reason"] for r in rows if r["decision"] == "rejected")
     counts = {"faces": sum(r["box"] is not None for r in rows), "accepted": sum(r["decision"] == "accepted" for r in rows),
               "rejected by reason": dict(sorted(rejected.items())), "cpu": _cpu_phases(output)}

@@ -17,9 +17,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from dedup.hashing import hex_to_words
-from dedup.inputs import Crop
 from dedup.search import near_pairs
+from pipeline.manifests import CropRow
+from pipeline.phash import hex_to_words
 
 SOURCE_HASH_BITS = 256
 
@@ -32,7 +32,7 @@ class ArtworkLink:
     iou: float
 
 
-def relative_box(crop: Crop) -> tuple[float, float, float, float] | None:
+def relative_box(crop: CropRow) -> tuple[float, float, float, float] | None:
     box, size = crop.row.get("box"), crop.row.get("source_size")
     if not (isinstance(box, list) and len(box) == 4 and isinstance(size, list) and len(size) == 2):
         return None
@@ -51,7 +51,7 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
     return inter / union if union > 0 else 0.0
 
 
-def _source_hash(crop: Crop) -> str | None:
+def _source_hash(crop: CropRow) -> str | None:
     value = crop.row.get("source_dhash")
     if isinstance(value, str) and len(value) == SOURCE_HASH_BITS // 4:
         try:
@@ -62,7 +62,7 @@ def _source_hash(crop: Crop) -> str | None:
     return None
 
 
-def artwork_links(crops: list[Crop], threshold: int, min_iou: float) -> list[ArtworkLink]:
+def artwork_links(crops: list[CropRow], threshold: int, min_iou: float) -> list[ArtworkLink]:
     """Pairs of crops from different, near-identical sources whose boxes overlap enough."""
     if threshold < 0:
         return []

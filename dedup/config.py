@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from pipeline.config import ConfigError, build, section
+from pipeline.config import build, section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,10 +92,5 @@ class DedupConfig:
 
 
 def load_dedup_config(config: dict) -> DedupConfig:
-    """The `[dedup]` table of an already-parsed config file as a checked dataclass."""
-    try:
-        return build(DedupConfig, section(config, "dedup"), "[dedup]")
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"[dedup]: {exc}") from exc
+    """The `[dedup]` table of an already-parsed config file as a checked dataclass (ConfigError otherwise)."""
+    return build(DedupConfig, section(config, "dedup"), "[dedup]")

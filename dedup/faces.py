@@ -1,13 +1,15 @@
 """DATA/faces64/: one browsable PNG per kept face, and manifest.jsonl describing each.
 
 The PNGs are encoded from the thumbnail cache (the exact pixels that were hashed and that go
-into the shard), in worker processes, each through a temp file + rename so faces64/ only
-ever holds whole files. A face already published with the same pixels is left alone; a face
-that stops being kept (a better duplicate arrived, or a person demoted it) is removed.
+into the shard), in worker processes, each through pipeline.atomic (temp file, fsync, rename)
+so faces64/ only ever holds whole files, also after a power cut. A face already published
+with the same pixels is left alone; a face that stops being kept (a better duplicate
+arrived, or a person demoted it) is removed.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -18,11 +20,8 @@ from tqdm import tqdm
 
 from dedup.workers import pool
 from pipeline import atomic
-from pipeline.atomic import read_jsonl
-
-
-def face_path(data_dir: Path, crop_id: str) -> Path:
-    return data_dir / "faces64" / f"{crop_id}.png"
+from pipeline.layout import Layout
+from pipeline.manifests import FaceRow, RowError
 
 
 def _write_face(task: tuple[str, int, int, str]) -> None:
@@ -30,32 +29,40 @@ def _write_face(task: tuple[str, int, int, str]) -> None:
     cache, side, row, target = task
     count = os.path.getsize(cache) // (side * side * 3)
     pixels = np.memmap(cache, dtype=np.uint8, mode="r", shape=(count, side, side, 3))[row]
-    temp = f"{os.path.dirname(target)}/{atomic.TEMP_PREFIX}{os.path.basename(target)}"
-    Image.fromarray(np.array(pixels)).save(temp, format="PNG")
-    os.replace(temp, target)
+    png = io.BytesIO()
+    Image.fromarray(np.array(pixels)).save(png, format="PNG")
+    atomic.write_bytes(target, png.getvalue())
 
 
-def previously_published(data_dir: Path) -> dict[str, str]:
+def previously_published(layout: Layout) -> dict[str, str]:
     """id -> thumbnail digest of the faces the last run published."""
-    rows = read_jsonl(data_dir / "faces64" / "manifest.jsonl")
-    return {r["id"]: r.get("hashes", {}).get("thumb_sha256", "") for r in rows if isinstance(r, dict) and "id" in r}
+    published = {}
+    for _, row in atomic.iter_jsonl(layout.faces_manifest):
+        try:
+            face = FaceRow.parse(row)
+        except RowError:
+            continue  # an unreadable row only means that face is encoded again
+        published[face.id] = face.thumb_sha256
+    return published
 
 
-def publish(data_dir: Path, kept: list[tuple[str, int, str]], cache: Path, side: int, workers: int) -> tuple[int, int]:
+def publish(layout: Layout, kept: list[tuple[str, int, str]], cache: Path, side: int, workers: int,
+            progress: bool = True) -> tuple[int, int]:
     """Make faces64/ hold exactly the kept faces, given (id, cache row, thumb digest); returns (written, removed)."""
-    out = data_dir / "faces64"
+    out = layout.faces_dir
     out.mkdir(parents=True, exist_ok=True)
-    before = previously_published(data_dir)
-    tasks = [(str(cache), side, row, str(face_path(data_dir, crop_id))) for crop_id, row, digest in kept
-             if before.get(crop_id) != digest or not face_path(data_dir, crop_id).exists()]
+    before = previously_published(layout)
+    tasks = [(str(cache), side, row, str(layout.face(crop_id))) for crop_id, row, digest in kept
+             if before.get(crop_id) != digest or not layout.face(crop_id).exists()]
     if tasks:
-        bar = tqdm(total=len(tasks), desc="dedup: faces64", unit="face", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=len(tasks), desc="dedup: faces64", unit="face", file=sys.stderr, dynamic_ncols=True,
+                   disable=not progress)
         workers = min(workers, max(1, len(tasks) // 64))
         with pool(workers) as executor:
             for _ in executor.map(_write_face, tasks, chunksize=64):
                 bar.update(1)
         bar.close()
-    keep = {f"{crop_id}.png" for crop_id, _, _ in kept}
+    keep = {layout.face(crop_id).name for crop_id, _, _ in kept}
     removed = 0
     for png in out.glob("*.png"):
         if png.name not in keep:
@@ -64,5 +71,5 @@ def publish(data_dir: Path, kept: list[tuple[str, int, str]], cache: Path, side:
     return len(tasks), removed
 
 
-def write_manifest(data_dir: Path, rows: list[dict]) -> None:
-    atomic.write_jsonl(data_dir / "faces64" / "manifest.jsonl", rows)
+def write_manifest(layout: Layout, rows: list[dict]) -> None:
+    atomic.write_jsonl(layout.faces_manifest, rows)

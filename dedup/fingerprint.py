@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dedup.hashing import hash_words, words_to_hex
+from pipeline.phash import hash_words, words_to_hex
 
 FILTERS = {"area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
 

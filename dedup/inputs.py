@@ -3,6 +3,7 @@
 Only rows decided `accepted` are candidates. A crop a person demoted stays out for as long
 as the demotion stands - whether facecrop recorded it in its manifest (`override`) or only
 in `crops/overrides.jsonl` - so a re-run of facecrop or of this stage can never bring it back.
+The row formats and the overrides log are `pipeline.manifests` and `pipeline.decisions`.
 """
 
 from __future__ import annotations
@@ -11,89 +12,53 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from pipeline.atomic import read_jsonl
+from pipeline.decisions import read_overrides
+from pipeline.errors import InputMissing
+from pipeline.layout import Layout
+from pipeline.manifests import CropRow, RawImage, read_rows, safe_relative
 
+NO_MANIFEST = "no crops manifest at {manifest}: run facecrop first (`make facecrop`, or `make dataset`)"
 NO_CROPS = "no accepted crops in {manifest}: run facecrop first, or see make rejects"
 
 
-class InputError(RuntimeError):
+class InputError(InputMissing):
     """The inputs cannot be used at all; the message is the one line the user sees."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Crop:
-    id: str
-    source_sha256: str
-    path: str  # relative to DATA
-    face_area: int  # source pixels of the detected face: the first keep-best criterion
-    hair_color: str | None
-    eye_colors: Any
-    source_path: str | None
-    row: dict[str, Any]
 
 
 @dataclasses.dataclass
 class Inputs:
-    crops: list[Crop]  # accepted, not demoted, one per id, sorted by id
+    crops: list[CropRow]  # accepted, not demoted, one per id, sorted by id
     demoted: set[str]  # every id a person demoted (latest word wins)
-    malformed: list[tuple[str, str]]  # (id or line, reason) rows that could not be used
+    malformed: list[tuple[str, str]]  # (id or file:line, reason) rows that could not be used
     sources: dict[str, dict[str, Any]]  # raw manifest rows by sha256, for the report
 
 
-def face_area(row: dict[str, Any]) -> int:
-    """Source face size in pixels: the detection box when present, else the crop side squared."""
-    box = row.get("box")
-    if isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
-        return int(box[2]) * int(box[3])
-    size = row.get("size")
-    return int(size) ** 2 if isinstance(size, int | float) else 0
-
-
-def latest_overrides(data_dir: Path) -> dict[str, str]:
-    """id -> the latest action a person took (the overrides file is an append-only log)."""
-    actions: dict[str, str] = {}
-    for row in read_jsonl(data_dir / "crops" / "overrides.jsonl"):
-        if isinstance(row, dict) and isinstance(row.get("id"), str) and row.get("action") in ("promote", "demote"):
-            actions[row["id"]] = row["action"]
-    return actions
-
-
 def read_inputs(data_dir: Path) -> Inputs:
-    manifest = data_dir / "crops" / "manifest.jsonl"
-    overrides = latest_overrides(data_dir)
+    layout = Layout(data_dir)
+    manifest = layout.crops_manifest
+    if not manifest.is_file():
+        raise InputError(NO_MANIFEST.format(manifest=manifest))
+    overrides = {cid: d.action for cid, d in read_overrides(data_dir).items()}
     demoted = {cid for cid, action in overrides.items() if action == "demote"}
-    malformed: list[tuple[str, str]] = []
-    chosen: dict[str, Crop] = {}
-    for row in read_jsonl(manifest):
-        cid = row.get("id") if isinstance(row, dict) else None
-        if not isinstance(cid, str) or not cid:
-            malformed.append((str(row)[:80], "manifest row without an id"))
+    rows, bad = read_rows(manifest, CropRow.parse)
+    malformed = [(f"{manifest}:{line}", why) for line, why in bad]
+    chosen: dict[str, CropRow] = {}
+    for crop in rows:
+        if crop.override == "demote" and overrides.get(crop.id) != "promote":
+            demoted.add(crop.id)
+        if crop.id in demoted or not crop.accepted:
+            chosen.pop(crop.id, None)  # a later row for the same id replaces an earlier one
             continue
-        if row.get("override") == "demote" and overrides.get(cid) != "promote":
-            demoted.add(cid)
-        if cid in demoted or row.get("decision") != "accepted":
-            chosen.pop(cid, None)  # a later row for the same id replaces an earlier one
+        if safe_relative(crop.path) is None:
+            malformed.append((crop.id, f"path {crop.path!r} is not a relative path inside DATA"))
             continue
-        path = row.get("path")
-        if not isinstance(path, str) or not path or Path(path).is_absolute() or ".." in Path(path).parts:
-            malformed.append((cid, f"path {path!r} is not a relative path inside DATA"))
-            continue
-        source = row.get("source_sha256")
-        chosen[cid] = Crop(
-            id=cid,
-            source_sha256=source if isinstance(source, str) else "",
-            path=path,
-            face_area=face_area(row),
-            hair_color=row.get("hair_color") if isinstance(row.get("hair_color"), str) else None,
-            eye_colors=row.get("eye_colors"),
-            source_path=row.get("source_path") if isinstance(row.get("source_path"), str) else None,
-            row=row,
-        )
+        chosen[crop.id] = crop
     if not chosen:
         raise InputError(NO_CROPS.format(manifest=manifest))
-    sources = {}
-    for row in read_jsonl(data_dir / "raw" / "manifest.jsonl"):
-        if isinstance(row, dict) and isinstance(row.get("sha256"), str):
-            sources[row["sha256"]] = row
     return Inputs(crops=sorted(chosen.values(), key=lambda c: c.id), demoted=demoted,
-                  malformed=malformed, sources=sources)
+                  malformed=malformed, sources=raw_sources(layout))
+
+
+def raw_sources(layout: Layout) -> dict[str, dict[str, Any]]:
+    """The crawler's rows by sha256 (for the report's titles and URLs); unusable rows are simply absent."""
+    return {image.sha256: image.row for image in read_rows(layout.raw_manifest, RawImage.parse)[0]}

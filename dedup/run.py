@@ -16,18 +16,20 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dedup import faces, report, shard
+from dedup import outputs
 from dedup.artwork import artwork_links
 from dedup.clusters import Cluster, Member, build_clusters
 from dedup.config import DedupConfig
-from dedup.fingerprint import Fingerprint, Job, colour_distance, compute, pixel_digest
-from dedup.hashing import hex_to_words
-from dedup.inputs import Crop, Inputs, read_inputs
+from dedup.fingerprint import Fingerprint, Job, colour_distance, compute
+from dedup.inputs import Inputs, read_inputs
 from dedup.search import near_pairs
 from dedup.state import State
 from dedup.thumbcache import ThumbCache
 from dedup.workers import pool
 from pipeline import atomic
+from pipeline.layout import Layout
+from pipeline.manifests import CropRow
+from pipeline.phash import hex_to_words
 
 SAVE_EVERY = 1000  # commit at least this often (crops) ...
 SAVE_SECONDS = 2.0  # ... or this often (seconds), so a kill loses little
@@ -49,7 +51,8 @@ def low_information(record: dict, cfg: DedupConfig) -> bool:
     return record["gray_std"] < cfg.min_contrast or ones < floor or bits - ones < floor
 
 
-def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: State, cache: ThumbCache) -> int:
+def fingerprint_all(data_dir: Path, crops: list[CropRow], cfg: DedupConfig, state: State, cache: ThumbCache,
+                    progress: bool = True) -> int:
     """Hash the crops that have no fingerprint yet, committing as results arrive.
 
     Thumbnail rows are flushed to the cache before the batch that points at them is
@@ -63,7 +66,8 @@ def fingerprint_all(data_dir: Path, crops: list[Crop], cfg: DedupConfig, state: 
     pending: list[tuple[str, Fingerprint, int | None]] = []
     paths = {c.id: c.path for c in crops}
     next_row = state.next_thumb_row()
-    bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True,
+               disable=not progress)
     executor = pool(workers)
 
     last_save = time.monotonic()
@@ -127,7 +131,7 @@ def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple
     return int(query.size), len(pairs), low_info
 
 
-def cluster_active(crops: list[Crop], prints: dict[str, dict], pairs: list[tuple], cfg: DedupConfig,
+def cluster_active(crops: list[CropRow], prints: dict[str, dict], pairs: list[tuple], cfg: DedupConfig,
                    artwork: list[tuple[int, int]] = ()) -> list[Cluster]:
     """`artwork` are extra (index, index) links into `crops`: the same face in two copies of one picture."""
     members = [Member(c.id, c.face_area, prints[c.id]["sharpness"]) for c in crops]
@@ -140,7 +144,7 @@ def cluster_active(crops: list[Crop], prints: dict[str, dict], pairs: list[tuple
     return build_clusters(members, links, cfg.keep)
 
 
-def same_artwork(crops: list[Crop], prints: dict[str, dict], cfg: DedupConfig) -> dict[tuple[str, str], tuple[int, float]]:
+def same_artwork(crops: list[CropRow], prints: dict[str, dict], cfg: DedupConfig) -> dict[tuple[str, str], tuple[int, float]]:
     """(id, id) -> (source dHash distance, box IoU) for crops of one artwork stored twice.
 
     The colour guard applies here too: a recoloured edition of a picture is kept as its own face.
@@ -155,48 +159,37 @@ def same_artwork(crops: list[Crop], prints: dict[str, dict], cfg: DedupConfig) -
     return found
 
 
-def relation(member: dict, kept: dict, cfg: DedupConfig, artwork: tuple[int, float] | None = None
-             ) -> tuple[str, str, int | None, int | None]:
-    """(label for the report, reason code, hash distance, dHash distance) of a member to its keeper."""
-    if member["pixel_sha256"] == kept["pixel_sha256"]:
-        return "exact duplicate", "exact_duplicate", 0, 0
-    bits = cfg.hash_size * cfg.hash_size
-    d = int(np.bitwise_count(hex_to_words(member["hash_hex"], bits) ^ hex_to_words(kept["hash_hex"], bits)).sum())
-    d2 = int(np.bitwise_count(hex_to_words(member["dhash_hex"], 64) ^ hex_to_words(kept["dhash_hex"], 64)).sum())
-    colour = colour_distance(member["colour_hex"], kept["colour_hex"])
-    if artwork is not None and d > cfg.threshold:
-        source_distance, overlap = artwork
-        return (f"same artwork stored twice (source dHash-256 {source_distance}, box IoU {overlap:.2f}; "
-                f"{cfg.hash} {d}, colour {colour:.1f})", "same_artwork", d, d2)
-    return f"near duplicate ({cfg.hash} {d}, dHash {d2}, colour {colour:.1f})", "near_duplicate", d, d2
+@dataclasses.dataclass
+class Found:
+    """What hashing and searching left in the state: every crop's fingerprint and the near pairs."""
+
+    prints: dict[str, dict]
+    pairs: list[tuple[str, str, int, int]]
+    rehashed: bool  # a hashing setting changed, so every crop was hashed again
+    researched: bool  # a matching setting changed, so every content was searched again
+    hashed: int
+    searched: int
+    new_pairs: int
+    low_info: int
 
 
-def shard_rows(cache: ThumbCache, kept: list[str], prints: dict[str, dict]):
-    """Each kept face's cached pixels, checked against the digest taken when it was hashed."""
-    rows = cache.rows()
-    for crop_id in tqdm(kept, desc="dedup: shard", unit="face", file=sys.stderr, dynamic_ncols=True):
-        pixels = np.asarray(rows[prints[crop_id]["thumb_row"]])
-        if pixel_digest(pixels) != prints[crop_id]["thumb_sha256"]:
-            raise RuntimeError(f"{cache.path} row {prints[crop_id]['thumb_row']} ({crop_id}) is damaged; "
-                               f"delete {cache.path.parent} and run again")
-        yield pixels
+class Laps:
+    """Wall seconds per step, for the summary and the benchmark."""
 
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.clock = time.perf_counter()
 
-def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(step: str) -> None:
-        nonlocal clock
+    def lap(self, step: str) -> None:
         now = time.perf_counter()
-        seconds[step] = round(now - clock, 3)
-        clock = now
+        self.seconds[step] = round(now - self.clock, 3)
+        self.clock = now
 
-    inputs: Inputs = read_inputs(data_dir)
-    for folder in ("dedup", "faces64", "shards"):
-        atomic.remove_stale_temps(data_dir / folder)
-    state = State(data_dir / "dedup" / "state.sqlite")
-    cache = ThumbCache(data_dir / "dedup" / "thumbs.u8", cfg.output_size)
+
+def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCache, laps: Laps,
+               progress: bool) -> Found:
+    """Fingerprint the crops not hashed yet (or moved, or missing last time), then search what is new."""
+    state = State(layout.dedup_state)
     try:
         rehash, research = state.reconcile(cfg.hashing_key(), cfg.matching_key())
         if rehash or state.next_thumb_row() == 0:
@@ -207,99 +200,62 @@ def run(data_dir: Path, cfg: DedupConfig) -> Outcome:
         state.forget(retry)
         for crop_id in retry:
             prints.pop(crop_id)
-        hashed = fingerprint_all(data_dir, [c for c in inputs.crops if c.id not in prints], cfg, state, cache)
+        todo = [c for c in inputs.crops if c.id not in prints]
+        hashed = fingerprint_all(layout.data, todo, cfg, state, cache, progress)
         prints = state.prints()
-        lap("hash")
+        laps.lap("hash")
         searched, new_pairs, low_info = search_new(prints, cfg, state)
         pairs = state.pairs()
-        lap("search")
+        laps.lap("search")
     finally:
         state.close()
+    return Found(prints, pairs, rehash, research, hashed, searched, new_pairs, low_info)
 
-    usable = [c for c in inputs.crops if not prints[c.id]["error"]]
-    failed = [c for c in inputs.crops if prints[c.id]["error"]]
-    artwork = same_artwork(usable, prints, cfg)
+
+def group(inputs: Inputs, found: Found, cfg: DedupConfig) -> tuple[list[Cluster], dict]:
+    """Duplicate clusters of the usable crops, and the same-artwork links that joined some of them."""
+    usable = [c for c in inputs.crops if not found.prints[c.id]["error"]]
+    artwork = same_artwork(usable, found.prints, cfg)
     index_of = {c.id: k for k, c in enumerate(usable)}
-    clusters = cluster_active(usable, prints, pairs, cfg, [(index_of[a], index_of[b]) for a, b in artwork if a < b])
-    crops_by_id = {c.id: c for c in inputs.crops}
-    kept = sorted(c.kept for c in clusters)
-    lap("cluster")
+    links = [(index_of[a], index_of[b]) for a, b in artwork if a < b]
+    return cluster_active(usable, found.prints, found.pairs, cfg, links), artwork
 
-    if rehash:
-        faces.write_manifest(data_dir, [])  # every face's pixels may have changed: republish all
-    added, removed = faces.publish(data_dir, [(i, prints[i]["thumb_row"], prints[i]["thumb_sha256"]) for i in kept],
-                                   cache.path, cfg.output_size, worker_count(cfg))
-    manifest, dropped, views = [], [], []
-    for cl in clusters:
-        keeper = crops_by_id[cl.kept]
-        rec = prints[cl.kept]
-        manifest.append({
-            "id": cl.kept, "crop_id": cl.kept, "path": f"faces64/{cl.kept}.png",
-            "source_sha256": keeper.source_sha256, "source_path": keeper.source_path,
-            "cluster_id": cl.cluster_id, "cluster_size": len(cl.members), "duplicates": cl.members[1:],
-            "kept_because": cl.why,
-            "hashes": {cfg.hash: rec["hash_hex"], "dhash": rec["dhash_hex"], "pixel_sha256": rec["pixel_sha256"],
-                       "thumb_sha256": rec["thumb_sha256"]},
-            "hash_kind": cfg.hash, "hash_bits": cfg.hash_size * cfg.hash_size,
-            "face_area": keeper.face_area, "crop_side": rec["width"], "sharpness": round(rec["sharpness"], 3),
-            "hair_color": keeper.hair_color, "eye_colors": keeper.eye_colors,
-        })
-        if len(cl.members) == 1:
-            continue
-        member_views = []
-        for crop_id in cl.members:
-            c = crops_by_id[crop_id]
-            source = inputs.sources.get(c.source_sha256, {})
-            if crop_id == cl.kept:
-                member_views.append(report.MemberView(crop_id, c.path, True, "kept", c.face_area, prints[crop_id]["sharpness"], source))
-                continue
-            label, reason, d, d2 = relation(prints[crop_id], rec, cfg, artwork.get((crop_id, cl.kept)))
-            dropped.append({"id": crop_id, "reason": reason, "kept_id": cl.kept, "cluster_id": cl.cluster_id,
-                            "distance": d, "dhash_distance": d2, "detail": label})
-            member_views.append(report.MemberView(crop_id, c.path, False, label, c.face_area, prints[crop_id]["sharpness"], source))
-        views.append(report.ClusterView(cl.cluster_id, cl.why, member_views))
-    for c in failed:
-        code, _, detail = prints[c.id]["error"].partition(": ")
-        dropped.append({"id": c.id, "reason": code, "detail": detail})
-    in_manifest = {c.id for c in inputs.crops} | inputs.demoted
-    for crop_id in sorted(inputs.demoted & in_manifest):
-        dropped.append({"id": crop_id, "reason": "demoted", "detail": "a person demoted this crop (facecrop overrides)"})
-    for what, why in inputs.malformed:
-        dropped.append({"id": what, "reason": "bad_manifest_row", "detail": why})
-    faces.write_manifest(data_dir, manifest)
-    atomic.write_jsonl(data_dir / "dedup" / "dropped.jsonl", sorted(dropped, key=lambda r: (r["reason"], r["id"])))
 
-    lap("faces64")
-    hair = [crops_by_id[i].hair_color for i in kept]
-    labels = {"hair_color": hair}
-    config_used = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "workers"}  # workers do not change content
-    key = shard.content_key(kept, [prints[i]["thumb_sha256"] for i in kept], labels, config_used)
-    rebuilt = False
-    if not shard.is_current(data_dir, key):
-        meta = {"ids": kept, "labels": labels, "label_vocab": {"hair_color": sorted({h for h in hair if h})},
-                "config": config_used, "content_key": key}
-        shard.write_shard(data_dir, shard_rows(cache, kept, prints), len(kept), cfg.output_size, meta)
-        rebuilt = True
-
-    lap("shard")
-    reasons: dict[str, int] = {}
-    for row in dropped:
-        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
-    counts: dict[str, Any] = {
-        "accepted crops": len(inputs.crops), "hashed this run": hashed,
-        "re-hashed (settings changed)": "yes" if rehash else "no",
-        "re-searched (settings changed)": "yes" if research else "no",
-        "contents searched this run": searched, "new near pairs": new_pairs, "low-information contents": low_info,
+def summary_counts(inputs: Inputs, found: Found, described: outputs.Described, artwork: dict,
+                   faces_changed: tuple[int, int], rebuilt: bool) -> dict[str, Any]:
+    added, removed = faces_changed
+    return {
+        "accepted crops": len(inputs.crops), "hashed this run": found.hashed,
+        "re-hashed (settings changed)": "yes" if found.rehashed else "no",
+        "re-searched (settings changed)": "yes" if found.researched else "no",
+        "contents searched this run": found.searched, "new near pairs": found.new_pairs,
+        "low-information contents": found.low_info,
         "same-artwork links": len(artwork) // 2,
-        "duplicate clusters": len(views), "kept faces": len(kept),
+        "duplicate clusters": len(described.views), "kept faces": len(described.faces),
         "faces64 added/removed": f"{added}/{removed}", "shard": "rebuilt" if rebuilt else "unchanged",
-        "dropped": reasons or {"none": 0},
+        "dropped": described.dropped_by_reason() or {"none": 0},
     }
-    # The report describes the corpus, not this run, so a re-run with nothing new leaves it untouched.
-    per_run = ("hashed this run", "re-hashed (settings changed)", "re-searched (settings changed)",
-               "contents searched this run", "new near pairs", "faces64 added/removed", "shard", "dropped", "seconds")
-    report.write_report(data_dir / "dedup" / "report.html", views, {k: v for k, v in counts.items() if k not in per_run}
-                        | {f"dropped: {k}": v for k, v in reasons.items()})
-    lap("report")
-    counts["seconds"] = seconds
-    return Outcome(counts, kept, clusters, seconds)
+
+
+def run(data_dir: Path, cfg: DedupConfig, progress: bool = True) -> Outcome:
+    """inputs -> fingerprints and pairs -> clusters -> faces64 + dropped -> shard -> report."""
+    layout, laps = Layout(Path(data_dir)), Laps()
+    inputs = read_inputs(layout.data)
+    for folder in layout.dedup_outputs:
+        atomic.remove_stale_temps(folder)
+    cache = ThumbCache(layout.thumb_cache, cfg.output_size)
+    found = find_pairs(layout, inputs, cfg, cache, laps, progress)
+    clusters, artwork = group(inputs, found, cfg)
+    kept = sorted(c.kept for c in clusters)
+    laps.lap("cluster")
+    described = outputs.describe(clusters, inputs, found.prints, artwork, cfg)
+    faces_changed = outputs.publish_faces(layout, described, found.prints, cache, cfg, worker_count(cfg),
+                                          republish=found.rehashed, progress=progress)
+    laps.lap("faces64")
+    rebuilt = outputs.publish_shard(layout, kept, inputs, found.prints, cache, cfg, progress)
+    laps.lap("shard")
+    counts = summary_counts(inputs, found, described, artwork, faces_changed, rebuilt)
+    outputs.write_report(layout, described, counts)
+    laps.lap("report")
+    counts["seconds"] = laps.seconds
+    return Outcome(counts, kept, clusters, laps.seconds)

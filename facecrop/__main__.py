@@ -7,77 +7,69 @@ subcommand, because `make rejects` and people type them in both places.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from facecrop import listing, manifest, overrides, rejects_page
+from facecrop import listing, manifest, rejects_page
 from facecrop.config import FacecropConfig, load_config
-from facecrop.overrule import OverruleError, overrule
-from facecrop.sources import SourcesError
-from pipeline.cascade import CascadeError
+from facecrop.overrule import overrule
 from pipeline.cli import add_common_arguments
-from pipeline.config import ConfigError
+from pipeline.decisions import DEFAULT_DEMOTE_REASON
+from pipeline.errors import InputMissing
+from pipeline.layout import Layout
+from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
 
-SUBCOMMANDS = ("run", "promote", "demote", "rejects")
-VALUE_OPTIONS = ("--config", "--data", "--cascade", "--reason")
+DESCRIPTIONS = {
+    "run": "Detect anime faces in DATA/raw/, write accepted crops and inspectable rejects.",
+    "promote": "Accept crops the rules rejected; recorded in crops/overrides.jsonl and kept by every run.",
+    "demote": "Reject crops the rules accepted, with your reason; recorded in crops/overrides.jsonl.",
+    "rejects": "List rejects with counts per reason, or (--html) rebuild DATA/rejects/index.html.",
+}
 
 
-def _parser(command: str) -> argparse.ArgumentParser:
-    descriptions = {
-        "run": "Detect anime faces in DATA/raw/, write accepted crops and inspectable rejects.",
-        "promote": "Accept crops the rules rejected; recorded in crops/overrides.jsonl and kept by every run.",
-        "demote": "Reject crops the rules accepted, with your reason; recorded in crops/overrides.jsonl.",
-        "rejects": "List rejects with counts per reason, or (--html) rebuild DATA/rejects/index.html.",
-    }
-    prog = "python -m facecrop" + ("" if command == "run" else f" {command}")
-    epilog = None
-    if command == "run":
-        epilog = "subcommands: " + "; ".join(f"{name}: {descriptions[name].rstrip('.')}" for name in SUBCOMMANDS[1:])
-        epilog += " See `python -m facecrop SUBCOMMAND --help`."
-    parser = argparse.ArgumentParser(prog=prog, description=descriptions[command], epilog=epilog)
-    add_common_arguments(parser)
-    parser.add_argument("--cascade", help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)")
-    if command in ("promote", "demote"):
-        parser.add_argument("ids", nargs="+", metavar="ID", help="crop ids as in crops/manifest.jsonl")
-    if command == "demote":
-        parser.add_argument("--reason", default=overrides.DEFAULT_DEMOTE_REASON, help="why (a-z0-9_-; default: manual)")
-    if command == "rejects":
-        parser.add_argument("--reason", help="list only rejects with this reason")
-        parser.add_argument("--html", action="store_true", help="(re)build DATA/rejects/index.html and print its path")
-    if command == "run":
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
+def _shared_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    add_common_arguments(parser, defaults=defaults)
+    parser.add_argument("--cascade", default=None if defaults else argparse.SUPPRESS,
+                        help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)")
+    add_output_arguments(parser, defaults=defaults)
 
 
-def split_command(argv: list[str]) -> tuple[str, list[str]]:
-    for i, token in enumerate(argv):
-        if token in SUBCOMMANDS and (i == 0 or argv[i - 1] not in VALUE_OPTIONS):
-            return token, argv[:i] + argv[i + 1 :]
-    return "run", argv
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m facecrop", description=DESCRIPTIONS["run"],
+                                  epilog="Without a subcommand: run. See `python -m facecrop SUBCOMMAND --help`.")
+    _shared_options(top, defaults=True)
+    commands = top.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    sub = {name: commands.add_parser(name, help=text, description=text) for name, text in DESCRIPTIONS.items()}
+    for command in sub.values():
+        _shared_options(command, defaults=False)
+    for name in ("promote", "demote"):
+        sub[name].add_argument("ids", nargs="+", metavar="ID", help="crop ids as in crops/manifest.jsonl")
+    sub["demote"].add_argument("--reason", default=DEFAULT_DEMOTE_REASON, help="why (a-z0-9_-; default: manual)")
+    sub["rejects"].add_argument("--reason", help="list only rejects with this reason")
+    sub["rejects"].add_argument("--html", action="store_true", help="(re)build DATA/rejects/index.html and print its path")
+    return top
 
 
-def _run(args: argparse.Namespace, config: FacecropConfig) -> int:
+def crop(args: argparse.Namespace, config: FacecropConfig, log: logging.Logger) -> int:
+    from facecrop.cascade import load_cascade, resolve_cascade
     from facecrop.run import run
-    from pipeline.cascade import load_cascade, resolve_cascade
 
     cascade_path = resolve_cascade(args.cascade, args.data)
     load_cascade(cascade_path)  # fail here, once, with a clear message, rather than in every worker
-    result = run(config, args.data, cascade_path, progress=not args.no_progress)
+    result = run(config, args.data, cascade_path, progress=show_progress(args))
     print_summary("facecrop", result.counts)
-    print(f"rejects page: {result.page}", file=sys.stderr)
+    log.info("rejects page: %s", result.page)
     if result.counts["faces"] == 0:
-        print(
-            "facecrop: no faces found in any image; see why with `make rejects` (or `python -m facecrop rejects`)",
-            file=sys.stderr,
-        )
+        log.warning("no faces found in any image; see why with `make rejects` (or `python -m facecrop rejects`)")
     return 0
 
 
-def _rejects(args: argparse.Namespace, config: FacecropConfig) -> int:
+def rejects(args: argparse.Namespace, config: FacecropConfig) -> int:
+    path = Layout(args.data).crops_manifest
+    if not path.exists():
+        raise InputMissing(f"no crops manifest at {path}; run `python -m facecrop` first")
     rows = manifest.read_manifest(args.data)
-    if not manifest.manifest_path(args.data).exists():
-        print(f"facecrop: no crops manifest at {manifest.manifest_path(args.data)}; run `python -m facecrop` first", file=sys.stderr)
-        return 1
     if args.html:
         page = rejects_page.build(args.data, rows, config.thresholds)
         data = rejects_page.page_data(args.data, rows, config.thresholds)
@@ -88,28 +80,28 @@ def _rejects(args: argparse.Namespace, config: FacecropConfig) -> int:
     return 0
 
 
+def overrule_ids(args: argparse.Namespace, config: FacecropConfig) -> int:
+    changed = overrule(args.data, args.ids, args.command, getattr(args, "reason", None), config.thresholds)
+    for row in changed:
+        print(f"{row['id']}: {row['decision']}" + (f" ({row['reason']})" if row["reason"] else "") + f" -> {row['path']}")
+    return 0
+
+
+def dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
+    config = load_config(args.config)
+    if args.command == "rejects":
+        return rejects(args, config)
+    if args.command in ("promote", "demote"):
+        return overrule_ids(args, config)
+    return crop(args, config, log)
+
+
 def main(argv: list[str] | None = None) -> int:
-    command, rest = split_command(list(sys.argv[1:] if argv is None else argv))
-    args = _parser(command).parse_args(rest)
-    try:
-        config = load_config(args.config)
-        if command == "run":
-            return _run(args, config)
-        if command == "rejects":
-            return _rejects(args, config)
-        changed = overrule(args.data, args.ids, command, getattr(args, "reason", None), config.thresholds)
-        for row in changed:
-            print(f"{row['id']}: {row['decision']}" + (f" ({row['reason']})" if row["reason"] else "") + f" -> {row['path']}")
-        return 0
-    except (ConfigError, CascadeError, SourcesError, OverruleError, ValueError) as exc:
-        print(f"facecrop: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError | ValueError) else 1
-    except OSError as exc:
-        print(f"facecrop: {exc}; finished images are saved, fix this and re-run", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("facecrop: interrupted; finished images are saved, re-run to do the rest", file=sys.stderr)
-        return 130
+    args = parser().parse_args(argv)
+    args.command = args.command or "run"
+    log = configure_logging(args, "facecrop")
+    return run_stage("facecrop", lambda: dispatch(args, log),
+                     interrupted="interrupted; finished images are saved, re-run to do the rest")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Finding, verifying and loading lbpcascade_animeface.xml — one resolver for every stage.
+"""Finding, verifying and loading lbpcascade_animeface.xml (facecrop is its only user).
 
 Order: explicit option, then env ANIMEFACE_CASCADE, then DATA/models/, then a download
 from upstream verified against a pinned sha256. The file is small but everything
@@ -15,8 +15,9 @@ import requests
 
 from pipeline import atomic
 from pipeline.digest import file_digest
+from pipeline.errors import PipelineError
+from pipeline.layout import CASCADE_NAME, Layout
 
-CASCADE_NAME = "lbpcascade_animeface.xml"
 CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"
 CASCADE_URL = "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
 ENV_VAR = "ANIMEFACE_CASCADE"
@@ -26,12 +27,8 @@ HOW_TO_SUPPLY = (
 )
 
 
-class CascadeError(RuntimeError):
+class CascadeError(PipelineError):
     """The cascade cannot be found, fetched, verified or loaded; the message says how to fix it."""
-
-
-def sha256_file(path: Path) -> str:
-    return file_digest(path, "sha256")
 
 
 def resolve_cascade(
@@ -54,9 +51,9 @@ def resolve_cascade(
                 raise CascadeError(f"{origin} points at {path}, which is not a file; {HOW_TO_SUPPLY}")
             return path
 
-    cached = Path(data_dir) / "models" / CASCADE_NAME
+    cached = Layout(Path(data_dir)).cascade
     if cached.is_file():
-        actual = sha256_file(cached)
+        actual = file_digest(cached)
         if actual != expected_sha256:
             raise CascadeError(
                 f"{cached} has sha256 {actual}, expected {expected_sha256}; delete it to re-download, or {HOW_TO_SUPPLY}"

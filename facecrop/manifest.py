@@ -15,27 +15,26 @@ from typing import Any
 
 from facecrop import overrides
 from pipeline import atomic
-
-
-def manifest_path(data_dir: Path) -> Path:
-    return data_dir / "crops" / "manifest.jsonl"
+from pipeline.decisions import Decision
+from pipeline.layout import Layout
 
 
 def read_manifest(data_dir: Path) -> list[dict[str, Any]]:
-    return atomic.read_jsonl(manifest_path(data_dir))
+    return atomic.read_jsonl(Layout(data_dir).crops_manifest)
 
 
 def write_manifest(data_dir: Path, rows: Iterable[dict[str, Any]]) -> int:
-    return atomic.write_jsonl(manifest_path(data_dir), rows)
+    return atomic.write_jsonl(Layout(data_dir).crops_manifest, rows)
 
 
 def crop_files(data_dir: Path) -> dict[str, list[str]]:
     """Every crop PNG on disk by id: crops/<id>.png and rejects/<reason>/<id>.png (paths relative to DATA)."""
+    layout = Layout(data_dir)
     found: dict[str, list[str]] = {}
-    places = [("crops", data_dir / "crops")]
-    rejects = data_dir / "rejects"
+    places = [(layout.crops_dir.name, layout.crops_dir)]
+    rejects = layout.rejects_dir
     if rejects.is_dir():
-        places += [(f"rejects/{d.name}", d) for d in sorted(rejects.iterdir()) if d.is_dir()]
+        places += [(f"{rejects.name}/{d.name}", d) for d in sorted(rejects.iterdir()) if d.is_dir()]
     for rel, directory in places:
         if not directory.is_dir():
             continue
@@ -46,7 +45,8 @@ def crop_files(data_dir: Path) -> dict[str, list[str]]:
     return found
 
 
-def final_rows(stored: Iterable[dict[str, Any]], override_rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def final_rows(stored: Iterable[dict[str, Any]], override_rows: dict[str, Decision]) -> list[dict[str, Any]]:
+    """The published rows: the one place a person's overrides are applied."""
     return [overrides.apply(row, override_rows.get(row["id"])) for row in stored]
 
 
@@ -78,7 +78,7 @@ def remove_orphans(data_dir: Path, rows: list[dict[str, Any]], files: dict[str, 
             if rel not in wanted and (data_dir / rel).exists():
                 (data_dir / rel).unlink()
                 removed += 1
-    rejects = data_dir / "rejects"
+    rejects = Layout(data_dir).rejects_dir
     if rejects.is_dir():
         for directory in rejects.iterdir():
             if directory.is_dir() and not any(directory.iterdir()):

@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from facecrop import manifest, overrides, rejects_page
+from facecrop import manifest, rejects_page
 from facecrop.config import Thresholds
+from pipeline import decisions
+from pipeline.errors import ConfigError, InputMissing, PipelineError
+from pipeline.layout import Layout
 
 
-class OverruleError(RuntimeError):
+class OverruleError(PipelineError):
     """An id the manifest does not know, or a row without a crop to move."""
 
 
@@ -23,7 +26,7 @@ def overrule(
 ) -> list[dict[str, Any]]:
     rows = manifest.read_manifest(data_dir)
     if not rows:
-        raise OverruleError(f"no crops manifest at {manifest.manifest_path(data_dir)}: run `python -m facecrop` first")
+        raise InputMissing(f"no crops manifest at {Layout(data_dir).crops_manifest}: run `python -m facecrop` first")
     by_id = {row["id"]: row for row in rows}
     unknown = [i for i in ids if i not in by_id]
     if unknown:
@@ -32,10 +35,13 @@ def overrule(
     if no_crop:
         raise OverruleError(f"no crop to {action} for image-level rows: {', '.join(no_crop)}")
     if action == "demote":
-        reason = overrides.check_reason(reason or overrides.DEFAULT_DEMOTE_REASON)
+        try:
+            reason = decisions.check_reason(reason or decisions.DEFAULT_DEMOTE_REASON)
+        except decisions.BadDecision as exc:
+            raise ConfigError(f"--reason: {exc}") from exc
     for crop_id in dict.fromkeys(ids):
-        overrides.record(data_dir, crop_id, action, reason)
-    latest = overrides.read_overrides(data_dir)
+        decisions.record_override(data_dir, crop_id, action, reason)
+    latest = decisions.read_overrides(data_dir)
     updated = manifest.final_rows(rows, latest)
     files = manifest.crop_files(data_dir)
     missing = manifest.place_files(data_dir, updated, files)

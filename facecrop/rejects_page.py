@@ -20,6 +20,7 @@ from typing import Any
 from facecrop import rules
 from facecrop.config import Thresholds
 from pipeline import atomic
+from pipeline.layout import Layout
 
 PAGE_FIELDS = (
     "id", "reason", "auto_reason", "override", "source_size", "box", "crop_box", "size", "likelihood", "site", "url", "page_url",
@@ -27,7 +28,7 @@ PAGE_FIELDS = (
 
 
 def page_path(data_dir: Path) -> Path:
-    return data_dir / "rejects" / "index.html"
+    return Layout(data_dir).rejects_page
 
 
 def _card(row: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:

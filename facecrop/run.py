@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import dataclasses
+import logging
 import multiprocessing
 import os
 import sys
@@ -20,12 +21,16 @@ from typing import Any
 
 from tqdm import tqdm
 
-from facecrop import decide, manifest, overrides, rejects_page, worker
+from facecrop import decide, manifest, rejects_page, worker
 from facecrop.config import FacecropConfig
-from facecrop.sources import read_sources
+from facecrop.sources import Sources, read_sources
 from facecrop.state import State
 from pipeline import atomic
-from pipeline.cascade import sha256_file
+from pipeline.decisions import read_overrides
+from pipeline.digest import file_digest
+from pipeline.layout import Layout
+
+logger = logging.getLogger(__name__)
 
 COMMIT_EVERY_SECONDS = 1.0
 
@@ -33,7 +38,6 @@ COMMIT_EVERY_SECONDS = 1.0
 @dataclasses.dataclass
 class RunResult:
     counts: dict[str, Any]
-    rows: list[dict[str, Any]]
     page: Path
     timing: dict[str, float]
 
@@ -124,7 +128,6 @@ def execute(
     config: FacecropConfig,
     data_dir: Path,
     cascade_path: Path,
-    override_rows: dict,
     state: State,
     fingerprint: str,
     progress: bool,
@@ -150,7 +153,7 @@ def execute(
     if workers > 1:
         # Largest files first: a 6-megapixel image started last would leave the other workers idle.
         todo = sorted(todo, key=lambda job: -_file_size(data_dir, job.path))
-    initargs = (str(cascade_path), config, str(data_dir), override_rows)
+    initargs = (str(cascade_path), config, str(data_dir))
     try:
         if workers == 1:
             # In-process: OpenCV may use its own threads (0 = its default) since nothing else competes.
@@ -162,10 +165,9 @@ def execute(
             while queue:
                 completed, suspects = _pool_run(queue, workers, initargs, finished)
                 if suspects:
-                    print(
-                        f"warning: a worker process died (killed, or crashed in native code); "
-                        f"retrying its {len(suspects)} unfinished image(s) one at a time",
-                        file=sys.stderr,
+                    logger.warning(
+                        "a worker process died (killed, or crashed in native code); "
+                        "retrying its %d unfinished image(s) one at a time", len(suspects)
                     )
                 for job in suspects:
                     # Alone, an image that kills its worker is found out and recorded, not retried forever.
@@ -180,39 +182,48 @@ def execute(
 
 
 def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bool = True) -> RunResult:
-    crops_dir, rejects_dir = data_dir / "crops", data_dir / "rejects"
-    crops_dir.mkdir(parents=True, exist_ok=True)
-    atomic.remove_stale_temps(crops_dir)
-    atomic.remove_stale_temps(rejects_dir)
+    """Plan what is new, process it, then publish the manifest, the files and the rejects page from the state."""
+    layout = Layout(data_dir)
+    layout.crops_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(layout.crops_dir)
+    atomic.remove_stale_temps(layout.rejects_dir)
     sources = read_sources(data_dir)
     for line in sources.skipped[:20]:
-        print(f"warning: {line}", file=sys.stderr)
-    fingerprint = config.fingerprint(sha256_file(cascade_path))
-    override_rows = overrides.read_overrides(data_dir)
+        logger.warning("%s", line)
+    fingerprint = config.fingerprint(file_digest(cascade_path))
     state = State(data_dir)
     try:
         stored = state.load()
         todo, redecided = plan(sources.jobs, stored, fingerprint, manifest.crop_files(data_dir), config)
         state.save(redecided)
-        timing = execute(todo, config, data_dir, cascade_path, override_rows, state, fingerprint, progress)
+        timing = execute(todo, config, data_dir, cascade_path, state, fingerprint, progress)
         stored = state.load()
     finally:
         state.close()
+    rows = publish(data_dir, [row for job in sources.jobs for row in stored[job.sha256][1]], config)
+    counts = summary_counts(rows, sources, todo, redecided, timing)
+    return RunResult(counts, rejects_page.page_path(data_dir), timing)
 
-    automatic = [row for job in sources.jobs for row in stored[job.sha256][1]]
-    rows = manifest.final_rows(automatic, override_rows)
+
+def publish(data_dir: Path, automatic: list[dict[str, Any]], config: FacecropConfig) -> list[dict[str, Any]]:
+    """Apply a person's overrides, put every crop file where its row says, write the manifest and the page."""
+    rows = manifest.final_rows(automatic, read_overrides(data_dir))
     files = manifest.crop_files(data_dir)
     missing = manifest.place_files(data_dir, rows, files)
     if missing:
         # Only possible if files vanish during the run itself; the next run redoes their sources.
-        print(f"warning: {len(missing)} crop file(s) vanished during the run; re-run to recreate them", file=sys.stderr)
+        logger.warning("%d crop file(s) vanished during the run; re-run to recreate them", len(missing))
     manifest.write_manifest(data_dir, rows)
     manifest.remove_orphans(data_dir, rows, files)
-    page = rejects_page.build(data_dir, rows, config.thresholds)
+    rejects_page.build(data_dir, rows, config.thresholds)
+    return rows
 
+
+def summary_counts(rows: list[dict[str, Any]], sources: Sources, todo: list[worker.Job], redecided: list,
+                   timing: dict[str, float]) -> dict[str, Any]:
     detections = [row for row in rows if row.get("crop_box") is not None]
     rejected = collections.Counter(row["reason"] for row in rows if row["decision"] == "rejected")
-    counts: dict[str, Any] = {
+    return {
         "images in raw manifest": len(sources.jobs),
         "images processed now": len(todo),
         "images unchanged (skipped)": len(sources.jobs) - len(todo),
@@ -225,4 +236,3 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
         "overrides applied": sum(1 for row in rows if row.get("override")),
         "cpu seconds by phase": {k: round(v, 2) for k, v in timing.items()} or {"(nothing processed)": 0},
     }
-    return RunResult(counts, rows, page, timing)

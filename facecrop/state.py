@@ -12,6 +12,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from pipeline.layout import Layout
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
     sha256 TEXT PRIMARY KEY,
@@ -23,7 +25,7 @@ CREATE TABLE IF NOT EXISTS sources (
 
 class State:
     def __init__(self, data_dir: Path):
-        path = data_dir / "crops" / "facecrop.sqlite"
+        path = Layout(data_dir).facecrop_state
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -2,8 +2,8 @@
 
 Each worker loads the cascade once (in `init`) and keeps OpenCV single-threaded: the
 pool already uses every core, and OpenCV's own threads would only fight it for them.
-The automatic decision is stored as `auto_decision`/`auto_reason`; the person's
-override (if any) is applied on top before the crop file is written where it belongs.
+The automatic decision is stored as `auto_decision`/`auto_reason` and the crop file is
+written where it puts it; a person's override is applied once, when the run publishes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import cv2
 
 from facecrop import decide, detect, geometry, overrides, quality, rules, source_hash, verify
 from facecrop.config import FacecropConfig
-from facecrop.decode import DecodeFailure, decode_file
+from facecrop.decode import Decoded, DecodeFailure, decode_file
 from pipeline import atomic
 
 
@@ -34,15 +34,14 @@ class Context:
     classifier: Any
     config: FacecropConfig
     data_dir: Path
-    overrides: dict[str, dict[str, Any]]
 
 
 _CONTEXT: Context | None = None
 
 
-def init(cascade_path: str, config: FacecropConfig, data_dir: str, override_rows: dict, threads: int) -> None:
+def init(cascade_path: str, config: FacecropConfig, data_dir: str, threads: int) -> None:
     """Pool initializer: the cascade is loaded once per worker, not once per image."""
-    from pipeline.cascade import load_cascade
+    from facecrop.cascade import load_cascade
 
     global _CONTEXT
     if threads == 1:
@@ -50,7 +49,7 @@ def init(cascade_path: str, config: FacecropConfig, data_dir: str, override_rows
         # a worker finishes its current image instead of dying with a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(threads)
-    _CONTEXT = Context(load_cascade(cascade_path), config, Path(data_dir), override_rows)
+    _CONTEXT = Context(load_cascade(cascade_path), config, Path(data_dir))
 
 
 def run_job(job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
@@ -94,66 +93,88 @@ def image_row(job: Job, reason: str, message: str, values: dict[str, Any]) -> di
     return row
 
 
+PHASES = ("decode", "detect", "measure", "verify", "write")
+
+
+class PhaseClock:
+    """CPU seconds per phase (process time: unlike wall time, not inflated by other programs)."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(PHASES, 0.0)
+        self.mark = time.process_time()
+
+    def charge(self, phase: str) -> None:
+        """Add the time since the last charge to `phase`."""
+        now = time.process_time()
+        self.spent[phase] += now - self.mark
+        self.mark = now
+
+
 def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
-    cfg, th = ctx.config, ctx.config.thresholds
-    # CPU seconds per phase (process time: unlike wall time, not inflated by other programs).
-    timing = {"decode": 0.0, "detect": 0.0, "measure": 0.0, "verify": 0.0, "write": 0.0}
-    t0 = time.process_time()
+    """Decode the source, detect its faces, and turn each detection into a decided row and a crop file."""
+    cfg, clock = ctx.config, PhaseClock()
     try:
-        if not job.path:
-            raise DecodeFailure("decode_error", "the raw manifest row has no usable path (missing, absolute or outside DATA)")
-        decoded = decode_file(ctx.data_dir / job.path, cfg.max_pixels)
+        decoded = decode_source(ctx, job)
     except DecodeFailure as failure:
-        return job.sha256, [image_row(job, failure.reason, str(failure), failure.values)], timing
-    image = decoded.image
-    t1 = time.process_time()
-    timing["decode"] = t1 - t0
+        return job.sha256, [image_row(job, failure.reason, str(failure), failure.values)], clock.spent
+    clock.charge("decode")
     found = detect.detect(
-        ctx.classifier, detect.prepare_gray(image), cfg.scale_factor, cfg.min_neighbors, cfg.min_size
+        ctx.classifier, detect.prepare_gray(decoded.image), cfg.scale_factor, cfg.min_neighbors, cfg.min_size
     )
-    t2 = time.process_time()
-    timing["detect"] = t2 - t1
-    rows = []
-    artwork = source_hash.source_dhash(image) if found else None
-    for det in found:
-        crop_id = f"{job.sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}"
-        row = _base_row(job, crop_id)
-        tm = time.process_time()
-        square = geometry.crop_square(det.box, decoded.width, decoded.height, cfg.margin, cfg.shift)
-        crop = geometry.cut(image, square)
-        values: dict[str, Any] = {
-            "face_side": max(det.w, det.h),
-            "padding": square.padding_share,
-            "faces_in_image": len(found),
-            "confidence": det.confidence,
-            **quality.measure(crop, cfg.work_size),
-        }
-        failed = rules.failed_rules(values, th)
-        tv = time.process_time()
-        timing["measure"] += tv - tm
-        if not failed and decide.wants_verify(cfg, det.confidence):
-            # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
-            verdict = verify.verify(image, det.box, cfg.verify_margin, cfg.verify_size)
-            values["likelihood"] = verdict.likelihood
-            row.update(likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors)
-            failed = rules.failed_rules(values, th)
-        timing["verify"] += time.process_time() - tv
-        row.update(
-            source_size=[decoded.width, decoded.height],
-            source_dhash=artwork,
-            box=list(det.box),
-            crop_box=square.as_box(),
-            size=square.side,
-            confidence=det.confidence,
-            values=values,
-        )
-        decide.settle(row, failed)
-        final = overrides.apply(row, ctx.overrides.get(crop_id))
-        tw = time.process_time()
-        ok, png = cv2.imencode(".png", crop)
-        if not ok:
-            raise RuntimeError(f"OpenCV could not encode crop {crop_id} as PNG")
-        atomic.write_bytes(ctx.data_dir / final["path"], png.tobytes())
-        timing["write"] += time.process_time() - tw
-        rows.append(row)
-    return job.sha256, rows, timing
+    clock.charge("detect")
+    artwork = source_hash.source_dhash(decoded.image) if found else None
+    rows = [face_row(ctx, job, decoded, det, len(found), artwork, clock) for det in found]
+    return job.sha256, rows, clock.spent
+
+
+def decode_source(ctx: Context, job: Job) -> Decoded:
+    if not job.path:
+        raise DecodeFailure("decode_error", "the raw manifest row has no usable path (missing, absolute or outside DATA)")
+    return decode_file(ctx.data_dir / job.path, ctx.config.max_pixels)
+
+
+def face_row(ctx: Context, job: Job, decoded: Decoded, det: detect.Detection, faces_in_image: int,
+             artwork: str | None, clock: PhaseClock) -> dict[str, Any]:
+    """One detection: cut its square, measure it, verify it if no rule rejects it, decide, write the crop."""
+    cfg = ctx.config
+    row = _base_row(job, f"{job.sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}")
+    square = geometry.crop_square(det.box, decoded.width, decoded.height, cfg.margin, cfg.shift)
+    crop = geometry.cut(decoded.image, square)
+    values: dict[str, Any] = {
+        "face_side": max(det.w, det.h),
+        "padding": square.padding_share,
+        "faces_in_image": faces_in_image,
+        "confidence": det.confidence,
+        **quality.measure(crop, cfg.work_size),
+    }
+    failed = rules.failed_rules(values, cfg.thresholds)
+    clock.charge("measure")
+    if not failed and decide.wants_verify(cfg, det.confidence):
+        # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
+        verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
+        values["likelihood"] = verdict.likelihood
+        row.update(likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors)
+        failed = rules.failed_rules(values, cfg.thresholds)
+    clock.charge("verify")
+    row.update(
+        source_size=[decoded.width, decoded.height],
+        source_dhash=artwork,
+        box=list(det.box),
+        crop_box=square.as_box(),
+        size=square.side,
+        confidence=det.confidence,
+        values=values,
+    )
+    decide.settle(row, failed)
+    write_crop(ctx, row, crop)
+    clock.charge("write")
+    return row
+
+
+def write_crop(ctx: Context, row: dict[str, Any], crop: Any) -> None:
+    """The PNG goes where the rules put it; publishing moves it if a person overruled them."""
+    ok, png = cv2.imencode(".png", crop)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode crop {row['id']} as PNG")
+    target = overrides.crop_path(row["id"], row["auto_decision"], row["auto_reason"])
+    atomic.write_bytes(ctx.data_dir / target, png.tobytes())

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import json
+import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 _UMASK = os.umask(0)
@@ -99,26 +101,31 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """All complete rows of a JSONL file ([] when it does not exist).
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every complete row of a JSONL file (none when it does not exist).
 
     A line that does not parse can only be the torn write of a killed append (the
     writer had not returned, so its stage never counted that row as done and will
-    redo it); it is skipped with a warning on stderr rather than crashing the run.
+    redo it); it is skipped with a warning naming file and line rather than crashing the run.
     """
     path = Path(path)
     if not path.exists():
-        return []
-    rows = []
+        return
     with path.open(encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                value = json.loads(line)
             except json.JSONDecodeError:
-                print(f"warning: {path}:{number}: skipping a torn line from an interrupted write", file=sys.stderr)
-    return rows
+                logger.warning("%s:%d: skipping a torn line from an interrupted write", path, number)
+                continue
+            yield number, value
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """All complete rows of a JSONL file ([] when it does not exist); see `iter_jsonl`."""
+    return [value for _, value in iter_jsonl(path)]
 
 
 def remove_stale_temps(directory: str | Path) -> int:

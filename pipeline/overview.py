@@ -1,45 +1,47 @@
 """The closing summary of `make dataset`: what every stage produced, read from their files.
 
-It reads only the stages' manifests (the same contract a person can inspect), so the
-numbers it prints are the numbers on disk, not a stage's own idea of what it did.
+It reads only the stages' manifests and the shard's sidecar (the same contracts a person can
+inspect, parsed by `pipeline.manifests` and `pipeline.shard`), so the numbers it prints are
+the numbers on disk, not a stage's own idea of what it did.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.atomic import read_jsonl
+from pipeline import atomic
+from pipeline.layout import Layout
+from pipeline.manifests import CropRow, read_rows
+from pipeline.shard import shard_count
+
+
+def duplicates_removed(layout: Layout) -> int:
+    """Members dropped in favour of a kept face, from faces64/manifest.jsonl's cluster sizes."""
+    sizes = [row.get("cluster_size", 1) for row in atomic.read_jsonl(layout.faces_manifest) if isinstance(row, dict)]
+    return sum(max(size - 1, 0) for size in sizes if isinstance(size, int))
 
 
 def dataset_overview(data_dir: str | Path) -> dict[str, Any]:
-    data = Path(data_dir)
-    raw = read_jsonl(data / "raw" / "manifest.jsonl")
-    crops = read_jsonl(data / "crops" / "manifest.jsonl")
-    faces = read_jsonl(data / "faces64" / "manifest.jsonl")
-    shard_meta_path = data / "shards" / "faces64.json"
-    shard_count = None
-    if shard_meta_path.exists():
-        shard_count = json.loads(shard_meta_path.read_text(encoding="utf-8")).get("count")
-
-    detections = [row for row in crops if row.get("box")]
-    accepted = [row for row in crops if row.get("decision") == "accepted"]
-    rejected = Counter(row.get("reason") or "unknown" for row in crops if row.get("decision") == "rejected")
-    duplicates_removed = sum(max(int(row.get("cluster_size", 1)) - 1, 0) for row in faces)
+    layout = Layout(Path(data_dir))
+    raw = atomic.read_jsonl(layout.raw_manifest)
+    crops, _ = read_rows(layout.crops_manifest, CropRow.parse)
+    detections = [crop for crop in crops if crop.is_detection]
+    rejected = Counter(crop.reason or "unknown" for crop in crops if crop.decision == "rejected")
+    count = shard_count(layout.data)
 
     overview: dict[str, Any] = {
         "images crawled": len(raw),
-        "images with a face": len({row.get("source_sha256") for row in detections}),
+        "images with a face": len({crop.source_sha256 for crop in detections}),
         "faces found": len(detections),
-        "accepted": len(accepted),
+        "accepted": sum(1 for crop in crops if crop.accepted),
         "rejected": sum(rejected.values()),
     }
     if rejected:
         overview["rejected by reason"] = dict(sorted(rejected.items()))
-    overview["duplicates removed"] = duplicates_removed
-    overview["faces in the shard"] = shard_count if shard_count is not None else "no shard"
-    for label, path in (("rejects page", data / "rejects" / "index.html"), ("dedup report", data / "dedup" / "report.html")):
+    overview["duplicates removed"] = duplicates_removed(layout)
+    overview["faces in the shard"] = count if count is not None else "no shard"
+    for label, path in (("rejects page", layout.rejects_page), ("dedup report", layout.dedup_report)):
         overview[label] = str(path) if path.exists() else f"{path} (not written)"
     return overview

@@ -1,7 +1,8 @@
 """Perceptual hashes as packed integers, so that millions of comparisons are array operations.
 
-Shared with the trainer's mode-collapse alarm (it hashes generated samples the same way
-the dataset was deduplicated), so `phash64`, `phash_batch` and `hamming` are a contract.
+Two stages use them: dedup finds near duplicates with them, and the trainer's mode-collapse
+alarm hashes generated samples the same way the dataset was deduplicated. Both import this
+module, so "the same face" means one thing in the whole pipeline.
 Hashes wider than 64 bits (hash_size 16 -> 256 bits) are kept as rows of uint64 words,
 big-endian bit order, so the Hamming distance is always XOR + popcount summed over words.
 """

@@ -17,11 +17,14 @@ from collections.abc import Callable
 from pipeline.errors import Interrupted, PipelineError
 
 
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """--no-progress, -q and -v: the same three switches on every stage."""
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the summary is still printed)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+def add_output_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """--no-progress, -q and -v: the same three switches on every stage (`defaults` as in
+    `pipeline.cli.add_common_arguments`, for a subcommand's copy)."""
+    default = False if defaults else argparse.SUPPRESS
+    parser.add_argument("--no-progress", action="store_true", default=default,
+                        help="no progress bars (the summary is still printed)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="also debug messages")
 
 
 def configure_logging(args: argparse.Namespace, stage: str) -> logging.Logger:
@@ -47,15 +50,18 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not (getattr(args, "no_progress", False) or getattr(args, "quiet", False))
 
 
-def run_stage(stage: str, body: Callable[[], int | None]) -> int:
-    """Run `body` and return the process exit code; never lets a traceback out for expected failures."""
+def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | None = None) -> int:
+    """Run `body` and return the process exit code; never lets a traceback out for expected failures.
+
+    `interrupted` replaces the generic Ctrl-C line where a stage can say more precisely what is kept.
+    """
     try:
         return body() or 0
     except PipelineError as exc:
         print(f"{stage}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{stage}: interrupted; everything written so far is kept, re-run the same command to finish",
+        print(f"{stage}: {interrupted or 'interrupted; everything written so far is kept, re-run to finish'}",
               file=sys.stderr)
         return Interrupted.exit_code
     except OSError as exc:

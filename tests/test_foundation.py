@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from facecrop.cascade import CASCADE_NAME, CASCADE_SHA256, CascadeError, load_cascade, resolve_cascade
 from pipeline import atomic
-from pipeline.cascade import CASCADE_NAME, CASCADE_SHA256, CascadeError, load_cascade, resolve_cascade
 from pipeline.config import ConfigError, build, read_config
 
 STAGES = ("crawler", "facecrop", "dedup", "train")

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import atomic
+from pipeline.shard import write_shard
 
 
 def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path) -> None:
@@ -23,7 +26,8 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
         ],
     )
     atomic.write_jsonl(tmp_path / "faces64" / "manifest.jsonl", [{"id": "aaa_1", "cluster_size": 2}])
-    atomic.write_json(tmp_path / "shards" / "faces64.json", {"count": 1})
+    write_shard(tmp_path, iter([np.zeros((64, 64, 3), np.uint8)]), 1, (64, 64, 3), ids=["aaa_1"],
+                labels={"hair_color": [None]}, config={})
 
     out = subprocess.run(
         [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)],
@@ -45,5 +49,5 @@ def test_summary_without_data_dir_is_one_clear_line(tmp_path: Path, repo_root: P
         [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path / "absent")],
         cwd=repo_root, capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.strip() == f"pipeline: no data directory at {tmp_path / 'absent'}; run `make dataset` first"

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from dedup.hashing import phash_batch
+from pipeline.phash import phash_batch
 
 
 def distinct_share(images_u8_nhwc: np.ndarray) -> float:

@@ -16,7 +16,8 @@ import pytest
 from dedup_support import REPO, read_jsonl, run_dedup, write_crop, write_manifest
 from PIL import Image
 
-from dedup.shard import read_shard, sha256_file
+from pipeline.digest import file_digest
+from pipeline.shard import open_shard
 
 pytestmark = pytest.mark.testdata
 
@@ -24,7 +25,7 @@ SLOW_WRITER = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from dedup.shard import write_shard
+from pipeline.shard import write_shard
 
 def rows():
     for k in range(400):
@@ -33,7 +34,8 @@ def rows():
         time.sleep(0.02)
         yield np.full((64, 64, 3), k % 256, np.uint8)
 
-write_shard(Path(sys.argv[1]), rows(), 400, 64, {"ids": [str(k) for k in range(400)]})
+write_shard(Path(sys.argv[1]), rows(), 400, (64, 64, 3), ids=[str(k) for k in range(400)],
+            labels={"hair_color": [None] * 400}, config={})
 """
 
 
@@ -61,8 +63,8 @@ def test_kill_during_shard_writing_leaves_the_previous_shard_intact(tmp_path: Pa
     finally:
         writer.wait(timeout=30)
     assert (npy.read_bytes(), meta_path.read_text()) == before
-    array, meta = read_shard(data)
-    assert array.shape[0] == 10 and meta["sha256"] == sha256_file(npy)
+    opened = open_shard(data)
+    assert opened.count == 10 and opened.sha256 == file_digest(npy)
 
     # The next run sweeps the torn temp file and finds the shard already current.
     out = run_dedup(data).stderr

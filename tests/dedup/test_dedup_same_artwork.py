@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from dedup.artwork import artwork_links, iou
-from dedup.inputs import Crop
+from pipeline.manifests import CropRow
 
 REPO = Path(__file__).resolve().parents[2]
 UNRELATED = ["full/style2paints_refs__1.png", "full/style2paints_refs__10.png", "full/style2paints_refs__12.png",
@@ -88,9 +88,9 @@ def test_copies_of_one_artwork_collapse_and_different_images_do_not(tmp_path: Pa
         assert sum(r["source_sha256"] == sha for r in accepted) == kept_sources.count(sha), name
 
 
-def _crop(cid: str, source: str, dhash: str, box: list[int], size: list[int]) -> Crop:
-    row = {"box": box, "source_size": size, "source_dhash": dhash}
-    return Crop(cid, source, f"crops/{cid}.png", box[2] * box[3], None, None, None, row)
+def _crop(cid: str, source: str, dhash: str, box: list[int], size: list[int]) -> CropRow:
+    return CropRow.parse({"id": cid, "source_sha256": source, "decision": "accepted", "path": f"crops/{cid}.png",
+                          "box": box, "source_size": size, "source_dhash": dhash})
 
 
 def test_links_need_near_sources_and_overlapping_boxes() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dedup.hashing import hamming, hash_words, hex_to_words, phash64, words_to_hex
 from dedup.search import chunk_layout, near_pairs
+from pipeline.phash import hamming, hash_words, hex_to_words, phash64, words_to_hex
 
 
 def planted(rng: np.random.Generator, n: int, words: int, bits: int, threshold: int) -> np.ndarray:

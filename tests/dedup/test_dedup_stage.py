@@ -148,10 +148,11 @@ def test_shard_lines_up_with_pngs_and_manifest(tmp_path: Path, faces) -> None:
     manifest = {row["id"]: row for row in read_jsonl(data / "faces64" / "manifest.jsonl")}
     assert array.dtype == np.uint8 and list(array.shape) == meta["shape"] == [meta["count"], 64, 64, 3]
     assert meta["version"] == 1 and meta["dtype"] == "uint8" and set(meta["ids"]) == set(manifest)
-    from dedup.shard import read_shard, sha256_file
+    from pipeline.digest import file_digest
+    from pipeline.shard import open_shard
 
-    assert meta["sha256"] == sha256_file(data / "shards" / "faces64.npy")
-    read_shard(data)
+    assert meta["sha256"] == file_digest(data / "shards" / "faces64.npy")
+    open_shard(data, 64)
     for index, crop_id in enumerate(meta["ids"]):
         png = np.asarray(Image.open(data / "faces64" / f"{crop_id}.png").convert("RGB"))
         assert png.shape == (64, 64, 3)
@@ -229,7 +230,7 @@ def test_same_layout_in_different_colours_is_not_merged(tmp_path: Path, faces) -
     """pHash is grayscale: a recoloured face (same luma, other chroma) hashes alike; the colour guard keeps both."""
     import cv2
 
-    from dedup.hashing import hamming, phash64
+    from pipeline.phash import hamming, phash64
 
     data = tmp_path / "data"
     image = np.asarray(Image.open(faces[7]).convert("RGB"))
