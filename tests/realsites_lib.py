@@ -80,14 +80,20 @@ RELATED_CHARA_SONG = (
 )
 
 
-def getchu_item(realsites: Path, product_id: int, images: int, *, related_chara_song: bool = True) -> bytes:
+def getchu_item(
+    realsites: Path, product_id: int, images: int, *, title: str | None = None, related_chara_song: bool = True
+) -> bytes:
     """The real /item/ page with its id swapped for `product_id`, keeping ceil(images / 2) characters.
 
     Its image URLs in page order are character N's image then its standing picture, so `images`
-    URLs are left; an odd count drops the last character's standing picture.
+    URLs are left; an odd count drops the last character's standing picture. `title` replaces the
+    product title's text (escaped as the site escapes it), keeping the related-products link.
     """
     text = item_text(realsites).replace(GETCHU_ITEM_ID, str(product_id))
     soup = BeautifulSoup(text, "html.parser")
+    if title is not None:
+        heading = soup.select_one("#soft-title")
+        heading.contents[0].replace_with(title + " ")
     keep = (images + 1) // 2
     if keep > GETCHU_ITEM_CHARACTERS:
         raise ValueError(f"the recorded page has {GETCHU_ITEM_CHARACTERS} characters, asked for {keep}")

@@ -1,8 +1,10 @@
 """A small anime database on 127.0.0.1 for the end-to-end test.
 
-It serves what the real sites serve, in their shapes: getchu month listings (both
-markup generations) and product pages as EUC-JP bytes without a charset header, a
-Danbooru-style /posts.json walked by the `b<id>` cursor, and the images themselves —
+It serves what the real sites serve: getchu's real recorded month listings (2014 and
+2015 layouts) and its real /item/ page (tests/realsites_lib.py says what is swapped:
+ids, the product title, the number of characters), as EUC-JP bytes without a charset
+header, behind the soft.phtml -> /item/N/ redirect and the adult-cookie age gate; a
+Danbooru-style /posts.json walked by the `b<id>` cursor; and the images themselves —
 real illustrations, photos without faces, a near-duplicate pair and a truncated file
 from ../shared/testdata. It records which image paths it served.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import html
 import http.server
 import json
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import realsites_lib
 
 # (file under testdata, role). Faces were picked from CASCADE_BASELINE.tsv with boxes >= 64 px.
 GETCHU_MONTHS = {
@@ -65,40 +67,12 @@ class LocalSite:
         return {hashlib.sha256(self.files[p]).hexdigest() for p, r in self.roles.items() if r in roles}
 
 
-def _euc(html: str) -> bytes:
-    return html.encode("euc_jp", errors="xmlcharrefreplace")
-
-
-def _listing(month: int, products: dict) -> bytes:
-    if month % 2:  # the later markup
-        links = "".join(
-            f'<div class="product"><a class="black" href="../soft.phtml?id={pid}">{html.escape(title)}</a></div>'
-            for pid, (title, _) in products.items()
-        )
-    else:  # the 2019 markup
-        links = "".join(
-            f'<tr><td class="dd"><a href="https://www.getchu.com/soft.phtml?id={pid}">{html.escape(title)}</a></td></tr>'
-            for pid, (title, _) in products.items()
-        )
-        links = f"<table>{links}</table>"
-    return _euc(f"<html><head><title>月別タイトル一覧</title></head><body>{links}</body></html>")
-
-
-def _product(pid: str, title: str, characters: list) -> bytes:
-    title = html.escape(title)  # the site escapes its titles; the crawler must unescape them to plain text
-    rows = "".join(
-        f'<tr><td><img src="./brandnew/{pid}/c{pid}chara{i}.jpg" alt="キャラ{i}"></td>'
-        f'<td><h2 class="chara-name"><charalist>{name}</charalist></h2></td></tr>'
-        for i, (name, _, _) in enumerate(characters, start=1)
-    )
-    return _euc(
-        f"<html><head><title>{title}</title></head><body><h1 id='soft-title'>{title}</h1>"
-        f"<img src='./img/banner.jpg' alt='バナー'><table>{rows}</table></body></html>"
-    )
+GETCHU_LAYOUT = {1: "2014_12", 2: "2015_04"}  # month -> the recorded listing it is served from
+COOKIE = "getchu_adalt_flag=getchu.com"
 
 
 @pytest.fixture
-def local_site(testdata: Path) -> Iterator[LocalSite]:
+def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
     files: dict[str, bytes] = {}
     roles: dict[str, str] = {}
     sources: dict[str, str] = {}
@@ -111,11 +85,15 @@ def local_site(testdata: Path) -> Iterator[LocalSite]:
         files[path], roles[path], sources[path] = data, role, name
 
     for month, products in GETCHU_MONTHS.items():
-        pages[f"/all/month_title.html?month={month:02d}"] = _listing(month, products)
+        ids = [int(pid) for pid in products]
+        pages[f"/all/month_title.html?month={month:02d}"] = realsites_lib.getchu_listing(
+            realsites, GETCHU_LAYOUT[month], ids
+        )
         for pid, (title, characters) in products.items():
-            pages[f"/soft.phtml?id={pid}"] = _product(pid, title, characters)
-            for i, (_, name, role) in enumerate(characters, start=1):
-                add_image(f"/brandnew/{pid}/c{pid}chara{i}.jpg", name, role)
+            pages[f"/item/{pid}/"] = realsites_lib.getchu_item(realsites, int(pid), len(characters), title=title)
+            paths = realsites_lib.getchu_image_paths(int(pid), len(characters))
+            for path, (_, name, role) in zip(paths, characters, strict=True):
+                add_image(path, name, role)
 
     posts = []
     for post_id, name, role, tags in DANBOORU_POSTS:
@@ -146,8 +124,14 @@ def local_site(testdata: Path) -> Iterator[LocalSite]:
                 self._posts(query)
             elif split.path == "/all/month_title.html":
                 self._send(pages.get(f"{split.path}?month={query.get('month', [''])[0]}"), "text/html")
-            elif split.path == "/soft.phtml":
-                self._send(pages.get(f"/soft.phtml?id={query.get('id', [''])[0]}"), "text/html")
+            elif split.path == "/soft.phtml":  # the live site drops the query on its way to /item/N/
+                self._redirect(f"/item/{query.get('id', [''])[0]}/")
+            elif split.path.startswith("/item/") and COOKIE not in self.headers.get("Cookie", ""):
+                self._redirect(f"/php/attestation.html?aurl={split.path}")
+            elif split.path.startswith("/item/"):
+                self._send(pages.get(split.path), "text/html")
+            elif split.path == "/php/attestation.html":
+                self._send(realsites_lib.AGE_CHECK_PAGE.format(aurl=query.get("aurl", [""])[0]).encode("euc_jp"), "text/html")
             else:
                 self._send(files.get(split.path), "image/jpeg")
 
@@ -165,6 +149,12 @@ def local_site(testdata: Path) -> Iterator[LocalSite]:
                     post["file_url"] = base + path
                 out.append(post)
             self._send(json.dumps(out).encode(), "application/json")
+
+        def _redirect(self, location: str) -> None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _send(self, body: bytes | None, content_type: str) -> None:
             if body is None:

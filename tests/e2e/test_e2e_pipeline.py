@@ -106,6 +106,11 @@ def test_dataset_then_train_then_sample(local_site, cascade_path: Path, repo_roo
         assert (data / row["path"]).is_file()
     duplicated = next(r for r in raw if len(r.get("provenance", [])) > 1)
     assert {p["site"] for p in duplicated["provenance"]} == {"getchu", "danbooru"}
+    # getchu: through the soft.phtml -> /item/N/ redirect, past the age gate with the cookie, and
+    # only this product's character art (not the related character-song CD whose alt says キャラ).
+    assert {h.split("?")[0] for h in local_site.hits if h.startswith("/item/")} == {"/item/1001/", "/item/1002/", "/item/1003/"}
+    assert not [h for h in local_site.hits if h.startswith("/php/attestation.html") or "990001" in h]
+    assert {r["meta"]["image"] for r in raw if r["site"] == "getchu"} == {"character", "standing"}
     getchu_titles = {r["meta"].get("title") for r in raw if r["site"] == "getchu"}
     assert "春の<script>alert(1)</script>物語" in getchu_titles  # EUC-JP decoded, kept verbatim as data
 
