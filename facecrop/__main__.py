@@ -54,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
 def crop(args: argparse.Namespace, config: FacecropConfig, log: logging.Logger) -> int:
     from facecrop.cascade import load_cascade, resolve_cascade
     from facecrop.run import run
+    from facecrop.sources import require_raw_manifest
 
+    require_raw_manifest(args.data)  # before the cascade, which may be a download
     cascade_path = resolve_cascade(args.cascade, args.data)
     load_cascade(cascade_path)  # fail here, once, with a clear message, rather than in every worker
     result = run(config, args.data, cascade_path, progress=show_progress(args))

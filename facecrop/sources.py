@@ -23,11 +23,17 @@ class Sources:
     skipped: list[str]  # one human-readable line per raw row that could not become a job
 
 
-def read_sources(data_dir: Path) -> Sources:
-    """One job per distinct sha256 (a repeated sha256 is covered by the crawler's provenance list)."""
+def require_raw_manifest(data_dir: Path) -> Path:
+    """The crawler's manifest, or InputMissing naming the stage that writes it."""
     manifest = Layout(data_dir).raw_manifest
     if not manifest.is_file():
         raise InputMissing(f"no raw manifest at {manifest}: run the crawler first (`make crawl`, or `make dataset`)")
+    return manifest
+
+
+def read_sources(data_dir: Path) -> Sources:
+    """One job per distinct sha256 (a repeated sha256 is covered by the crawler's provenance list)."""
+    manifest = require_raw_manifest(data_dir)
     jobs: list[Job] = []
     skipped: list[str] = []
     seen: set[str] = set()

@@ -61,8 +61,8 @@ def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | 
         print(f"{stage}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{stage}: {interrupted or 'interrupted; everything written so far is kept, re-run to finish'}",
-              file=sys.stderr)
+        message = interrupted or "interrupted; everything written so far is kept, re-run the same command to finish"
+        print(f"{stage}: {message}", file=sys.stderr)
         return Interrupted.exit_code
     except OSError as exc:
         where = exc.filename or "DATA"
