@@ -27,6 +27,7 @@ from pathlib import Path
 import requests
 
 from bench.report import BenchResult
+from pipeline.layout import Layout
 
 HOSTS = [f"127.0.0.{n}" for n in range(2, 10)]
 N_IMAGES = 2000
@@ -109,7 +110,7 @@ def _run_crawler(config: Path, data: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"crawler failed: {result.stderr[-2000:]}")
-    rows = (data / "raw" / "manifest.jsonl").read_text().splitlines()
+    rows = Layout(data).raw_manifest.read_text().splitlines()
     return elapsed, len(rows)
 
 

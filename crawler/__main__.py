@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging(args, "crawler")
-    return run_stage("crawler", lambda: run(args))
+    return run_stage(
+        "crawler", lambda: run(args), interrupted="interrupted; the manifest is up to date, re-run to finish"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from crawler.sites import SITES
 from crawler.sites.base import Item, Site, obeys_robots
 from crawler.state import State
 from pipeline import atomic
+from pipeline.layout import Layout
 
 
 class SourceUnusable(RuntimeError):
@@ -67,12 +68,13 @@ def crawl(
 ) -> CrawlReport:
     config = settings.crawler
     data_dir = Path(data_dir)
-    (data_dir / "raw").mkdir(parents=True, exist_ok=True)
+    layout = Layout(data_dir)
+    layout.raw_dir.mkdir(parents=True, exist_ok=True)
     report = CrawlReport()
-    report.counts["stale_temp_files_removed"] = atomic.remove_stale_temps(data_dir / "raw")
+    report.counts["stale_temp_files_removed"] = atomic.remove_stale_temps(layout.raw_dir)
     limiter = HostRateLimiter(config.rate_per_host)
     fetcher = Fetcher(config, limiter)
-    state = State(data_dir / "crawl.sqlite")
+    state = State(layout.crawl_state)
     order = [source_key(source) for source in settings.sources]
     try:
         sites = []

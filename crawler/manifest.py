@@ -15,8 +15,7 @@ from pathlib import Path
 
 from crawler.state import State
 from pipeline import atomic
-
-MANIFEST = Path("raw") / "manifest.jsonl"
+from pipeline.layout import Layout
 
 
 def write_manifest(state: State, data_dir: Path, source_order: list[str]) -> int:
@@ -39,7 +38,7 @@ def write_manifest(state: State, data_dir: Path, source_order: list[str]) -> int
         }
         lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     text = "".join(lines)
-    path = data_dir / MANIFEST
+    path = Layout(data_dir).raw_manifest
     try:
         unchanged = path.read_text(encoding="utf-8") == text
     except FileNotFoundError:

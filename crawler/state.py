@@ -149,13 +149,6 @@ class State:
                 (reason, detail[:500], source, url),
             )
 
-    def failure_counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT reason, COUNT(*) FROM items WHERE status = 'failed' GROUP BY reason ORDER BY reason"
-            ).fetchall()
-        return {reason: count for reason, count in rows}
-
     # ------------------------------------------------------------------ images / manifest
 
     def images(self) -> Iterator[dict[str, Any]]:
