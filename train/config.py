@@ -42,6 +42,7 @@ class TrainConfig:
     autocast_cpu: Literal["auto", "on", "off"] | bool = "auto"  # auto: on where the CPU has native bf16
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"  # reduce-overhead = CUDA graphs
     fused_adam: Literal["auto", "on", "off"] = "auto"
     cudnn_benchmark: bool = True
     deterministic: bool = False

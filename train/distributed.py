@@ -19,20 +19,22 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    enabled: bool = False  # in a process group: DDP wrappers and collectives are live
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
 
 def init_from_env(device_option: str) -> Dist:
-    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, ...)."""
+    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, ...).
+
+    A plain `python -m train` has no RANK and runs without one. Under torchrun even one process
+    joins a group and trains through DDP, so `torchrun --nproc_per_node=1` runs the NCCL code path
+    on a one-GPU machine.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if "RANK" not in os.environ and world <= 1:
         return Dist()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -40,11 +42,15 @@ def init_from_env(device_option: str) -> Dist:
     if use_nccl:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl" if use_nccl else "gloo")
-    return Dist(rank=rank, world=world, local_rank=local_rank)
+    return Dist(rank=rank, world=world, local_rank=local_rank, enabled=True)
 
 
 def any_flag(ctx: Dist, flag: bool, device: torch.device) -> bool:
-    """True when any rank raised the flag, so every rank stops at the same step."""
+    """True when any rank raised the flag, so every rank stops at the same step.
+
+    A no-op without a process group; with one it is a collective plus a host sync, so the loop calls
+    it once per metrics row, never per step.
+    """
     if not ctx.enabled:
         return flag
     t = torch.tensor([1 if flag else 0], device=device)

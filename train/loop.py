@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import signal
 import sys
@@ -41,26 +42,33 @@ N_FIXED = 64
 log = logging.getLogger("train")
 
 
-def ema_with_warmup(decay: float):
-    """EMA update for AveragedModel whose decay ramps up as min(decay, (1 + n) / (10 + n)).
+@torch.no_grad()
+def ema_update(ema: AveragedModel, model: torch.nn.Module, decay: float) -> None:
+    """`AveragedModel.update_parameters` (parameters and buffers) with a warm-up decay min(decay, (1+n)/(10+n)).
 
     With a fixed 0.999 the average is still ~80% initial weights after 250 steps, so early sample
     grids and FIDs show a grey untrained generator; the ramp (as in Tensorflow's
     ExponentialMovingAverage with num_updates) lets the EMA follow G closely early on.
-    """
 
-    @torch.no_grad()
-    def update(ema_params, current_params, num_averaged):
-        n = int(num_averaged)
+    Written out rather than passed to AveragedModel as `multi_avg_fn`, because torch's
+    update copies its CPU step counter to the device on every call, a blocking copy on CUDA.
+    Here the counter stays on the CPU and the weight is a Python float: no host sync.
+    """
+    n = int(ema.n_averaged)  # a CPU buffer: reading it does not wait for the GPU
+    pairs = list(zip(itertools.chain(ema.module.parameters(), ema.module.buffers()),
+                     itertools.chain(model.parameters(), model.buffers()), strict=True))
+    if n == 0:
+        for e, c in pairs:
+            e.detach().copy_(c.detach())
+    else:
         weight = 1.0 - min(decay, (1 + n) / (10 + n))
-        floats = [(e, c) for e, c in zip(ema_params, current_params, strict=True) if e.is_floating_point()]
+        floats = [(e.detach(), c.detach()) for e, c in pairs if e.is_floating_point()]
         if floats:
             torch._foreach_lerp_([e for e, _ in floats], [c for _, c in floats], weight)
-        for e, c in zip(ema_params, current_params, strict=True):
+        for e, c in pairs:
             if not e.is_floating_point():
-                e.copy_(c)
-
-    return update
+                e.detach().copy_(c.detach())
+    ema.n_averaged += 1
 
 
 class NonFiniteLoss(Diverged):
@@ -192,7 +200,7 @@ class Trainer:
         self.g_core, self.d_core = build_models(cfg.nz, cfg.ngf, cfg.ndf, cfg.image_size, self.n_classes)
         self.g_core.to(device, memory_format=self.rt.memory_format)
         self.d_core.to(device, memory_format=self.rt.memory_format)
-        self.ema = AveragedModel(self.g_core, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
+        self.ema = AveragedModel(self.g_core, use_buffers=True)  # updated by ema_update
         self.g_fwd: Any = self.g_core
         self.d_fwd: Any = self.d_core
         if self.ctx.enabled:
@@ -203,9 +211,12 @@ class Trainer:
             self.d_fwd = DDP(self.d_core, device_ids=ids, broadcast_buffers=False)
         self.d_gstep: Any = self.d_core  # G's step needs no D gradient sync
         if cfg.compile:
-            self.g_fwd = torch.compile(self.g_fwd)
-            self.d_fwd = torch.compile(self.d_fwd)
-            self.d_gstep = self.d_fwd if not self.ctx.enabled else torch.compile(self.d_core)
+            mode = cfg.compile_mode
+            self.g_fwd = torch.compile(self.g_fwd, mode=mode)
+            self.d_fwd = torch.compile(self.d_fwd, mode=mode)
+            self.d_gstep = self.d_fwd if not self.ctx.enabled else torch.compile(self.d_core, mode=mode)
+        # CUDA graphs replay into the same memory: each step must tell them where a new iteration begins
+        self.graphs = cfg.compile and cfg.compile_mode != "default" and self.rt.device.type == "cuda"
 
     def _build_optimizers(self) -> None:
         cfg, device = self.cfg, self.rt.device
@@ -293,6 +304,8 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         """One D update (real, then fake, as in the DCGAN example) and one G update."""
         cfg, rt = self.cfg, self.rt
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         real, real_labels = self.batches.batch(self.step, self.gen)
         b = real.shape[0]
         z = torch.randn(b, cfg.nz, generator=self.gen, device=rt.device)
@@ -303,12 +316,15 @@ class Trainer:
             out_real, aux_real = self.d_fwd(self._aug(real))
             out_real = out_real.float()
             loss_real = self.loss(out_real, "real") + self._aux(aux_real, real_labels)
+        d_x = torch.sigmoid(out_real.detach()).mean()  # read now: a later D call may reuse a graph's output memory
         self.scaler.scale(loss_real).backward()
         with rt.autocast():
             fake = self.g_fwd(z, fake_labels)
             out_fake, aux_fake = self.d_fwd(self._aug(fake.detach()))
             out_fake = out_fake.float()
             loss_fake = self.loss(out_fake, "fake") + self._aux(aux_fake, fake_labels)
+        d_g_z = torch.sigmoid(out_fake.detach()).mean()
+        loss_d = (loss_real + loss_fake).detach()
         self.scaler.scale(loss_fake).backward()
         self.scaler.step(self.opt_d)
 
@@ -322,15 +338,9 @@ class Trainer:
         self.d_core.requires_grad_(True)
         self.scaler.step(self.opt_g)
         self.scaler.update()
-        self.ema.update_parameters(self.g_core)
+        ema_update(self.ema, self.g_core, cfg.ema_decay)
         self.step += 1
-        with torch.no_grad():
-            return {
-                "loss_d": (loss_real + loss_fake).detach(),
-                "loss_g": loss_g.detach(),
-                "d_x": torch.sigmoid(out_real.detach()).mean(),
-                "d_g_z": torch.sigmoid(out_fake.detach()).mean(),
-            }
+        return {"loss_d": loss_d, "loss_g": loss_g.detach(), "d_x": d_x, "d_g_z": d_g_z}
 
     # ---------------------------------------------------------------- sampling from EMA-G
     @torch.no_grad()
