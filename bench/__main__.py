@@ -14,6 +14,8 @@ from pathlib import Path
 
 from bench.report import BenchResult, format_table
 from pipeline.cli import add_common_arguments
+from pipeline.errors import ConfigError
+from pipeline.runner import add_output_arguments, configure_logging, run_stage
 
 STAGES = ("crawler", "facecrop", "dedup", "train")
 
@@ -28,10 +30,15 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("ANIMEFACE_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata")),
         help="the shared anime test images (default: ../shared/testdata or ANIMEFACE_TESTDATA)",
     )
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(args, "bench")
+    return run_stage("bench", lambda: bench(args))
+
+
+def bench(args: argparse.Namespace) -> int:
     if not args.testdata.is_dir():
-        print(f"bench: test images not found at {args.testdata}; pass --testdata DIR", file=sys.stderr)
-        return 2
+        raise ConfigError(f"test images not found at {args.testdata}; pass --testdata DIR")
     results: list[BenchResult] = []
     missing = []
     for stage in args.only or STAGES:
