@@ -70,6 +70,16 @@ def crop_id(name: str, side: int) -> tuple[str, str]:
     return f"{sha[:12]}_0_0_{side}_{side}", sha
 
 
+def accepted_crop_row(crop_id: str, source_sha: str, side: int, source_path: str, **extra) -> dict:
+    """A crops/manifest.jsonl row as facecrop writes it for an accepted square crop (the tests use it too)."""
+    row = {"id": crop_id, "source_sha256": source_sha, "source_path": source_path, "box": [0, 0, side, side],
+           "crop_box": [0, 0, side, side], "size": side, "confidence": 1.0, "decision": "accepted",
+           "reason": None, "values": {}, "path": rel_crop(crop_id), "likelihood": 1.0,
+           "hair_color": None, "eye_colors": None, "override": None}
+    row.update(extra)
+    return row
+
+
 def build_corpus(data: Path, testdata: Path) -> dict[str, tuple[str, str]]:
     """Write the crops once (reused while the shared faces are unchanged); id -> (original, kind)."""
     faces = sorted((testdata / "faces").iterdir())
@@ -91,10 +101,7 @@ def build_corpus(data: Path, testdata: Path) -> dict[str, tuple[str, str]]:
             cid, sha = crop_id(f"{face.stem}/{kind}", out.size[0])
             out.save(layout.path(rel_crop(cid)), compress_level=1)
             truth[cid] = (face.stem, kind)
-            rows.append({"id": cid, "source_sha256": sha, "source_path": f"raw/{face.name}", "box": [0, 0, *out.size],
-                         "crop_box": [0, 0, *out.size], "size": out.size[0], "confidence": 1.0, "decision": "accepted",
-                         "reason": None, "values": {}, "path": rel_crop(cid), "likelihood": 1.0,
-                         "hair_color": None, "eye_colors": None, "override": None})
+            rows.append(accepted_crop_row(cid, sha, out.size[0], f"raw/{face.name}"))
     with layout.crops_manifest.open("w") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     stamp.write_text(json.dumps({"key": key, "truth": truth}))

@@ -15,18 +15,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.bench_dedup import variant  # noqa: F401  (the same generated duplicates as the benchmark)
+from bench.bench_dedup import accepted_crop_row, variant  # noqa: F401  (the same crops as the benchmark)
+from pipeline.layout import Layout, rel_crop
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def crop_row(crop_id: str, source_sha: str, side: int, **extra) -> dict:
-    row = {"id": crop_id, "source_sha256": source_sha, "source_path": f"raw/{source_sha}.jpg",
-           "box": [0, 0, side, side], "crop_box": [0, 0, side, side], "size": side, "confidence": 1.0,
-           "decision": "accepted", "reason": None, "values": {}, "path": f"crops/{crop_id}.png",
-           "likelihood": 1.0, "hair_color": None, "eye_colors": None, "override": None}
-    row.update(extra)
-    return row
+    return accepted_crop_row(crop_id, source_sha, side, f"raw/{source_sha}.jpg", **extra)
 
 
 def make_id(name: str, side: int) -> str:
@@ -38,21 +34,21 @@ def write_crop(data: Path, image: Image.Image, name: str, **extra) -> dict:
     """Save one crop PNG under DATA/crops and return its manifest row (not yet written)."""
     side = min(image.size)
     crop_id, sha = make_id(name, side)
-    path = data / "crops" / f"{crop_id}.png"
+    path = Layout(data).path(rel_crop(crop_id))
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return crop_row(crop_id, sha, side, **extra)
 
 
 def write_manifest(data: Path, rows: list[dict]) -> None:
-    (data / "crops").mkdir(parents=True, exist_ok=True)
-    with (data / "crops" / "manifest.jsonl").open("w") as fh:
+    Layout(data).crops_dir.mkdir(parents=True, exist_ok=True)
+    with Layout(data).crops_manifest.open("w") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
 
 
 def append_manifest(data: Path, rows: list[dict]) -> None:
-    with (data / "crops" / "manifest.jsonl").open("a") as fh:
+    with Layout(data).crops_manifest.open("a") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
 

@@ -16,13 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.layout import Layout, rel_raw
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def add_raw(data: Path, content: bytes, ext: str, **fields) -> dict:
     """Store `content` like the crawler does and return its raw manifest row (not yet written)."""
     sha = hashlib.sha256(content).hexdigest()
-    rel = f"raw/{sha[:2]}/{sha[2:4]}/{sha}.{ext}"
+    rel = rel_raw(sha, ext)
     (data / rel).parent.mkdir(parents=True, exist_ok=True)
     (data / rel).write_bytes(content)
     row = {
@@ -42,7 +44,7 @@ def add_raw(data: Path, content: bytes, ext: str, **fields) -> dict:
 
 
 def write_raw_manifest(data: Path, rows: list[dict]) -> None:
-    path = data / "raw" / "manifest.jsonl"
+    path = Layout(data).raw_manifest
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
@@ -72,5 +74,5 @@ def facecrop(*args: str, cascade: Path, check: bool = True, timeout: float = 600
 
 
 def read_manifest(data: Path) -> list[dict]:
-    path = data / "crops" / "manifest.jsonl"
+    path = Layout(data).crops_manifest
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
