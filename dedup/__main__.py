@@ -30,6 +30,7 @@ def dedup(args: argparse.Namespace, log: logging.Logger) -> int:
     if args.workers is not None:
         table.setdefault("dedup", {})["workers"] = args.workers
     cfg = load_dedup_config(table)
+    log.debug("settings: %s", cfg)
     from dedup.run import run  # after the config check, so a typo fails before heavy imports
 
     outcome = run(args.data, cfg, progress=show_progress(args))

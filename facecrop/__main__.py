@@ -91,6 +91,7 @@ def overrule_ids(args: argparse.Namespace, config: FacecropConfig) -> int:
 
 def dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
     config = load_config(args.config)
+    log.debug("settings: %s", config)
     if args.command == "rejects":
         return rejects(args, config)
     if args.command in ("promote", "demote"):
