@@ -66,5 +66,12 @@ endif
 bench: $(BENCH_STAMP)
 	$(BIN)/animefaces bench $(STAGE_ARGS) $(ARGS)
 
+# The prepared GPU check (README, "GPU check"). It needs no venv and no registry: GPU_PYTHON is the first of
+# python3 and the venv's python whose torch sees a CUDA GPU (else python3), run with this checkout on PYTHONPATH.
+.PHONY: bench-gpu
+GPU_PYTHON ?= $(firstword $(foreach p,$(PYTHON) $(BIN)/python,$(shell $(p) -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1 && echo $(p))) $(PYTHON))
+bench-gpu:
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m bench.bench_gpu --out bench-gpu.json $(ARGS)
+
 clean-venv:
 	rm -rf $(VENV)

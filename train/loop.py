@@ -29,7 +29,7 @@ from tqdm import tqdm
 from pipeline import atomic
 from pipeline.config import ConfigError
 from pipeline.errors import Diverged
-from train import checkpoint, collapse, distributed, images, losses
+from train import checkpoint, distributed, images, losses
 from train.augment import diff_augment
 from train.batches import DeviceBatches
 from train.config import TrainConfig
@@ -176,7 +176,7 @@ class Trainer:
         self.saved_step = 0
         self.best_fid: float | None = None
         self.best_step: int | None = None
-        self.alarm = collapse.CollapseAlarm(cfg.collapse_drop)
+        self.collapse_best = 0.0  # best distinct-pHash share so far (the alarm's reference, kept in checkpoints)
         self.fid_meter = None
         self.clock = PhaseClock()
         self._signalled = False  # set by SIGINT/SIGTERM on this rank
@@ -246,7 +246,7 @@ class Trainer:
             "train_gen": gens,
             "best_fid": self.best_fid,
             "best_step": self.best_step,
-            "collapse_best": self.alarm.best,
+            "collapse_best": self.collapse_best,
         }
 
     def save(self, name: str = "last.pt") -> None:
@@ -283,7 +283,7 @@ class Trainer:
             warn(f"resuming a {payload['world']}-process run on {self.ctx.world}: per-rank RNG streams are re-seeded")
         self.step = self.saved_step = int(payload["step"])
         self.best_fid, self.best_step = payload["best_fid"], payload["best_step"]
-        self.alarm.best = float(payload["collapse_best"])
+        self.collapse_best = float(payload["collapse_best"])
 
     # ---------------------------------------------------------------- one step
     def _fake_labels(self, n: int) -> torch.Tensor | None:
@@ -375,6 +375,13 @@ class Trainer:
                 images.save_grid(rows, path)
 
     def check_collapse(self) -> tuple[float, bool]:
+        """Share of distinct pHashes among EMA samples, and whether it fell sharply from the best seen.
+
+        `train.collapse` (and with it ImageHash) is imported here, on first use, so a machine without
+        ImageHash (the bare GPU image `make bench-gpu` runs on) trains with collapse_every = 0.
+        """
+        from train import collapse
+
         with self.clock.phase("collapse checks"):
             z, labels = self._random_latents(self.cfg.collapse_samples, 777_000 + self.step)
             out = []
@@ -383,7 +390,10 @@ class Trainer:
                 lab = None if labels is None else labels[sl]
                 out.append(images.to_uint8(self.ema_images(z[sl], lab)).permute(0, 2, 3, 1).cpu().numpy())
             share = collapse.distinct_share(np.concatenate(out))
-        return share, self.alarm.check(share)
+        alarm = collapse.CollapseAlarm(self.cfg.collapse_drop, self.collapse_best)
+        fired = alarm.check(share)
+        self.collapse_best = alarm.best
+        return share, fired
 
     def compute_fid(self):
         from train.fid import FidMeter
@@ -475,7 +485,7 @@ class Trainer:
             if fired:
                 self.alarms += 1
                 warn(f"mode-collapse alarm at step {step}: only {share:.0%} of {cfg.collapse_samples} "
-                     f"EMA samples have distinct pHashes (best so far {self.alarm.best:.0%})")
+                     f"EMA samples have distinct pHashes (best so far {self.collapse_best:.0%})")
         if (cfg.fid_every and step % cfg.fid_every == 0) or score_fid:
             score = self.compute_fid()
             self.last_fid = score.fid
