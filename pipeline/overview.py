@@ -13,14 +13,14 @@ from typing import Any
 
 from pipeline import atomic
 from pipeline.layout import Layout
-from pipeline.manifests import CropRow, read_rows
+from pipeline.manifests import CropRow, FaceRow, read_rows
 from pipeline.shard import shard_count
 
 
 def duplicates_removed(layout: Layout) -> int:
     """Members dropped in favour of a kept face, from faces64/manifest.jsonl's cluster sizes."""
-    sizes = [row.get("cluster_size", 1) for row in atomic.read_jsonl(layout.faces_manifest) if isinstance(row, dict)]
-    return sum(max(size - 1, 0) for size in sizes if isinstance(size, int))
+    faces, _ = read_rows(layout.faces_manifest, FaceRow.parse)
+    return sum(max(face.cluster_size - 1, 0) for face in faces)
 
 
 def dataset_overview(data_dir: str | Path) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import atomic
+from pipeline.layout import Layout, rel_face
+from pipeline.manifests import FaceRow
 from pipeline.shard import write_shard
 
 
@@ -25,7 +27,10 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
             {"id": "bbb_image", "source_sha256": "b" * 64, "box": None, "decision": "rejected", "reason": "decode_error"},
         ],
     )
-    atomic.write_jsonl(tmp_path / "faces64" / "manifest.jsonl", [{"id": "aaa_1", "cluster_size": 2}])
+    face = FaceRow(id="aaa_1", path=rel_face("aaa_1"), source_sha256="a" * 64, source_path=None, cluster_id="c1",
+                   cluster_size=2, duplicates=["aaa_2"], kept_because="larger source face", hashes={}, hash_kind="phash",
+                   hash_bits=64, face_area=6400, crop_side=120, sharpness=300.0, hair_color=None, eye_colors=None)
+    atomic.write_jsonl(Layout(tmp_path).faces_manifest, [face.to_row()])
     write_shard(tmp_path, iter([np.zeros((64, 64, 3), np.uint8)]), 1, (64, 64, 3), ids=["aaa_1"],
                 labels={"hair_color": [None]}, config={})
 
