@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,16 @@ class CrawlerConfig:
     user_agent: str = "anime-face-pipeline/0.1 (+https://example.invalid/contact-me)"
     rate_per_host: float = 1.0  # requests per second per host name; 0 turns the limit off
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
+    read_timeout: float = 30.0  # seconds of silence
+    request_deadline: float = 60.0  # wall-clock seconds for one request: connect, headers and body
     retries: int = 4  # tries after the first one, for connection errors, 429 and 5xx
     backoff: float = 1.0  # first backoff in seconds; doubles per try, plus up to the same again as jitter
     max_retry_after: float = 300.0  # a longer Retry-After fails the URL for this run instead of stalling it
     max_bytes: int = 20_000_000  # per image (and per listing page), enforced while streaming
     max_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
     max_redirects: int = 5
+    max_crawl_delay: float = 60.0  # a robots.txt Crawl-delay above this skips the host (reason crawl_delay_too_long)
+    max_stale_pages: int = 5  # a listing ends after this many pages in a row that add no new image
     cdn_hosts: list[str] = dataclasses.field(default_factory=list)  # extra hosts any source may redirect to
     workers: int = 16  # download threads; the per-host rate limit, not this, bounds load on a site
     obey_robots: bool = True
@@ -43,9 +47,18 @@ class CrawlerConfig:
             raise ValueError("user_agent must not be empty: sites need to know who is crawling them")
         if self.rate_per_host < 0:
             raise ValueError("rate_per_host must be >= 0 (0 turns the limit off)")
-        for name in ("connect_timeout", "read_timeout", "backoff"):
+        for name in ("rate_per_host", "connect_timeout", "read_timeout", "request_deadline", "backoff",
+                     "max_retry_after", "checkpoint_seconds", "max_crawl_delay"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        for name in ("connect_timeout", "read_timeout", "request_deadline", "backoff"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.max_retry_after < 0 or self.max_crawl_delay < 0:
+            raise ValueError("max_retry_after and max_crawl_delay must be >= 0")
+        if self.max_stale_pages < 1 or self.max_redirects < 0:
+            raise ValueError("max_stale_pages must be >= 1 and max_redirects >= 0")
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
         if self.max_bytes <= 0 or self.max_pixels <= 0:

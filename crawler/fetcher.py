@@ -10,6 +10,8 @@ X-RateLimit-*). A URL that still fails raises `FetchError` with a reason code.
 from __future__ import annotations
 
 import email.utils
+import http.client
+import math
 import random
 import threading
 import time
@@ -23,6 +25,8 @@ import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
+from crawler.deadline import DeadlineAdapter, deadline
+from crawler.origins import AllowedOrigins, BadUrl
 from crawler.ratelimit import HostRateLimiter
 from crawler.robots import ROBOTS_MAX_BYTES, RobotsCache
 
@@ -45,7 +49,7 @@ TRANSIENT_REASONS = frozenset(
         "robots_unavailable",
     }
 )
-RECHECKED_REASONS = frozenset({"robots_disallowed"})
+RECHECKED_REASONS = frozenset({"robots_disallowed", "crawl_delay_too_long"})
 
 
 class FetchError(Exception):
@@ -65,7 +69,11 @@ class Fetched:
 
 
 def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+    """The URL's host name for rate limiting; "" for a URL too malformed to have one."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 @dataclass
@@ -88,6 +96,7 @@ class Fetcher:
             config.user_agent,
             self._fetch_robots,
             on_crawl_delay=lambda host, delay: limiter.set_rate(host, 1.0 / delay),
+            max_crawl_delay=config.max_crawl_delay,
         )
         self.counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -103,22 +112,22 @@ class Fetcher:
     def get(
         self,
         url: str,
-        allowed_hosts: set[str],
+        allowed: AllowedOrigins,
         headers: dict[str, str] | None = None,
         max_bytes: int | None = None,
         obey_robots: bool = True,
     ) -> Fetched:
-        return self._request("GET", url, allowed_hosts, headers=headers, max_bytes=max_bytes, obey_robots=obey_robots)
+        return self._request("GET", url, allowed, headers=headers, max_bytes=max_bytes, obey_robots=obey_robots)
 
     def post_json(
         self,
         url: str,
         payload: dict,
-        allowed_hosts: set[str],
+        allowed: AllowedOrigins,
         headers: dict[str, str] | None = None,
         obey_robots: bool = True,
     ) -> Fetched:
-        return self._request("POST", url, allowed_hosts, headers=headers, json_body=payload, obey_robots=obey_robots)
+        return self._request("POST", url, allowed, headers=headers, json_body=payload, obey_robots=obey_robots)
 
     # ------------------------------------------------------------------ internals
 
@@ -133,7 +142,7 @@ class Fetcher:
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = self.config.user_agent
-            adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
+            adapter = DeadlineAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
@@ -141,7 +150,8 @@ class Fetcher:
 
     def _fetch_robots(self, url: str) -> tuple[int, bytes]:
         fetched = self._request(
-            "GET", url, {host_of(url)}, max_bytes=ROBOTS_MAX_BYTES, obey_robots=False, accept_4xx=True
+            "GET", url, AllowedOrigins(anywhere=True), max_bytes=ROBOTS_MAX_BYTES, obey_robots=False, accept_4xx=True,
+            cut_at_limit=True,
         )
         return fetched.status, fetched.body
 
@@ -149,23 +159,25 @@ class Fetcher:
         self,
         method: str,
         url: str,
-        allowed_hosts: set[str],
+        allowed: AllowedOrigins,
         *,
         headers: dict[str, str] | None = None,
         json_body: dict | None = None,
         max_bytes: int | None = None,
         obey_robots: bool = True,
         accept_4xx: bool = False,
+        cut_at_limit: bool = False,
     ) -> Fetched:
-        """One URL to its final answer: each loop is one attempt, a redirect or a retry."""
+        """One URL to its final answer: each loop is one attempt, a redirect or a retry.
+
+        `cut_at_limit` keeps the first `max_bytes` of a longer body instead of failing it (robots.txt)."""
         limit = max_bytes or self.config.max_bytes
-        allowed = {h.lower() for h in allowed_hosts} | {h.lower() for h in self.config.cdn_hosts}
         _check_target(url, allowed)
         redirects = 0
         attempt = 0
         while True:
             self._check_may_request(url, obey_robots)
-            outcome = self._attempt(method, url, headers, json_body, limit, accept_4xx)
+            outcome = self._attempt(method, url, headers, json_body, limit, accept_4xx, cut_at_limit)
             if isinstance(outcome, Fetched):
                 return outcome
             if isinstance(outcome, _Redirect):
@@ -189,12 +201,56 @@ class Fetcher:
                 raise FetchError(verdict.reason, url, rule=verdict.rule)
 
     def _attempt(
-        self, method: str, url: str, headers: dict[str, str] | None, json_body: dict | None, limit: int, accept_4xx: bool
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None,
+        json_body: dict | None,
+        limit: int,
+        accept_4xx: bool,
+        cut_at_limit: bool,
     ) -> Fetched | _Redirect | _Retryable:
-        """One request: a final answer, a redirect to follow, or a failure worth retrying (others raise)."""
+        """One request under the wall-clock deadline: a final answer, a redirect to follow, or a
+        failure worth retrying. Anything else raises FetchError: whatever a server or a URL does,
+        it is this URL's failure with a reason, never an exception that stops the crawl."""
         host = host_of(url)
         self.limiter.acquire(host)
         self._count("requests")
+        with deadline(self.config.request_deadline) as clock:
+            try:
+                outcome = self._send(method, url, headers, json_body, limit, accept_4xx, cut_at_limit)
+                if clock.expired:  # the shut-down socket read as a cut transfer
+                    raise self._deadline_failure(url)
+                return outcome
+            except FetchError as exc:
+                if clock.expired:
+                    raise self._deadline_failure(url) from exc
+                raise
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                    ValueError, UnicodeError) as exc:
+                if clock.expired:
+                    raise self._deadline_failure(url) from exc
+                # A malformed answer (two Content-Lengths, a bad header line) or a URL requests refuses.
+                raise FetchError("bad_response", f"{url}: {exc.__class__.__name__}: {exc}"[:500]) from exc
+
+    def _deadline_failure(self, url: str) -> FetchError:
+        """Not retried in this run: a host that trickles bytes would cost one deadline per retry."""
+        failure = FetchError("timeout", f"{url}: no complete answer within request_deadline = "
+                             f"{self.config.request_deadline:g} s")
+        self._note_failure(failure)
+        return failure
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None,
+        json_body: dict | None,
+        limit: int,
+        accept_4xx: bool,
+        cut_at_limit: bool,
+    ) -> Fetched | _Redirect | _Retryable:
+        host = host_of(url)
         try:
             response = self._session().request(
                 method,
@@ -207,7 +263,7 @@ class Fetcher:
             )
         except requests.Timeout as exc:
             return _Retryable(FetchError("timeout", str(exc)))
-        except (requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+        except requests.ConnectionError as exc:
             if _is_name_resolution_error(exc):
                 # An unknown host name will not resolve in a few seconds: no backoff,
                 # the host is skipped for this run and retried on the next one.
@@ -232,18 +288,22 @@ class Fetcher:
             if status >= 400 and not accept_4xx:
                 raise FetchError(f"http_{status}", url)
             try:
-                body = _read_limited(response, limit)
+                body = _read_limited(response, limit, cut_at_limit)
             except FetchError as exc:
                 if exc.reason not in ("truncated", "timeout"):
                     raise
                 return _Retryable(exc)
             return Fetched(url, status, CaseInsensitiveDict(response.headers), body)
 
-    def _follow(self, url: str, redirect: _Redirect, redirects: int, allowed: set[str]) -> str:
-        """Redirects are followed by hand so that each hop is checked like a new URL."""
+    def _follow(self, url: str, redirect: _Redirect, redirects: int, allowed: AllowedOrigins) -> str:
+        """Redirects are followed by hand so that each hop is checked like a new URL (origin included)."""
         if redirects > self.config.max_redirects:
             raise FetchError("too_many_redirects", redirect.location)
-        if host_of(redirect.location) not in allowed:
+        try:
+            permitted = allowed.allows(redirect.location)
+        except BadUrl as exc:
+            raise FetchError("bad_redirect", f"{url} -> {exc}") from exc
+        if not permitted:
             raise FetchError("offhost_redirect", f"{url} -> {redirect.location}")
         return redirect.location
 
@@ -264,6 +324,7 @@ class Fetcher:
             raise failure
         delay = self.config.backoff * (2**attempt)
         self.limiter.defer(host, delay + random.uniform(0, delay))
+
     def _note_failure(self, failure: FetchError) -> None:
         if not self.first_failure:
             self.first_failure = str(failure)
@@ -286,10 +347,12 @@ class Fetcher:
             self.limiter.defer(host, wait)
 
 
-def _check_target(url: str, allowed: set[str]) -> None:
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise FetchError("bad_url", url)
-    if host_of(url) not in allowed:
+def _check_target(url: str, allowed: AllowedOrigins) -> None:
+    try:
+        permitted = allowed.allows(url)
+    except BadUrl as exc:
+        raise FetchError("bad_url", str(exc)) from exc
+    if not permitted:
         raise FetchError("offhost_url", url)
 
 
@@ -308,24 +371,26 @@ def _is_name_resolution_error(exc: Exception) -> bool:
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait, or None when the header gives no usable wait (absent, negative, NaN, in the
+    past, unparseable): then the ordinary backoff applies, never an immediate retry."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-def _read_limited(response: requests.Response, limit: int) -> bytes:
-    """Read the body, stopping as soon as it exceeds `limit` (decoded) bytes."""
+def _read_limited(response: requests.Response, limit: int, cut: bool = False) -> bytes:
+    """Read the body, stopping as soon as it exceeds `limit` (decoded) bytes: a failure, or with
+    `cut` the first `limit` bytes."""
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if not cut and declared and declared.isdigit() and int(declared) > limit:
         raise FetchError("too_large", f"Content-Length {declared} > {limit}")
     chunks = []
     total = 0
@@ -333,6 +398,9 @@ def _read_limited(response: requests.Response, limit: int) -> bytes:
         for chunk in response.iter_content(chunk_size=65536):
             total += len(chunk)
             if total > limit:
+                if cut:
+                    chunks.append(chunk[: len(chunk) - (total - limit)])
+                    break
                 raise FetchError("too_large", f"more than {limit} bytes")
             chunks.append(chunk)
     except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from crawler.fetcher import Fetched, Fetcher, FetchError
+from crawler.origins import AllowedOrigins
 from crawler.state import State
 
 MAX_SHOWN = 3  # failed pages named on stderr; the rest are only counted (no network = every page)
@@ -72,7 +73,7 @@ class PageCache:
         self,
         url: str,
         parse: Callable[[Fetched], Any],
-        allowed_hosts: set[str],
+        allowed: AllowedOrigins,
         *,
         volatile: bool = False,
         headers: dict[str, str] | None = None,
@@ -94,10 +95,10 @@ class PageCache:
                 return cached
         try:
             if post_json is None:
-                fetched = self.fetcher.get(url, allowed_hosts, headers=headers, obey_robots=self.obey_robots)
+                fetched = self.fetcher.get(url, allowed, headers=headers, obey_robots=self.obey_robots)
             else:
                 fetched = self.fetcher.post_json(
-                    url, post_json, allowed_hosts, headers=headers, obey_robots=self.obey_robots
+                    url, post_json, allowed, headers=headers, obey_robots=self.obey_robots
                 )
             result = parse(fetched)
         except FetchError as exc:

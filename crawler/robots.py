@@ -16,6 +16,7 @@ AI training sets; `ai_opt_out` reads it and the engine does not store such image
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
-ROBOTS_MAX_BYTES = 512_000
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least the first 500 KiB; the rest is dropped
 AI_OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
+log = logging.getLogger("crawler")
 
 
 @dataclass
@@ -49,8 +51,10 @@ class RobotsCache:
         user_agent: str,
         fetch: Callable[[str], tuple[int, bytes]],
         on_crawl_delay: Callable[[str, float], None] | None = None,
+        max_crawl_delay: float = float("inf"),
     ) -> None:
         self._user_agent = user_agent
+        self._max_crawl_delay = max_crawl_delay
         self._fetch = fetch
         self._on_crawl_delay = on_crawl_delay
         self._rules: dict[str, _Rules | RobotsVerdict] = {}
@@ -100,9 +104,17 @@ class RobotsCache:
             return RobotsVerdict(True)
         if status >= 500:
             return RobotsVerdict(False, "robots_unavailable")
+        if len(body) >= ROBOTS_MAX_BYTES:  # cut at the limit: a half line could read as another rule
+            body = body[: body.rfind(b"\n") + 1]
         text = body.decode("utf-8", errors="replace")
         parser = Protego.parse(text)
         delay = parser.crawl_delay(self._user_agent)
+        if delay and delay > self._max_crawl_delay:
+            log.warning(
+                "%s asks for Crawl-delay: %g s, more than max_crawl_delay = %g s; the host is skipped this run",
+                robots_url, delay, self._max_crawl_delay,
+            )
+            return RobotsVerdict(False, "crawl_delay_too_long", f"Crawl-delay: {delay:g} in {robots_url}")
         if delay and self._on_crawl_delay is not None:
             self._on_crawl_delay(urlsplit(origin).hostname or "", float(delay))
         return _Rules(robots_url, parser, _disallow_patterns(text))

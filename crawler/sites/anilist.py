@@ -67,7 +67,7 @@ class Anilist(Site):
             result = self.pages.get(
                 self.source.base_url,
                 parse_page,
-                self.hosts(),
+                self.allowed(),
                 volatile=True,
                 post_json=payload,
                 headers={"Accept": "application/json"},

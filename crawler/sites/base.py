@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from crawler.fetcher import Fetched, Fetcher, host_of
+from crawler.origins import AllowedOrigins
 from crawler.pages import PageCache
 
 
@@ -69,11 +70,19 @@ class Site:
         self.pages = pages
         self.counts: Counter[str] = Counter()  # site-specific skips, shown in the summary
         self.obey_robots = obeys_robots(source, fetcher.config.obey_robots)
+        self._allowed: AllowedOrigins | None = None
 
     def hosts(self) -> set[str]:
-        """Hosts this source may fetch from (plus [crawler].cdn_hosts)."""
+        """Host names this source's requests go to, for the per-host rate limit."""
         base = getattr(self.source, "base_url", "")
         return ({host_of(base)} if base else set()) | set(self.cdn_hosts)
+
+    def allowed(self) -> AllowedOrigins:
+        """Origins this source may fetch from and be redirected to: its own, its CDNs, [crawler].cdn_hosts."""
+        if self._allowed is None:
+            base = getattr(self.source, "base_url", "")
+            self._allowed = AllowedOrigins.of([base] if base else [], [*self.cdn_hosts, *self.fetcher.config.cdn_hosts])
+        return self._allowed
 
     def check(self) -> None:
         """Raise FileNotFoundError (or ValueError) for a source that cannot work at all, before crawling."""
@@ -89,7 +98,7 @@ class Site:
         if item.page_url.startswith(("http://", "https://")):
             headers["Referer"] = item.page_url  # image hosts often refuse hotlinks without one
         return self.fetcher.get(
-            item.url, self.hosts(), headers=headers, max_bytes=max_bytes, obey_robots=self.obey_robots
+            item.url, self.allowed(), headers=headers, max_bytes=max_bytes, obey_robots=self.obey_robots
         )
 
 

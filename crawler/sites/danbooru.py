@@ -88,7 +88,7 @@ class Danbooru(Site):
             url = f"{base}/posts.json?tags={quote_plus(self.source.tags)}&limit={self.source.per_page}"
             if cursor is not None:
                 url += f"&page=b{cursor}"
-            posts = self.pages.get(url, parse_posts, self.hosts(), volatile=cursor is None)
+            posts = self.pages.get(url, parse_posts, self.allowed(), volatile=cursor is None)
             if not posts:
                 return
             for post in posts:

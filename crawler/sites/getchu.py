@@ -155,7 +155,7 @@ class Getchu(Site):
         listings = answered_empty = 0
         for listing in self._listing_urls():
             listings += 1
-            page = self.pages.get(listing, parse_month, self.hosts(), volatile=True, headers=self.headers())
+            page = self.pages.get(listing, parse_month, self.allowed(), volatile=True, headers=self.headers())
             if page is None:
                 answered_empty += self.pages.last_failure == "listing_unparsed"
                 continue
@@ -177,7 +177,7 @@ class Getchu(Site):
 
     def _product_items(self, product_id: str) -> Iterator[Item]:
         page_url = f"{self.source.base_url}/soft.phtml?id={product_id}"
-        product = self.pages.get(page_url, parse_product, self.hosts(), headers=self.headers())
+        product = self.pages.get(page_url, parse_product, self.allowed(), headers=self.headers())
         if product is None:
             return
         characters = [c for c in product["characters"] if c["kind"] in self.source.images]

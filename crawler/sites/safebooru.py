@@ -55,7 +55,7 @@ class Safebooru(Site):
                 f"{base}/index.php?page=dapi&s=post&q=index&json=1&tags={quote_plus(tags.strip())}"
                 f"&pid=0&limit={self.source.per_page}"
             )
-            posts = self.pages.get(url, parse_posts, self.hosts(), volatile=cursor is None)
+            posts = self.pages.get(url, parse_posts, self.allowed(), volatile=cursor is None)
             if not posts:
                 return
             for post in posts:

@@ -26,11 +26,12 @@ def failures(data: Path) -> dict[str, str]:
         return dict(conn.execute("SELECT url, reason FROM items WHERE status = 'failed'").fetchall())
 
 
-def crawl_urls(tmp_path: Path, write_config, urls: list[str], crawler: dict | None = None, **source):
+def crawl_urls(tmp_path: Path, write_config, urls: list[str], crawler: dict | None = None, retry_failed: bool = False,
+               **source):
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt", **source}], crawler)
     settings = load_settings(read_config(config), config)
-    return crawl(settings, tmp_path / "data", progress=False)
+    return crawl(settings, tmp_path / "data", progress=False, retry_failed=retry_failed)
 
 
 def stored_shas(data: Path) -> set[str]:
@@ -115,10 +116,22 @@ def test_redirects_only_within_allowed_hosts(site_server, small_images, write_co
     assert not other.hits()  # the off-host target was never contacted
     assert stored_shas(tmp_path / "data") == {sha(small_images[2])}
 
-    # A configured CDN host is followed.
+    # A configured CDN host is followed; on a port other than the scheme's default only when the entry names it.
     cdn_url = server.route("/to-cdn.jpg", R(302, b"", {"Location": other.url("/cdn.jpg")}))
     crawl_urls(tmp_path, write_config, [cdn_url], {"cdn_hosts": ["127.0.0.2"]})
+    assert sha(small_images[1]) not in stored_shas(tmp_path / "data")
+    crawl_urls(tmp_path, write_config, [cdn_url], {"cdn_hosts": [f"127.0.0.2:{other.port}"]}, retry_failed=True)
     assert sha(small_images[1]) in stored_shas(tmp_path / "data")
+
+
+def test_redirect_to_another_port_of_the_same_host_is_off_origin(site_server, small_images, write_config, tmp_path):
+    server, same_host = site_server(), site_server()
+    R = server.Reply
+    same_host.route("/other-port.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"}))
+    url = server.route("/hop.jpg", R(302, b"", {"Location": same_host.url("/other-port.jpg")}))
+    crawl_urls(tmp_path, write_config, [url])
+    assert failures(tmp_path / "data") == {url: "offhost_redirect"}
+    assert not same_host.hits()
 
 
 def test_robots_disallow_is_skipped_and_counted(site_server, small_images, write_config, run_crawler, tmp_path):
