@@ -119,6 +119,24 @@ def _pool_run(
     return completed, []
 
 
+def run_pooled(jobs: list[worker.Job], workers: int, initargs: tuple, finished) -> None:
+    """`_pool_run` until every job is finished, surviving worker processes that die."""
+    queue = jobs
+    while queue:
+        completed, suspects = _pool_run(queue, workers, initargs, finished)
+        if suspects:
+            logger.warning(
+                "a worker process died (killed, or crashed in native code); "
+                "retrying its %d unfinished image(s) one at a time", len(suspects)
+            )
+        for job in suspects:
+            # Alone, an image that kills its worker is found out and recorded, not retried forever.
+            if _pool_run([job], 1, initargs, finished)[1]:
+                finished((job.sha256, [worker.image_row(job, "process_error", "the worker process died on this image", {})], {}))
+        unfinished = {job.sha256 for job in suspects} | completed
+        queue = [job for job in queue if job.sha256 not in unfinished]
+
+
 def worker_count(config: FacecropConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
@@ -161,20 +179,7 @@ def execute(
             for job in todo:
                 finished(worker.run_job(job))
         else:
-            queue = todo
-            while queue:
-                completed, suspects = _pool_run(queue, workers, initargs, finished)
-                if suspects:
-                    logger.warning(
-                        "a worker process died (killed, or crashed in native code); "
-                        "retrying its %d unfinished image(s) one at a time", len(suspects)
-                    )
-                for job in suspects:
-                    # Alone, an image that kills its worker is found out and recorded, not retried forever.
-                    if _pool_run([job], 1, initargs, finished)[1]:
-                        finished((job.sha256, [worker.image_row(job, "process_error", "the worker process died on this image", {})], {}))
-                unfinished = {job.sha256 for job in suspects} | completed
-                queue = [job for job in queue if job.sha256 not in unfinished]
+            run_pooled(todo, workers, initargs, finished)
     finally:
         state.save(pending)
         bar.close()
