@@ -167,4 +167,4 @@ PER_RUN = ("hashed this run", "re-hashed (settings changed)", "re-searched (sett
 def write_report(layout: Layout, described: Described, counts: dict[str, Any]) -> None:
     corpus = {k: v for k, v in counts.items() if k not in PER_RUN}
     corpus |= {f"dropped: {k}": v for k, v in described.dropped_by_reason().items()}
-    report.write_report(layout.dedup_report, described.views, corpus)
+    report.write_report(layout, described.views, corpus)

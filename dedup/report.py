@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from pipeline import atomic
+from pipeline.layout import Layout
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
@@ -69,7 +70,7 @@ def safe_url(url: Any) -> str | None:
     return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
 
 
-def _member(m: MemberView) -> str:
+def _member(m: MemberView, link: Callable[[str], str]) -> str:
     e = html.escape
     meta = m.source.get("meta") if isinstance(m.source.get("meta"), dict) else {}
     lines = [f"<b>{e(m.relation)}</b>", e(m.id), f"face {m.face_area} px², sharpness {m.sharpness:.0f}"]
@@ -85,7 +86,7 @@ def _member(m: MemberView) -> str:
             text = e(str(raw))
             lines.append(f'<a href="{e(link)}" rel="noreferrer">{text}</a>' if link else text)
     cls = "kept" if m.kept else "dup"
-    src = e("../" + quote(m.path))
+    src = e(quote(link(m.path)))
     return (f'<figure class="{cls}"><img loading="lazy" src="{src}" alt="{e(m.id)}">'
             f"<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
 
@@ -98,7 +99,8 @@ def _searchable(c: ClusterView) -> str:
     return " ".join(parts).lower()
 
 
-def render(clusters: list[ClusterView], counts: dict[str, Any]) -> str:
+def render(clusters: list[ClusterView], counts: dict[str, Any], link: Callable[[str], str]) -> str:
+    """The page; `link` turns a crop's DATA-relative path into a link from the page."""
     e = html.escape
     rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in counts.items())
     body = []
@@ -108,7 +110,7 @@ def render(clusters: list[ClusterView], counts: dict[str, Any]) -> str:
             f'<section class="cluster" id="c{e(c.cluster_id)}" data-kinds="{e(" ".join(kinds))}" '
             f'data-text="{e(_searchable(c))}"><div>cluster {e(c.cluster_id)} · {len(c.members)} faces · '
             f'<span class="why">kept: {e(c.why)}</span></div><div class="members">'
-            + "".join(_member(m) for m in c.members) + "</div></section>")
+            + "".join(_member(m, link) for m in c.members) + "</div></section>")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width'><title>dedup report</title>"
@@ -122,5 +124,6 @@ def render(clusters: list[ClusterView], counts: dict[str, Any]) -> str:
         + "".join(body) + f"<script>{SCRIPT}</script></body></html>\n")
 
 
-def write_report(path: Path, clusters: list[ClusterView], counts: dict[str, Any]) -> None:
-    atomic.write_text(path, render(clusters, counts))
+def write_report(layout: Layout, clusters: list[ClusterView], counts: dict[str, Any]) -> None:
+    page = layout.dedup_report
+    atomic.write_text(page, render(clusters, counts, lambda rel: layout.link(page, rel)))

@@ -31,7 +31,7 @@ def page_path(data_dir: Path) -> Path:
     return Layout(data_dir).rejects_page
 
 
-def _card(row: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
+def _card(row: dict[str, Any], thresholds: Thresholds, layout: Layout) -> dict[str, Any]:
     values = row.get("values") or {}
     key, value = rules.deciding_value(row["reason"], values, thresholds)
     meta = row.get("meta") or {}
@@ -41,8 +41,8 @@ def _card(row: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
         value=value,
         values={k: v for k, v in values.items() if k != "failed"},
         failed=values.get("failed") or [],
-        thumb=row["path"][len("rejects/") :] if row.get("path") else None,
-        source="../" + row["source_path"] if row.get("source_path") else None,
+        thumb=layout.link(layout.rejects_page, row["path"]) if row.get("path") else None,
+        source=layout.link(layout.rejects_page, row["source_path"]) if row.get("source_path") else None,
         title=meta.get("title"),
         character=meta.get("character"),
         tags=meta.get("tags"),
@@ -69,7 +69,7 @@ def page_data(data_dir: Path, rows: list[dict[str, Any]], thresholds: Thresholds
             "accepted": sum(1 for row in rows if row["decision"] == "accepted"),
             "rejected": len(rejected),
         },
-        "rejects": [_card(row, thresholds) for row in rejected],
+        "rejects": [_card(row, thresholds, Layout(data_dir)) for row in rejected],
     }
 
 

@@ -9,6 +9,7 @@ DATA file is one property here. Paths that manifests record are relative to DATA
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 CASCADE_NAME = "lbpcascade_animeface.xml"
@@ -48,6 +49,10 @@ class Layout:
     def path(self, rel: str) -> Path:
         """A manifest's DATA-relative path as a file path."""
         return self.data / rel
+
+    def link(self, page: Path, rel: str) -> str:
+        """A manifest's DATA-relative path as a relative link from a page written under DATA."""
+        return Path(os.path.relpath(self.data / rel, page.parent)).as_posix()
 
     # ---------------------------------------------------------------- shared
     @property
