@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_sample_parser(commands: argparse._SubParsersAction) -> None:
     sample = commands.add_parser("sample", help="write a grid of images from a checkpoint's EMA generator",
                                  description="Write a grid of images from a checkpoint's EMA generator.")
-    add_output_arguments(sample)
+    add_output_arguments(sample, defaults=False)  # `-q sample` and `sample -q` both count
     sample.add_argument("--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)")
     sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     sample.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default: grid.png)")
@@ -117,8 +117,8 @@ def train_command(args: argparse.Namespace) -> int:
         result = trainer.fit(target, final_fid=wants_final_fid(args.fid, cfg, rt, target - trainer.step))
     finally:
         distributed.shutdown(ctx)
-    if ctx.main and not args.quiet:
-        report(result, run_dir)
+    if ctx.main:
+        report(result, run_dir)  # printed with -q too, as every stage's closing summary
     if result.interrupted:
         raise Interrupted(f"interrupted at step {result.step}; {run_dir / 'last.pt'} is saved, re-run the same "
                           "command to continue")

