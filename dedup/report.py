@@ -70,7 +70,7 @@ def safe_url(url: Any) -> str | None:
     return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
 
 
-def _member(m: MemberView, link: Callable[[str], str]) -> str:
+def _member(m: MemberView, crop_link: Callable[[str], str]) -> str:
     e = html.escape
     meta = m.source.get("meta") if isinstance(m.source.get("meta"), dict) else {}
     lines = [f"<b>{e(m.relation)}</b>", e(m.id), f"face {m.face_area} px², sharpness {m.sharpness:.0f}"]
@@ -86,7 +86,7 @@ def _member(m: MemberView, link: Callable[[str], str]) -> str:
             text = e(str(raw))
             lines.append(f'<a href="{e(link)}" rel="noreferrer">{text}</a>' if link else text)
     cls = "kept" if m.kept else "dup"
-    src = e(quote(link(m.path)))
+    src = e(quote(crop_link(m.path)))
     return (f'<figure class="{cls}"><img loading="lazy" src="{src}" alt="{e(m.id)}">'
             f"<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
 
@@ -99,8 +99,8 @@ def _searchable(c: ClusterView) -> str:
     return " ".join(parts).lower()
 
 
-def render(clusters: list[ClusterView], counts: dict[str, Any], link: Callable[[str], str]) -> str:
-    """The page; `link` turns a crop's DATA-relative path into a link from the page."""
+def render(clusters: list[ClusterView], counts: dict[str, Any], crop_link: Callable[[str], str]) -> str:
+    """The page; `crop_link` turns a crop's DATA-relative path into a link from the page."""
     e = html.escape
     rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in counts.items())
     body = []
@@ -110,7 +110,7 @@ def render(clusters: list[ClusterView], counts: dict[str, Any], link: Callable[[
             f'<section class="cluster" id="c{e(c.cluster_id)}" data-kinds="{e(" ".join(kinds))}" '
             f'data-text="{e(_searchable(c))}"><div>cluster {e(c.cluster_id)} · {len(c.members)} faces · '
             f'<span class="why">kept: {e(c.why)}</span></div><div class="members">'
-            + "".join(_member(m, link) for m in c.members) + "</div></section>")
+            + "".join(_member(m, crop_link) for m in c.members) + "</div></section>")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width'><title>dedup report</title>"

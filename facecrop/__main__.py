@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m facecrop", description=DESCRIPTIONS["run"],
                                   epilog="Without a subcommand: run. See `python -m facecrop SUBCOMMAND --help`.")
     _shared_options(top, defaults=True)
-    commands = top.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    commands = top.add_subparsers(dest="command", metavar="[SUBCOMMAND]")
     sub = {name: commands.add_parser(name, help=text, description=text) for name, text in DESCRIPTIONS.items()}
     for command in sub.values():
         _shared_options(command, defaults=False)
