@@ -9,8 +9,10 @@ X-RateLimit-*). A URL that still fails raises `FetchError` with a reason code.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
+import logging
 import math
 import random
 import threading
@@ -29,6 +31,10 @@ from crawler.deadline import DeadlineAdapter, deadline
 from crawler.origins import AllowedOrigins, BadUrl
 from crawler.ratelimit import HostRateLimiter
 from crawler.robots import ROBOTS_MAX_BYTES, RobotsCache
+
+# urllib3 logs a hostile server's malformed headers as a warning with a traceback; the fetcher
+# turns every such answer into the URL's failure with a reason, so the log line is only noise.
+logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:  # config imports the sites, which import this module
     from crawler.config import CrawlerConfig
@@ -277,7 +283,10 @@ class Fetcher:
         with response:
             self._note_rate_headers(host, response)
             if response.is_redirect:
-                return _Redirect(urljoin(url, response.headers.get("Location", "")), response.status_code)
+                location = response.headers.get("Location", "")
+                with contextlib.suppress(ValueError):  # unjoinable: _follow names what is wrong with it
+                    location = urljoin(url, location)
+                return _Redirect(location, response.status_code)
             status = response.status_code
             if status == 429 or status >= 500 or status == 408:
                 reason = "http_5xx" if status >= 500 else f"http_{status}"

@@ -114,7 +114,7 @@ class PageCache:
         except PageRejected as exc:
             self._failed(url, exc.reason, exc.detail)
             return None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
             self._failed(url, "unparseable", f"{exc.__class__.__name__}: {exc}")
             return None
         self.state.save_page(key, self.source_key, url, result, utc_now())

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from pipeline.errors import Interrupted, PipelineError
@@ -50,11 +52,19 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not (getattr(args, "no_progress", False) or getattr(args, "quiet", False))
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (a `kill`, a container stop) runs the same cleanup as Ctrl-C: manifests written,
+    temp files left for the next run's sweep, exit 130."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | None = None) -> int:
     """Run `body` and return the process exit code; never lets a traceback out for expected failures.
 
     `interrupted` replaces the generic Ctrl-C line where a stage can say more precisely what is kept.
     """
+    _terminate_like_ctrl_c()
     try:
         return body() or 0
     except PipelineError as exc:

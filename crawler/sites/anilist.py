@@ -10,11 +10,12 @@ Characters without a portrait point at a shared default.jpg, which is skipped.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 
 from crawler.fetcher import Fetched
+from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
+from crawler.sites.fields import Malformed, expect, field, load_json
 
 QUERY = """
 query ($page: Int, $perPage: Int) {
@@ -38,20 +39,25 @@ class AnilistConfig(WebSourceBase):
 
 
 def parse_page(fetched: Fetched) -> dict:
-    body = json.loads(fetched.body)
+    """One GraphQL page; a character with a wrong field becomes {"malformed": why}."""
+    body = expect(load_json(fetched), dict, "the body", fetched)
     if body.get("errors"):
-        raise ValueError(f"GraphQL errors: {body['errors']}")
-    page = body["data"]["Page"]
-    characters = [
-        {
-            "id": c["id"],
-            "name": (c.get("name") or {}).get("full"),
-            "image": (c.get("image") or {}).get("large"),
-            "site_url": c.get("siteUrl"),
-        }
-        for c in page["characters"]
-    ]
-    return {"has_next": bool(page["pageInfo"]["hasNextPage"]), "characters": characters}
+        raise PageRejected("unparseable", f"{fetched.url}: GraphQL errors: {str(body['errors'])[:300]}")
+    data = expect(body.get("data"), dict, "data", fetched)
+    page = expect(data.get("Page"), dict, "data.Page", fetched)
+    info = expect(page.get("pageInfo"), dict, "data.Page.pageInfo", fetched)
+    characters = []
+    for character in expect(page.get("characters"), list, "data.Page.characters", fetched):
+        try:
+            characters.append({
+                "id": field(character, "id", int, required=True),
+                "name": field(field(character, "name", dict) or {}, "full", str),
+                "image": field(field(character, "image", dict) or {}, "large", str),
+                "site_url": field(character, "siteUrl", str),
+            })
+        except Malformed as exc:
+            characters.append({"malformed": str(exc)})
+    return {"has_next": info.get("hasNextPage") is True, "characters": characters}
 
 
 class Anilist(Site):
@@ -74,13 +80,18 @@ class Anilist(Site):
             )
             if result is None:
                 return
-            for character in result["characters"]:
-                image = character["image"]
-                if not image or image.rsplit("/", 1)[-1].startswith("default."):
-                    self.counts["characters_without_image"] += 1
-                    continue
-                meta = {"character_id": character["id"], "name": character["name"]}
-                yield Item(url=image, page_url=character["site_url"] or self.source.base_url, meta=meta)
-            if not result["has_next"]:
+            yield from self.fresh(item for item in map(self._item, result["characters"]) if item is not None)
+            if not result["has_next"] or self.listing_stalled():
                 return
             page += 1
+
+    def _item(self, character: dict) -> Item | None:
+        if "malformed" in character:
+            self.counts["malformed_characters"] += 1
+            return None
+        image = character["image"]
+        if not image or image.rsplit("/", 1)[-1].startswith("default."):
+            self.counts["characters_without_image"] += 1
+            return None
+        meta = {"character_id": character["id"], "name": character["name"]}
+        return Item(url=image, page_url=character["site_url"] or self.source.base_url, meta=meta)

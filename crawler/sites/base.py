@@ -10,13 +10,16 @@ is adding one module under crawler/sites/.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from crawler.fetcher import Fetched, Fetcher, host_of
 from crawler.origins import AllowedOrigins
 from crawler.pages import PageCache
+
+log = logging.getLogger("crawler")
 
 
 @dataclasses.dataclass
@@ -71,6 +74,8 @@ class Site:
         self.counts: Counter[str] = Counter()  # site-specific skips, shown in the summary
         self.obey_robots = obeys_robots(source, fetcher.config.obey_robots)
         self._allowed: AllowedOrigins | None = None
+        self._listed: set[str] = set()
+        self._stale_pages = 0
 
     def hosts(self) -> set[str]:
         """Host names this source's requests go to, for the per-host rate limit."""
@@ -92,6 +97,24 @@ class Site:
 
     def items(self) -> Iterator[Item]:
         raise NotImplementedError
+
+    def fresh(self, items: Iterable[Item]) -> list[Item]:
+        """One listing page's items not listed before; counts the page as stale when none is new.
+
+        An API that answers "more pages" forever, or pages of hidden posts without end, would
+        otherwise keep a listing going long after max_images stopped mattering."""
+        new = [item for item in items if item.url not in self._listed]
+        self._listed.update(item.url for item in new)
+        self._stale_pages = 0 if new else self._stale_pages + 1
+        return new
+
+    def listing_stalled(self) -> bool:
+        limit = self.fetcher.config.max_stale_pages
+        if self._stale_pages < limit:
+            return False
+        self.counts["listing_stalled"] += 1
+        log.warning("%s: %d listing pages in a row added no new image; the listing ends here", self.kind, limit)
+        return True
 
     def download(self, item: Item, max_bytes: int) -> Fetched:
         headers = dict(self.headers())

@@ -18,14 +18,15 @@ accepts its terms sets `obey_robots = false` on the source (README, Crawling).
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
+from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
+from crawler.sites.fields import Malformed, expect, field, load_json
 
-KEPT_FIELDS = ("id", "md5", "file_url", "tag_string", "image_width", "image_height", "file_ext", "rating")
 RATINGS = ("g", "s", "q", "e")  # general, sensitive, questionable, explicit
 
 
@@ -49,19 +50,41 @@ class DanbooruConfig(WebSourceBase):
             raise ValueError(f"ratings must be a non-empty list of {', '.join(RATINGS)}, got {self.ratings}")
 
 
+MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "md5": str, "file_url": str, "tag_string": str, "image_width": int, "image_height": int, "file_ext": str,
+    "rating": str,
+}
+
+
 def parse_posts(fetched: Fetched) -> list[dict]:
-    posts = json.loads(fetched.body)
-    if not isinstance(posts, list):
-        raise ValueError(f"expected a JSON list of posts, got {type(posts).__name__}")
+    """The posts of one /posts.json page; a post with a wrong field becomes {"malformed": why}."""
+    posts = expect(load_json(fetched), list, "the body", fetched)
+    if posts and not any(isinstance(post, dict) for post in posts):
+        raise PageRejected("unparseable", f"{fetched.url}: a list without one post object")
     kept = []
     for post in posts:
-        row = {key: post.get(key) for key in KEPT_FIELDS}
-        variants = (post.get("media_asset") or {}).get("variants") or []
-        row["variants"] = [
-            {k: v.get(k) for k in ("type", "url", "width", "height")} for v in variants if isinstance(v, dict)
-        ]
-        kept.append(row)
+        try:
+            kept.append(_post_fields(post))
+        except Malformed as exc:
+            kept.append({"malformed": str(exc)})
     return kept
+
+
+def _post_fields(post: object) -> dict:
+    row = {"id": field(post, "id", int, required=True)}
+    row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
+    if row["md5"] is not None and not MD5.match(row["md5"]):
+        raise Malformed(f"md5 {row['md5'][:40]!r} is not 32 hex digits")
+    asset = field(post, "media_asset", dict) or {}
+    row["variants"] = []
+    for variant in field(asset, "variants", list) or []:
+        try:
+            row["variants"].append({"type": field(variant, "type", str), "url": field(variant, "url", str, required=True),
+                                    "width": field(variant, "width", int), "height": field(variant, "height", int)})
+        except Malformed:
+            continue  # an unusable variant: the original or another variant is taken
+    return row
 
 
 def choose_variant(post: dict, min_side: int) -> dict | None:
@@ -91,16 +114,19 @@ class Danbooru(Site):
             posts = self.pages.get(url, parse_posts, self.allowed(), volatile=cursor is None)
             if not posts:
                 return
-            for post in posts:
-                item = self._item(post)
-                if item is not None:
-                    yield item
+            items = self.fresh(item for item in map(self._item, posts) if item is not None)
+            yield from items
+            if self.listing_stalled():
+                return
             ids = [post["id"] for post in posts if isinstance(post.get("id"), int)]
             if not ids or (cursor is not None and min(ids) >= cursor):
                 return
             cursor = min(ids)
 
     def _item(self, post: dict) -> Item | None:
+        if "malformed" in post:
+            self.counts["malformed_posts"] += 1
+            return None
         if not post.get("file_url") or not post.get("md5"):
             self.counts["hidden_posts"] += 1
             return None

@@ -11,14 +11,13 @@ md5 of the file and is checked; a mismatch is fetched once more, then final.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
+from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
-
-KEPT_FIELDS = ("id", "directory", "image", "hash", "tags", "width", "height", "rating")
+from crawler.sites.fields import Malformed, expect, field, load_json
 
 
 @dataclasses.dataclass
@@ -33,13 +32,30 @@ class SafebooruConfig(WebSourceBase):
             raise ValueError("per_page must be 1..1000")
 
 
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "directory": (int, str), "image": str, "hash": str, "tags": str, "width": int, "height": int, "rating": str,
+}
+
+
 def parse_posts(fetched: Fetched) -> list[dict]:
+    """The posts of one dapi page; a post with a wrong field becomes {"malformed": why}."""
     if not fetched.body.strip():
         return []
-    posts = json.loads(fetched.body)
-    if not isinstance(posts, list):
-        raise ValueError(f"expected a JSON list of posts, got {type(posts).__name__}")
-    return [{key: post.get(key) for key in KEPT_FIELDS} for post in posts]
+    posts = expect(load_json(fetched), list, "the body", fetched)
+    if posts and not any(isinstance(post, dict) for post in posts):
+        raise PageRejected("unparseable", f"{fetched.url}: a list without one post object")
+    kept = []
+    for post in posts:
+        try:
+            row = {"id": field(post, "id", (int, str), required=True)}
+            if not str(row["id"]).isdigit():
+                raise Malformed(f"id {row['id']!r} is not a number")
+            row["id"] = int(row["id"])
+            row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
+            kept.append(row)
+        except Malformed as exc:
+            kept.append({"malformed": str(exc)})
+    return kept
 
 
 class Safebooru(Site):
@@ -58,19 +74,27 @@ class Safebooru(Site):
             posts = self.pages.get(url, parse_posts, self.allowed(), volatile=cursor is None)
             if not posts:
                 return
-            for post in posts:
-                if post.get("directory") in (None, "") or not post.get("image"):
-                    self.counts["posts_without_file"] += 1
-                    continue
-                meta = {"post_id": post["id"], "tags": (post.get("tags") or "").strip(), "md5": post.get("hash")}
-                meta["verified"] = "md5" if post.get("hash") else "decode"
-                yield Item(
-                    url=f"{base}/images/{post['directory']}/{post['image']}",
-                    page_url=f"{base}/index.php?page=post&s=view&id={post['id']}",
-                    meta=meta,
-                    md5=post.get("hash") or None,
-                )
-            ids = [int(post["id"]) for post in posts if str(post.get("id", "")).isdigit()]
+            yield from self.fresh(item for item in map(self._item, posts) if item is not None)
+            if self.listing_stalled():
+                return
+            ids = [post["id"] for post in posts if isinstance(post.get("id"), int)]
             if not ids or (cursor is not None and min(ids) >= cursor):
                 return
             cursor = min(ids)
+
+    def _item(self, post: dict) -> Item | None:
+        if "malformed" in post:
+            self.counts["malformed_posts"] += 1
+            return None
+        if post.get("directory") in (None, "") or not post.get("image"):
+            self.counts["posts_without_file"] += 1
+            return None
+        base = self.source.base_url
+        meta = {"post_id": post["id"], "tags": (post.get("tags") or "").strip(), "md5": post.get("hash")}
+        meta["verified"] = "md5" if post.get("hash") else "decode"
+        return Item(
+            url=f"{base}/images/{post['directory']}/{post['image']}",
+            page_url=f"{base}/index.php?page=post&s=view&id={post['id']}",
+            meta=meta,
+            md5=post.get("hash") or None,
+        )

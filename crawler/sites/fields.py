@@ -1,0 +1,57 @@
+"""Reading API JSON defensively: every value a site module uses is checked for its type.
+
+Real APIs change shape and hostile servers send anything (lists of nulls, an integer md5,
+`media_asset` as a string, JSON nested 200,000 deep). A body whose overall shape is wrong
+makes the page `unparseable` (PageRejected: recorded with its URL, never cached, the run
+goes on); one record with a wrong field is `Malformed` and the site skips just that record.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crawler.fetcher import Fetched
+from crawler.pages import PageRejected
+
+
+class Malformed(ValueError):
+    """One record (a post, a character) that does not have the fields its site needs."""
+
+
+def load_json(fetched: Fetched) -> Any:
+    try:
+        return json.loads(fetched.body)
+    except RecursionError as exc:
+        raise PageRejected("unparseable", f"{fetched.url}: JSON nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise PageRejected("unparseable", f"{fetched.url}: not JSON ({exc})") from exc
+
+
+def expect(value: Any, kind: type | tuple[type, ...], what: str, fetched: Fetched) -> Any:
+    """The page-level shape: a value that is not `kind` makes the whole page unparseable."""
+    if not isinstance(value, kind) or isinstance(value, bool) and bool not in _kinds(kind):
+        raise PageRejected("unparseable", f"{fetched.url}: {what} is {type(value).__name__}, expected {_names(kind)}")
+    return value
+
+
+def field(record: Any, key: str, kind: type | tuple[type, ...], *, required: bool = False) -> Any:
+    """record[key] if it is `kind` (None when absent and not required); Malformed otherwise."""
+    if not isinstance(record, dict):
+        raise Malformed(f"a record is {type(record).__name__}, not an object")
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise Malformed(f"{key} is missing")
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool) and bool not in _kinds(kind):
+        raise Malformed(f"{key} is {type(value).__name__}, expected {_names(kind)}")
+    return value
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in _kinds(kind))
