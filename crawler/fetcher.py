@@ -83,6 +83,19 @@ def host_of(url: str) -> str:
 
 
 @dataclass
+class _Call:
+    """One request as it travels through redirects (which may change its URL and method)."""
+
+    method: str
+    url: str
+    headers: dict[str, str] | None
+    json_body: dict | None
+    limit: int  # bytes of body
+    accept_4xx: bool  # a 4xx is an answer (robots.txt), not a failure
+    cut_at_limit: bool  # keep the first `limit` bytes of a longer body instead of failing it
+
+
+@dataclass
 class _Redirect:
     location: str
     status: int
@@ -177,22 +190,22 @@ class Fetcher:
         """One URL to its final answer: each loop is one attempt, a redirect or a retry.
 
         `cut_at_limit` keeps the first `max_bytes` of a longer body instead of failing it (robots.txt)."""
-        limit = max_bytes or self.config.max_bytes
+        call = _Call(method, url, headers, json_body, max_bytes or self.config.max_bytes, accept_4xx, cut_at_limit)
         _check_target(url, allowed)
         redirects = 0
         attempt = 0
         while True:
-            self._check_may_request(url, obey_robots)
-            outcome = self._attempt(method, url, headers, json_body, limit, accept_4xx, cut_at_limit)
+            self._check_may_request(call.url, obey_robots)
+            outcome = self._attempt(call)
             if isinstance(outcome, Fetched):
                 return outcome
             if isinstance(outcome, _Redirect):
                 redirects += 1
-                url = self._follow(url, outcome, redirects, allowed)
-                if outcome.status == 303 or (outcome.status in (301, 302) and method == "POST"):
-                    method, json_body = "GET", None
+                call.url = self._follow(call.url, outcome, redirects, allowed)
+                if outcome.status == 303 or (outcome.status in (301, 302) and call.method == "POST"):
+                    call.method, call.json_body = "GET", None
                 continue
-            self._wait_before_retry(url, outcome, attempt)
+            self._wait_before_retry(call.url, outcome, attempt)
             attempt += 1
             self._count("retries")
 
@@ -206,25 +219,17 @@ class Fetcher:
             if not verdict.allowed:
                 raise FetchError(verdict.reason, url, rule=verdict.rule)
 
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str] | None,
-        json_body: dict | None,
-        limit: int,
-        accept_4xx: bool,
-        cut_at_limit: bool,
-    ) -> Fetched | _Redirect | _Retryable:
+    def _attempt(self, call: _Call) -> Fetched | _Redirect | _Retryable:
         """One request under the wall-clock deadline: a final answer, a redirect to follow, or a
         failure worth retrying. Anything else raises FetchError: whatever a server or a URL does,
         it is this URL's failure with a reason, never an exception that stops the crawl."""
+        url = call.url
         host = host_of(url)
         self.limiter.acquire(host)
         self._count("requests")
         with deadline(self.config.request_deadline) as clock:
             try:
-                outcome = self._send(method, url, headers, json_body, limit, accept_4xx, cut_at_limit)
+                outcome = self._send(call)
                 if clock.expired:  # the shut-down socket read as a cut transfer
                     raise self._deadline_failure(url)
                 return outcome
@@ -246,23 +251,15 @@ class Fetcher:
         self._note_failure(failure)
         return failure
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str] | None,
-        json_body: dict | None,
-        limit: int,
-        accept_4xx: bool,
-        cut_at_limit: bool,
-    ) -> Fetched | _Redirect | _Retryable:
+    def _send(self, call: _Call) -> Fetched | _Redirect | _Retryable:
+        url = call.url
         host = host_of(url)
         try:
             response = self._session().request(
-                method,
+                call.method,
                 url,
-                headers=headers,
-                json=json_body,
+                headers=call.headers,
+                json=call.json_body,
                 stream=True,
                 allow_redirects=False,
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
@@ -294,10 +291,10 @@ class Fetcher:
                     FetchError(reason, f"{url} answered {status}"),
                     _retry_after_seconds(response.headers.get("Retry-After")),
                 )
-            if status >= 400 and not accept_4xx:
+            if status >= 400 and not call.accept_4xx:
                 raise FetchError(f"http_{status}", url)
             try:
-                body = _read_limited(response, limit, cut_at_limit)
+                body = _read_limited(response, call.limit, call.cut_at_limit)
             except FetchError as exc:
                 if exc.reason not in ("truncated", "timeout"):
                     raise

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from crawler.fetcher import Fetched
 from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
-from crawler.sites.fields import Malformed, expect, field, load_json
+from crawler.sites.fields import expect, field, load_json, records
 
 QUERY = """
 query ($page: Int, $perPage: Int) {
@@ -46,18 +46,17 @@ def parse_page(fetched: Fetched) -> dict:
     data = expect(body.get("data"), dict, "data", fetched)
     page = expect(data.get("Page"), dict, "data.Page", fetched)
     info = expect(page.get("pageInfo"), dict, "data.Page.pageInfo", fetched)
-    characters = []
-    for character in expect(page.get("characters"), list, "data.Page.characters", fetched):
-        try:
-            characters.append({
-                "id": field(character, "id", int, required=True),
-                "name": field(field(character, "name", dict) or {}, "full", str),
-                "image": field(field(character, "image", dict) or {}, "large", str),
-                "site_url": field(character, "siteUrl", str),
-            })
-        except Malformed as exc:
-            characters.append({"malformed": str(exc)})
+    characters = records(fetched, page.get("characters"), _character_fields, "character")
     return {"has_next": info.get("hasNextPage") is True, "characters": characters}
+
+
+def _character_fields(character: object) -> dict:
+    return {
+        "id": field(character, "id", int, required=True),
+        "name": field(field(character, "name", dict) or {}, "full", str),
+        "image": field(field(character, "image", dict) or {}, "large", str),
+        "site_url": field(character, "siteUrl", str),
+    }
 
 
 class Anilist(Site):

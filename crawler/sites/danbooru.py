@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
-from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
-from crawler.sites.fields import Malformed, expect, field, load_json
+from crawler.sites.fields import Malformed, field, load_json, records
 
 RATINGS = ("g", "s", "q", "e")  # general, sensitive, questionable, explicit
 
@@ -59,16 +58,7 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 
 def parse_posts(fetched: Fetched) -> list[dict]:
     """The posts of one /posts.json page; a post with a wrong field becomes {"malformed": why}."""
-    posts = expect(load_json(fetched), list, "the body", fetched)
-    if posts and not any(isinstance(post, dict) for post in posts):
-        raise PageRejected("unparseable", f"{fetched.url}: a list without one post object")
-    kept = []
-    for post in posts:
-        try:
-            kept.append(_post_fields(post))
-        except Malformed as exc:
-            kept.append({"malformed": str(exc)})
-    return kept
+    return records(fetched, load_json(fetched), _post_fields)
 
 
 def _post_fields(post: object) -> dict:

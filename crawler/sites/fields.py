@@ -9,6 +9,7 @@ goes on); one record with a wrong field is `Malformed` and the site skips just t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from crawler.fetcher import Fetched
@@ -47,6 +48,22 @@ def field(record: Any, key: str, kind: type | tuple[type, ...], *, required: boo
     if not isinstance(value, kind) or isinstance(value, bool) and bool not in _kinds(kind):
         raise Malformed(f"{key} is {type(value).__name__}, expected {_names(kind)}")
     return value
+
+
+def records(fetched: Fetched, body: Any, parse: Callable[[Any], dict], what: str = "post") -> list[dict]:
+    """A JSON list of records parsed one by one; a record that does not fit becomes {"malformed": why}.
+
+    A list in which no entry is an object at all is not a page of records: unparseable."""
+    items = expect(body, list, "the body", fetched)
+    if items and not any(isinstance(item, dict) for item in items):
+        raise PageRejected("unparseable", f"{fetched.url}: a list without one {what} object")
+    parsed = []
+    for item in items:
+        try:
+            parsed.append(parse(item))
+        except Malformed as exc:
+            parsed.append({"malformed": str(exc)})
+    return parsed
 
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
-from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
-from crawler.sites.fields import Malformed, expect, field, load_json
+from crawler.sites.fields import Malformed, field, load_json, records
 
 
 @dataclasses.dataclass
@@ -41,21 +40,16 @@ def parse_posts(fetched: Fetched) -> list[dict]:
     """The posts of one dapi page; a post with a wrong field becomes {"malformed": why}."""
     if not fetched.body.strip():
         return []
-    posts = expect(load_json(fetched), list, "the body", fetched)
-    if posts and not any(isinstance(post, dict) for post in posts):
-        raise PageRejected("unparseable", f"{fetched.url}: a list without one post object")
-    kept = []
-    for post in posts:
-        try:
-            row = {"id": field(post, "id", (int, str), required=True)}
-            if not str(row["id"]).isdigit():
-                raise Malformed(f"id {row['id']!r} is not a number")
-            row["id"] = int(row["id"])
-            row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
-            kept.append(row)
-        except Malformed as exc:
-            kept.append({"malformed": str(exc)})
-    return kept
+    return records(fetched, load_json(fetched), _post_fields)
+
+
+def _post_fields(post: object) -> dict:
+    row = {"id": field(post, "id", (int, str), required=True)}
+    if not str(row["id"]).isdigit():
+        raise Malformed(f"id {row['id']!r} is not a number")
+    row["id"] = int(row["id"])
+    row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
+    return row
 
 
 class Safebooru(Site):
