@@ -73,13 +73,23 @@ def dataset(args: argparse.Namespace) -> int:
     steps = [[module, *common, *output] for module in DATASET_STAGES]
     steps.append(["pipeline", "summary", *common])
     for step in steps:
-        try:
-            code = subprocess.call([sys.executable, "-m", *step])
-        except KeyboardInterrupt:  # the stage got the same Ctrl-C and has saved its work
-            return Interrupted.exit_code
+        code = run_step([sys.executable, "-m", *step])
         if code != 0:
             return code
     return 0
+
+
+def run_step(command: list[str]) -> int:
+    """One stage in its own process; on Ctrl-C (which the stage receives too) wait for it to save its work."""
+    process = subprocess.Popen(command)
+    interrupted = False
+    while True:
+        try:
+            code = process.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    return code or (Interrupted.exit_code if interrupted else 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
