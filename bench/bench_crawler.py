@@ -121,7 +121,7 @@ def _config(path: Path, urls_file: Path, rate: float) -> Path:
         f"rate_per_host = {rate}\n"
         "[[sources]]\n"
         'kind = "urls"\n'
-        f'file = "{urls_file}"\n'
+        f'file = "{urls_file.resolve()}"\n'  # the config resolves relative paths against its own folder
         "max_images = 0\n"
     )
     return path
