@@ -95,19 +95,23 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
             for path, (_, name, role) in zip(paths, characters, strict=True):
                 add_image(path, name, role)
 
+    # Each post is a real recorded 2020 /posts.json record (realsites/danbooru) with its id, tags,
+    # md5 and file path swapped for the image served here; a hidden post loses file_url and md5
+    # as Danbooru's hidden posts do.
+    recorded = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", "")
     posts = []
-    for post_id, name, role, tags in DANBOORU_POSTS:
+    for index, (post_id, name, role, tags) in enumerate(DANBOORU_POSTS):
+        post = {key: value for key, value in recorded[index % len(recorded)].items()
+                if key not in ("file_url", "large_file_url", "preview_file_url", "md5")}
+        post.update(id=post_id, tag_string=tags, rating="g")
         if name is None:
-            posts.append({"id": post_id, "tag_string": tags, "is_banned": True})
+            posts.append(post)
             continue
         path = f"/data/original/{post_id}{Path(name).suffix}"
         add_image(path, name, role)
-        posts.append({
-            "id": post_id, "md5": hashlib.md5(files[path]).hexdigest(), "tag_string": tags,
-            "file_ext": Path(name).suffix[1:], "image_width": 800, "image_height": 800, "rating": "g",
-            "media_asset": {"variants": []},  # file_url is filled in once the port is known
-            "_path": path,
-        })
+        post.update(md5=hashlib.md5(files[path]).hexdigest(), file_ext=Path(name).suffix[1:],
+                    _path=path)  # file_url is filled in once the port is known
+        posts.append(post)
 
     hits: list[str] = []
     lock = threading.Lock()
