@@ -177,6 +177,8 @@ class Trainer:
         self.best_fid: float | None = None
         self.best_step: int | None = None
         self.collapse_best = 0.0  # best distinct-pHash share so far (the alarm's reference, kept in checkpoints)
+        self.alarms = 0  # collapse alarms in this fit
+        self.last_fid: float | None = None
         self.fid_meter = None
         self.clock = PhaseClock()
         self._signalled = False  # set by SIGINT/SIGTERM on this rank
