@@ -14,12 +14,13 @@ STAMP       := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 STAGE_ARGS   = --config $(CONFIG) --data $(DATA)
 
-.PHONY: help test lint dataset crawl facecrop dedup train rejects bench clean-venv
+.PHONY: help test lint dataset crawl facecrop dedup train rejects bench export clean-venv
 
 help:
 	@echo "make dataset   crawl -> facecrop -> dedup -> shard  (CONFIG=$(CONFIG) DATA=$(DATA))"
 	@echo "make train     train a DCGAN on DATA/shards/faces64.npy (RUN=$(RUN) GPUS=$(GPUS))"
 	@echo "make rejects   build DATA/rejects/index.html"
+	@echo "make export    the shard as FORMAT=imagefolder|webdataset|parquet in OUT=$(DATA)/export/FORMAT"
 	@echo "make bench     benchmarks against each stage's baseline"
 	@echo "make test      lint + pip check + the test suite"
 
@@ -52,6 +53,12 @@ dedup: $(STAMP)
 
 dataset: $(STAMP)
 	$(BIN)/animefaces dataset $(STAGE_ARGS)
+
+# The shard for other tools (README, "Exports"); parquet needs pyarrow, in the `export` extra.
+FORMAT ?= imagefolder
+OUT    ?= $(DATA)/export/$(FORMAT)
+export: $(STAMP)
+	$(BIN)/animefaces dedup export --format $(FORMAT) --out $(OUT) $(STAGE_ARGS) $(ARGS)
 
 rejects: $(STAMP)
 	$(BIN)/animefaces facecrop rejects --html $(STAGE_ARGS)

@@ -1,17 +1,28 @@
-"""`python -m dedup --config FILE --data DIR`: one face per duplicate cluster, faces64/, the shard, the report."""
+"""`python -m dedup --config FILE --data DIR`: one face per duplicate cluster, faces64/, the shard, the report.
+
+`python -m dedup export --format imagefolder|webdataset|parquet --out DIR` writes the finished shard
+in a format other tools read (`dedup.export`); the subcommand comes first, its flags after it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from dedup.config import load_dedup_config
 from pipeline.cli import add_common_arguments
 from pipeline.config import read_config
 from pipeline.errors import PipelineError
 from pipeline.layout import Layout
-from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
+from pipeline.runner import (
+    add_output_arguments,
+    add_wait_argument,
+    configure_logging,
+    run_stage,
+    show_progress,
+)
 from pipeline.summary import print_summary
 
 
@@ -21,7 +32,10 @@ def parser() -> argparse.ArgumentParser:
         description="Remove exact and near-duplicate faces; write 64x64 PNGs, the training shard and a report.")
     add_common_arguments(parser)
     parser.add_argument("--workers", type=int, default=None, help="hashing processes (overrides [dedup] workers)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)")
     add_output_arguments(parser)
+    add_wait_argument(parser)
     return parser
 
 
@@ -33,21 +47,71 @@ def dedup(args: argparse.Namespace, log: logging.Logger) -> int:
     log.debug("settings: %s", cfg)
     from dedup.run import run  # after the config check, so a typo fails before heavy imports
 
-    outcome = run(args.data, cfg, progress=show_progress(args))
+    outcome = run(args.data, cfg, progress=show_progress(args), verify=args.verify)
     print_summary("dedup", outcome.counts)
     layout = Layout(args.data)
     if not outcome.kept:
         raise PipelineError(f"none of the accepted crops is usable (see {layout.dropped_log}); the shard is empty")
-    log.info("%d faces in %s, shard %s, report %s", len(outcome.kept), layout.faces_dir, layout.shard_npy,
-             layout.dedup_report)
+    from dedup.card import CardInputs, write_card
+
+    write_card(layout, CardInputs(Path(args.config), str(args.data)))
+    log.info("%d faces in %s, shard %s, card %s, report %s", len(outcome.kept), layout.faces_dir, layout.shard_npy,
+             layout.shard_card, layout.dedup_report)
+    return 0
+
+
+def export_parser() -> argparse.ArgumentParser:
+    from dedup.export import DEFAULT_ROW_GROUP, DEFAULT_SAMPLES_PER_SHARD, FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dedup export",
+        description="Write the shard, its metadata and its dataset card in a format other tools read.")
+    parser.add_argument("--format", required=True, choices=FORMATS,
+                        help="imagefolder (datasets), webdataset (tar shards) or parquet (pyarrow)")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (new, empty, or an earlier export)")
+    parser.add_argument("--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD,
+                        help=f"webdataset: samples per tar (default {DEFAULT_SAMPLES_PER_SHARD})")
+    parser.add_argument("--row-group-size", type=int, default=DEFAULT_ROW_GROUP,
+                        help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})")
+    add_common_arguments(parser)
+    parser.add_argument("--verify", action="store_true",
+                        help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)")
+    add_output_arguments(parser)
+    add_wait_argument(parser)
+    return parser
+
+
+def export(args: argparse.Namespace, log: logging.Logger) -> int:
+    import time
+
+    from dedup.card import CardInputs, card_matches_shard, write_card
+    from dedup.export import Options, export, summary
+
+    options = Options(args.format, args.out, args.samples_per_shard, args.row_group_size)
+    layout = Layout(args.data)
+    started = time.perf_counter()
+    from pipeline.shard import open_shard
+
+    open_shard(layout.data, verify=False)  # a missing or unfinished shard is exit 4 before anything is written
+    if not card_matches_shard(layout):  # written by dedup with the shard; only an older DATA lacks it
+        write_card(layout, CardInputs(Path(args.config), str(args.data)))
+    result = export(layout, options, progress=show_progress(args))
+    print_summary("dedup export", summary(result, options, time.perf_counter() - started))
+    log.debug("files: %s", ", ".join(result.files[:20]))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        args = export_parser().parse_args(argv[1:])
+        log = configure_logging(args, "dedup")
+        return run_stage("dedup", lambda: export(args, log),
+                         interrupted="interrupted; finished export files are kept, run again to finish")
     args = parser().parse_args(argv)
     log = configure_logging(args, "dedup")
     return run_stage("dedup", lambda: dedup(args, log),
-                     interrupted="interrupted; finished work is saved, run again to continue")
+                     interrupted="interrupted; finished work is saved, run again to continue", data=args.data, wait=args.wait)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,16 @@ class Layout:
         return self.shards_dir / f"{SHARD_NAME}.json"
 
     @property
+    def shard_card(self) -> Path:
+        """The dataset card (Markdown) written with the shard and copied into every export."""
+        return self.shards_dir / f"{SHARD_NAME}.md"
+
+    @property
+    def shard_samples(self) -> Path:
+        """The card's sample grid (PNG), beside it."""
+        return self.shards_dir / f"{SHARD_NAME}_samples.png"
+
+    @property
     def dedup_outputs(self) -> tuple[Path, ...]:
         """Folders dedup writes into (swept for a killed run's temp files)."""
         return (self.dedup_dir, self.faces_dir, self.shards_dir)
