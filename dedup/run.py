@@ -7,6 +7,7 @@ files are written through temp + rename, and each step recomputes only what is m
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ from dedup import outputs
 from dedup.artwork import artwork_links
 from dedup.clusters import Cluster, Member, build_clusters
 from dedup.config import DedupConfig
-from dedup.fingerprint import Fingerprint, Job, colour_distance, compute
+from dedup.fingerprint import Fingerprint, Job, colour_distance, compute, pixel_digest
 from dedup.inputs import Inputs, read_inputs
 from dedup.search import near_pairs
 from dedup.state import State
@@ -30,6 +31,8 @@ from pipeline import atomic
 from pipeline.layout import Layout
 from pipeline.manifests import CropRow
 from pipeline.phash import hex_to_words
+
+logger = logging.getLogger(__name__)
 
 SAVE_EVERY = 1000  # commit at least this often (crops) ...
 SAVE_SECONDS = 2.0  # ... or this often (seconds), so a kill loses little
@@ -186,14 +189,55 @@ class Laps:
         self.clock = now
 
 
+def check_cache(state: State, cache: ThumbCache, verify: bool) -> None:
+    """thumbs.u8 only caches pixels: fingerprints whose row was lost (a truncated file) or, with
+    `verify`, no longer matches its digest are forgotten, so those crops are hashed again."""
+    damaged = []
+    if verify:
+        rows = cache.rows()
+        damaged = [rec["thumb_row"] for rec in state.prints().values() if rec["thumb_row"] is not None
+                   and rec["thumb_row"] < len(rows) and pixel_digest(np.asarray(rows[rec["thumb_row"]])) != rec["thumb_sha256"]]
+    lost = state.forget_thumbs(cache.row_count(), damaged)
+    if lost:
+        logger.warning("%s was damaged (%d thumbnail row(s) lost or changed); it is only a cache, so those crops "
+                       "are hashed again", cache.path, lost)
+
+
+def check_faces(layout: Layout, verify: bool) -> None:
+    """faces64 PNGs that changed since this stage wrote them (`pipeline.ledger`) are deleted, so
+    publishing writes them again from the cache."""
+    state = State(layout.dedup_state)
+    try:
+        found = {png.stem: png for png in layout.faces_dir.glob("*.png")}
+        checked = state.faces.check(found, verify=verify)
+        for crop_id in checked.damaged:
+            found[crop_id].unlink(missing_ok=True)
+        state.faces.forget(checked.damaged)
+    finally:
+        state.close()
+    if checked.damaged:
+        logger.warning("%d faces64 PNG(s) changed since they were written, e.g. %s; writing them again",
+                       len(checked.damaged), found[checked.damaged[0]])
+
+
+def record_faces(layout: Layout, kept: list[str]) -> None:
+    """Remember the faces64 PNGs as this run left them, for the next run's `check_faces`."""
+    state = State(layout.dedup_state)
+    try:
+        state.faces.refresh({crop_id: layout.face(crop_id) for crop_id in kept})
+    finally:
+        state.close()
+
+
 def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCache, laps: Laps,
-               progress: bool) -> Found:
+               progress: bool, verify: bool = False) -> Found:
     """Fingerprint the crops not hashed yet (or moved, or missing last time), then search what is new."""
     state = State(layout.dedup_state)
     try:
         rehash, research = state.reconcile(cfg.hashing_key(), cfg.matching_key())
         if rehash or state.next_thumb_row() == 0:
             cache.reset()
+        check_cache(state, cache, verify)
         prints = state.prints()
         retry = [c.id for c in inputs.crops if c.id in prints and (
             prints[c.id]["path"] != c.path or (prints[c.id]["error"] or "").startswith("missing"))]
@@ -237,20 +281,26 @@ def summary_counts(inputs: Inputs, found: Found, described: outputs.Described, a
     }
 
 
-def run(data_dir: Path, cfg: DedupConfig, progress: bool = True) -> Outcome:
-    """inputs -> fingerprints and pairs -> clusters -> faces64 + dropped -> shard -> report."""
+def run(data_dir: Path, cfg: DedupConfig, progress: bool = True, verify: bool = False) -> Outcome:
+    """inputs -> fingerprints and pairs -> clusters -> faces64 + dropped -> shard -> report.
+
+    `verify`: check every cached thumbnail and every faces64 PNG by hash (a plain run checks sizes
+    and mtimes, and hashes only the files whose mtime moved).
+    """
     layout, laps = Layout(Path(data_dir)), Laps()
     inputs = read_inputs(layout.data)
     for folder in layout.dedup_outputs:
         atomic.remove_stale_temps(folder)
     cache = ThumbCache(layout.thumb_cache, cfg.output_size)
-    found = find_pairs(layout, inputs, cfg, cache, laps, progress)
+    found = find_pairs(layout, inputs, cfg, cache, laps, progress, verify)
     clusters, artwork = group(inputs, found, cfg)
     kept = sorted(c.kept for c in clusters)
     laps.lap("cluster")
     described = outputs.describe(clusters, inputs, found.prints, artwork, cfg)
+    check_faces(layout, verify)
     faces_changed = outputs.publish_faces(layout, described, found.prints, cache, cfg, worker_count(cfg),
                                           republish=found.rehashed, progress=progress)
+    record_faces(layout, kept)
     laps.lap("faces64")
     rebuilt = outputs.publish_shard(layout, kept, inputs, found.prints, cache, cfg, progress)
     laps.lap("shard")

@@ -5,17 +5,19 @@ fingerprints are committed in batches as workers finish, so an interrupted run r
 only what was not committed. Near pairs are stored between pixel contents (not crop ids),
 so a pair found once stays valid while any crop with those pixels is still in the corpus.
 Changing a hashing setting empties everything; changing a matching setting empties the
-pairs, so the next run recomputes exactly what the new settings affect.
+pairs, so the next run recomputes exactly what the new settings affect. Everything here can be
+recomputed from the crops, so a damaged file is rebuilt (`pipeline.statedb`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
 from dedup.fingerprint import Fingerprint
+from pipeline import statedb
+from pipeline.ledger import Ledger
 
 SCHEMA_VERSION = 3
 SCHEMA = """
@@ -37,9 +39,8 @@ FIELDS = ("id", "path", "error", "pixel_sha256", "width", "height", "hash_hex", 
 
 class State:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.path = path
+        self.db = statedb.connect(path, cache=True, redo="every crop is hashed again")
         self.db.execute("PRAGMA synchronous=NORMAL")
         if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             # A state file from another version of this stage: start over rather than misread it.
@@ -48,6 +49,7 @@ class State:
                     self.db.execute(f"DROP TABLE IF EXISTS {table}")
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.db.executescript(SCHEMA)
+        self.faces = Ledger(self.db, "faces64_files")  # by crop id: the faces64 PNGs this stage wrote
 
     def close(self) -> None:
         self.db.close()
@@ -79,6 +81,15 @@ class State:
         """Forget fingerprints that must be recomputed (the crop moved, or was missing before)."""
         with self.db:
             self.db.executemany("DELETE FROM prints WHERE id = ?", ((i,) for i in ids))
+
+    def forget_thumbs(self, rows_on_disk: int, damaged_rows: Iterable[int] = ()) -> int:
+        """Forget the fingerprints whose thumbnail row is past the end of the cache file (it was
+        truncated) or damaged, so they are hashed again; returns how many."""
+        bad = set(damaged_rows)
+        lost = [crop_id for crop_id, row in self.db.execute("SELECT id, thumb_row FROM prints WHERE thumb_row IS NOT NULL")
+                if row >= rows_on_disk or row in bad]
+        self.forget(lost)
+        return len(lost)
 
     def next_thumb_row(self) -> int:
         """The first cache row no fingerprint points at (rows past it are leftovers of a killed run)."""

@@ -44,6 +44,10 @@ class ThumbCache:
             self.fh.close()
             self.fh = None
 
+    def row_count(self) -> int:
+        """Whole rows in the file (a truncated file has fewer than the state points at)."""
+        return self.path.stat().st_size // self.row_bytes if self.path.exists() else 0
+
     def rows(self) -> np.ndarray:
         """All rows, memory-mapped read-only, as uint8 [R, side, side, 3]."""
         count = self.path.stat().st_size // self.row_bytes if self.path.exists() else 0

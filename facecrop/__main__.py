@@ -17,7 +17,13 @@ from pipeline.cli import add_common_arguments
 from pipeline.decisions import DEFAULT_DEMOTE_REASON
 from pipeline.errors import InputMissing
 from pipeline.layout import Layout
-from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
+from pipeline.runner import (
+    add_output_arguments,
+    add_wait_argument,
+    configure_logging,
+    run_stage,
+    show_progress,
+)
 from pipeline.summary import print_summary
 
 DESCRIPTIONS = {
@@ -33,6 +39,7 @@ def _shared_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--cascade", default=None if defaults else argparse.SUPPRESS,
                         help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)")
     add_output_arguments(parser, defaults=defaults)
+    add_wait_argument(parser, defaults=defaults)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     sub = {name: commands.add_parser(name, help=text, description=text) for name, text in DESCRIPTIONS.items()}
     for command in sub.values():
         _shared_options(command, defaults=False)
+    for command, defaults in ((top, True), (sub["run"], False)):
+        command.add_argument("--verify", action="store_true", default=False if defaults else argparse.SUPPRESS,
+                             help="check every crop and raw image by sha256 (a plain run checks sizes and mtimes)")
     for name in ("promote", "demote"):
         sub[name].add_argument("ids", nargs="+", metavar="ID", help="crop ids as in crops/manifest.jsonl")
     sub["demote"].add_argument("--reason", default=DEFAULT_DEMOTE_REASON, help="why (a-z0-9_-; default: manual)")
@@ -59,7 +69,7 @@ def crop(args: argparse.Namespace, config: FacecropConfig, log: logging.Logger) 
     require_raw_manifest(args.data)  # before the cascade, which may be a download
     cascade_path = resolve_cascade(args.cascade, args.data)
     load_cascade(cascade_path)  # fail here, once, with a clear message, rather than in every worker
-    result = run(config, args.data, cascade_path, progress=show_progress(args))
+    result = run(config, args.data, cascade_path, progress=show_progress(args), verify=args.verify)
     print_summary("facecrop", result.counts)
     log.info("rejects page: %s", result.page)
     if result.counts["faces"] == 0:
@@ -103,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.command = args.command or "run"
     log = configure_logging(args, "facecrop")
+    read_only = args.command == "rejects" and not args.html  # a listing writes nothing, so it needs no lock
     return run_stage("facecrop", lambda: dispatch(args, log),
-                     interrupted="interrupted; finished images are saved, re-run to do the rest")
+                     interrupted="interrupted; finished images are saved, re-run to do the rest",
+                     data=None if read_only else args.data, wait=args.wait)
 
 
 if __name__ == "__main__":

@@ -186,8 +186,14 @@ def execute(
     return dict(timing)
 
 
-def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bool = True) -> RunResult:
-    """Plan what is new, process it, then publish the manifest, the files and the rejects page from the state."""
+def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bool = True,
+        verify: bool = False) -> RunResult:
+    """Plan what is new, process it, then publish the manifest, the files and the rejects page from the state.
+
+    Every crop file is checked against what was recorded when it was written (`pipeline.ledger`:
+    size and mtime, the sha256 of those that moved; every sha256 with `verify`) and a damaged one
+    is made again; so is each raw image facecrop reads, against its sha256 name.
+    """
     layout = Layout(data_dir)
     layout.crops_dir.mkdir(parents=True, exist_ok=True)
     atomic.remove_stale_temps(layout.crops_dir)
@@ -199,15 +205,54 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
     state = State(data_dir)
     try:
         stored = state.load()
-        todo, redecided = plan(sources.jobs, stored, fingerprint, manifest.crop_files(data_dir), config)
+        unusable = check_raw(state, data_dir, [job for job in sources.jobs if job.sha256 in stored], verify)
+        files = check_crops(state, data_dir, verify)
+        jobs = [job for job in sources.jobs if job.sha256 not in unusable]
+        todo, redecided = plan(jobs, stored, fingerprint, files, config)
         state.save(redecided)
         timing = execute(todo, config, data_dir, cascade_path, state, fingerprint, progress)
         stored = state.load()
+        published = [job for job in sources.jobs if job.sha256 in stored]
+        rows = publish(data_dir, [row for job in published for row in stored[job.sha256][1]], config)
+        done = {job.sha256 for job in todo}
+        state.crop_files.record((row["id"], data_dir / row["path"]) for row in rows
+                                if row.get("path") and row["source_sha256"] in done)
+        state.raw_files.record((job.sha256, data_dir / job.path) for job in todo if job.path)
     finally:
         state.close()
-    rows = publish(data_dir, [row for job in sources.jobs for row in stored[job.sha256][1]], config)
     counts = summary_counts(rows, sources, todo, redecided, timing)
+    counts["raw files missing or damaged (not read)"] = len(unusable)
     return RunResult(counts, rejects_page.page_path(data_dir), timing)
+
+
+def check_raw(state: State, data_dir: Path, jobs: list[worker.Job], verify: bool) -> set[str]:
+    """sha256 of the raw images done before that are gone or no longer match their name: left as they
+    were (their earlier crops stay), with a warning, until the crawler fetches them again. (An image
+    never read before goes to the worker, which records a missing or unreadable one as a decode_error.)"""
+    checked = state.raw_files.check({job.sha256: data_dir / job.path for job in jobs if job.path}, verify=verify,
+                                    expected={job.sha256: job.sha256 for job in jobs})
+    paths = {job.sha256: job.path for job in jobs}
+    for what, keys in (("missing", checked.missing), ("damaged (its bytes no longer match its sha256)", checked.damaged)):
+        if keys:
+            logger.warning("%d raw image(s) %s, e.g. %s; their crops are kept as they were. Fetch them again with "
+                           "`python -m crawler --verify`", len(keys), what, data_dir / paths[keys[0]])
+    return set(checked.bad)
+
+
+def check_crops(state: State, data_dir: Path, verify: bool) -> dict[str, list[str]]:
+    """Every crop file on disk by id (`manifest.crop_files`), less those that changed since they were
+    written: those are deleted, so `plan` makes them again from their source."""
+    files = manifest.crop_files(data_dir)
+    checked = state.crop_files.check({crop_id: data_dir / paths[0] for crop_id, paths in files.items()},
+                                     verify=verify)
+    if checked.damaged:
+        logger.warning("%d crop file(s) changed since they were written, e.g. %s; making them again",
+                       len(checked.damaged), data_dir / files[checked.damaged[0]][0])
+    for crop_id in checked.damaged:
+        for rel in files.pop(crop_id):
+            (data_dir / rel).unlink(missing_ok=True)
+    state.crop_files.forget(checked.damaged)
+    return files
 
 
 def publish(data_dir: Path, automatic: list[dict[str, Any]], config: FacecropConfig) -> list[dict[str, Any]]:

@@ -2,17 +2,23 @@
 
 SQLite (not the manifest) holds progress because it commits many small updates atomically:
 a kill between commits loses only the uncommitted sources, which the next run redoes and
-whose crop files it simply rewrites under the same names.
+whose crop files it simply rewrites under the same names. The file only saves work (every
+row can be redone from the raw images), so a damaged one is rebuilt (`pipeline.statedb`), and
+a stored row that does not read back is simply redone.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline import statedb
 from pipeline.layout import Layout
+from pipeline.ledger import Ledger
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -25,19 +31,31 @@ CREATE TABLE IF NOT EXISTS sources (
 
 class State:
     def __init__(self, data_dir: Path):
-        path = Layout(data_dir).facecrop_state
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.path = Layout(data_dir).facecrop_state
+        self.db = statedb.connect(self.path, cache=True, redo="every image is detected again")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
         self.db.commit()
+        self.crop_files = Ledger(self.db, "crop_files")  # by crop id: the PNGs this stage wrote
+        self.raw_files = Ledger(self.db, "raw_files")  # by sha256: the crawler's images this stage read
 
     def load(self) -> dict[str, tuple[str, list[dict[str, Any]]]]:
-        return {
-            sha: (fingerprint, json.loads(rows))
-            for sha, fingerprint, rows in self.db.execute("SELECT sha256, fingerprint, rows FROM sources")
-        }
+        """sha256 -> (fingerprint, rows); a source whose stored rows do not read back is left out (redone)."""
+        stored, unreadable = {}, 0
+        for sha, fingerprint, rows in self.db.execute("SELECT sha256, fingerprint, rows FROM sources"):
+            try:
+                value = json.loads(rows)
+            except (TypeError, ValueError, RecursionError):
+                value = None
+            if not (isinstance(sha, str) and isinstance(fingerprint, str) and isinstance(value, list)
+                    and all(isinstance(row, dict) and isinstance(row.get("id"), str) for row in value)):
+                unreadable += 1
+                continue
+            stored[sha] = (fingerprint, value)
+        if unreadable:
+            logger.warning("%s: %d stored result(s) did not read back (damaged); those images are detected again",
+                           self.path, unreadable)
+        return stored
 
     def save(self, results: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
         """Record finished sources in one transaction."""

@@ -104,9 +104,10 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for every complete row of a JSONL file (none when it does not exist).
 
-    A line that does not parse can only be the torn write of a killed append (the
-    writer had not returned, so its stage never counted that row as done and will
-    redo it); it is skipped with a warning naming file and line rather than crashing the run.
+    A line that does not parse is the torn write of a killed append (the writer had not
+    returned, so its stage never counted that row as done and will redo it) or a hand edit
+    gone wrong; either way it is skipped with a warning naming file and line rather than
+    crashing the run. JSON nested too deep for Python's parser is such a line too.
     """
     path = Path(path)
     if not path.exists():
@@ -117,8 +118,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 value = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d: skipping a torn line from an interrupted write", path, number)
+            except (json.JSONDecodeError, RecursionError):
+                logger.warning("%s:%d: skipping a line that is not JSON (a torn write or a bad edit)", path, number)
                 continue
             yield number, value
 

@@ -9,6 +9,7 @@ setting that does nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -38,6 +39,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
             table = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be saved as UTF-8") from exc
     unknown = sorted(set(table) - set(KNOWN_SECTIONS))
     if unknown:
         raise ConfigError(
@@ -109,8 +112,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is Any:
         return value
     if hint is float:
+        # TOML spells nan and inf; no setting means anything with them (a NaN threshold makes every
+        # comparison false, so a guard silently switches off), so the rule is here, once, for every float.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -51,6 +51,13 @@ class SiteChanged(PipelineError):
     exit_code = 6
 
 
+class Locked(PipelineError):
+    """Another run holds this DATA directory, or this training run (its pid is in the message): two runs
+    at once would redo, or delete, each other's work. Wait for it, or pass --wait to queue behind it."""
+
+    exit_code = 7
+
+
 class Interrupted(PipelineError):
     """Ctrl-C or SIGTERM: everything written so far is kept and a re-run finishes the work."""
 
@@ -65,5 +72,6 @@ EXIT_CODES: dict[int, str] = {
     InputMissing.exit_code: "an earlier stage's output is missing: run `make dataset` (or the stage named) first",
     Diverged.exit_code: "training diverged (non-finite loss); resume from the last checkpoint with a lower lr",
     SiteChanged.exit_code: "a site answered but yielded nothing (markup changed, or robots.txt disallows it)",
+    Locked.exit_code: "another run holds this DATA directory or training run (the line gives its pid): wait, or pass --wait",
     Interrupted.exit_code: "interrupted (Ctrl-C / SIGTERM); re-run the same command to finish",
 }

@@ -56,6 +56,11 @@ class Layout:
 
     # ---------------------------------------------------------------- shared
     @property
+    def lock(self) -> Path:
+        """Held (fcntl) by the one stage run working in DATA; holds its pid (`pipeline.lock`)."""
+        return self.data / ".lock"
+
+    @property
     def models_dir(self) -> Path:
         return self.data / "models"
 

@@ -3,19 +3,25 @@
 Each stage's entry point parses its arguments, calls `configure_logging(args)` and
 hands its work to `run_stage`. Whatever goes wrong then ends the same way in every
 stage: a `PipelineError` prints as `stage: message` with its class's code, an
-`OSError` names the file it failed on (exit 1) instead of a traceback, and Ctrl-C
-exits 130 after the stage's own cleanup has run.
+`OSError` names the file it failed on (exit 1) instead of a traceback, an SQLite error
+names the state file (exit 1), and Ctrl-C exits 130 after the stage's own cleanup has run.
+A stage that writes under DATA passes `data`, and its body runs holding DATA's lock
+(`pipeline.lock`), so two runs on one DATA never work at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
+from pipeline import lock, statedb
 from pipeline.errors import Interrupted, PipelineError
 
 
@@ -27,6 +33,12 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, defaults: bool = Tr
                         help="no progress bars (the summary is still printed)")
     parser.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="also debug messages")
+
+
+def add_wait_argument(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """--wait: queue behind another run holding the same DATA instead of exiting with `Locked`'s code."""
+    parser.add_argument("--wait", action="store_true", default=False if defaults else argparse.SUPPRESS,
+                        help="if another run is working in DATA, wait for it to finish (default: exit 7 at once)")
 
 
 def configure_logging(args: argparse.Namespace, stage: str) -> logging.Logger:
@@ -59,14 +71,19 @@ def _terminate_like_ctrl_c() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | None = None) -> int:
+def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | None = None,
+              data: Path | None = None, wait: bool = False) -> int:
     """Run `body` and return the process exit code; never lets a traceback out for expected failures.
 
     `interrupted` replaces the generic Ctrl-C line where a stage can say more precisely what is kept.
+    `data`: run `body` holding that DATA directory's lock (`wait` for it rather than fail when taken).
     """
     _terminate_like_ctrl_c()
     try:
-        return body() or 0
+        if data is None:
+            return body() or 0
+        with lock.hold_data(Path(data), wait=wait):
+            return body() or 0
     except PipelineError as exc:
         print(f"{stage}: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -74,7 +91,12 @@ def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | 
         message = interrupted or "interrupted; everything written so far is kept, re-run the same command to finish"
         print(f"{stage}: {message}", file=sys.stderr)
         return Interrupted.exit_code
+    except sqlite3.Error as exc:
+        print(f"{stage}: {statedb.explain(exc)}", file=sys.stderr)
+        return PipelineError.exit_code
     except OSError as exc:
         where = exc.filename or "DATA"
-        print(f"{stage}: cannot read or write {where}: {exc.strerror or exc}", file=sys.stderr)
+        fix = " (the disk is full: free some space and re-run; everything finished is kept)" \
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"{stage}: cannot read or write {where}: {exc.strerror or exc}{fix}", file=sys.stderr)
         return PipelineError.exit_code

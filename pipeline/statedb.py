@@ -1,0 +1,101 @@
+"""Opening a stage's SQLite state file, and what to say when SQLite fails on one.
+
+Every stage keeps its progress in one SQLite file under DATA. A file can be damaged (a disk
+error, a bad copy, a person's edit) and SQLite's own errors name no file ("file is not a
+database"), so every state file is opened here: it is checked once on open, and the runner
+words any later SQLite error with the file it came from.
+
+A damaged file is handled by what it holds. A cache (work that can be redone from the files
+beside it: dedup's fingerprints, facecrop's detections) is moved aside and rebuilt, with a
+warning. A record that cannot be redone (the crawler's memory of what failed and why) stops
+the run with one line saying how to recover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+logger = logging.getLogger(__name__)
+
+DAMAGED_SUFFIX = ".damaged"
+_opened: list[Path] = []  # state files this process opened, latest last (for `explain`)
+
+
+class StateDamaged(PipelineError):
+    """A state file SQLite cannot read; the message names it and the fix."""
+
+
+def damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error means the file's content is unreadable (not a lock, a full disk or permissions)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in text or "malformed" in text or "corrupt" in text or "damaged" in text)
+
+
+def _check(db: sqlite3.Connection) -> None:
+    """Read every page once (`quick_check`): a truncated or garbled file fails here, not halfway through a run."""
+    result = db.execute("PRAGMA quick_check").fetchone()
+    if result is None or result[0] != "ok":
+        raise sqlite3.DatabaseError(f"damaged: {result[0] if result else 'no answer'}")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a state file (and its WAL/SHM companions) to `<name>.damaged`, replacing an older one."""
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + suffix).unlink()
+    path.replace(target)
+    return target
+
+
+def connect(path: Path, *, cache: bool, redo: str = "", **kwargs: Any) -> sqlite3.Connection:
+    """Open (creating) the state file at `path`, checked; see the module docstring for a damaged one.
+
+    `cache`: the file only saves work, so a damaged one is moved aside and started afresh;
+    `redo` says in the warning what the rebuild costs ("every image is detected again").
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _opened.append(path)
+    db = sqlite3.connect(path, **kwargs)
+    try:
+        _check(db)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if not damaged(exc):
+            raise
+        if not cache:
+            raise StateDamaged(
+                f"{path} is damaged ({exc}); move it aside (mv '{path}' '{path}{DAMAGED_SUFFIX}') and re-run: "
+                "the stored files and the manifests are kept") from None
+        aside = move_aside(path)
+        logger.warning("%s was damaged (%s); it only saves work, so it was moved to %s and is rebuilt now%s",
+                       path, exc, aside.name, f" ({redo})" if redo else "")
+        db = sqlite3.connect(path, **kwargs)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+
+def explain(exc: sqlite3.Error) -> str:
+    """One line for an SQLite error that ended a run: the file it most likely came from, what happened, the fix."""
+    where = str(_opened[-1]) if _opened else "the stage's state file"
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered:
+        return f"{where}: the disk is full ({text}); free some space and re-run: everything committed is kept"
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return f"{where}: cannot write it ({text}); make DATA writable and re-run"
+    if "locked" in lowered or "busy" in lowered:
+        return f"{where}: in use by another process ({text}); wait for it and re-run"
+    if damaged(exc):
+        return (f"{where} is damaged ({text}); move it aside (mv '{where}' '{where}{DAMAGED_SUFFIX}') and re-run: "
+                "the stored files and the manifests are kept")
+    return f"{where}: {text}"
