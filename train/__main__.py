@@ -114,7 +114,8 @@ def train_command(args: argparse.Namespace) -> int:
         announce(trainer, target)
         if target and trainer.step >= target:
             return finished_already(trainer, args.fid)
-        result = trainer.fit(target, final_fid=wants_final_fid(args.fid, cfg, rt, target - trainer.step))
+        final_fid = bool(target) and wants_final_fid(args.fid, cfg, rt, target - trainer.step)  # 0: no end to score
+        result = trainer.fit(target, final_fid=final_fid)
     finally:
         distributed.shutdown(ctx)
     if ctx.main:
