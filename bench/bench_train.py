@@ -28,7 +28,7 @@ BATCH = 64
 WARMUP = 2
 STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", "4"))
 ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", "3"))
-QUALITY_STEPS = int(os.environ.get("BENCH_QUALITY_STEPS", "200"))
+QUALITY_STEPS = int(os.environ.get("BENCH_QUALITY_STEPS", "400"))  # past the EMA warm-up lag (README)
 QUALITY_FID = int(os.environ.get("BENCH_QUALITY_FID", "256"))
 QUALITY_WIDTH = int(os.environ.get("BENCH_QUALITY_WIDTH", "32"))
 
