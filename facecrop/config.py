@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from facecrop.align import AlignSettings
 from pipeline.config import build, read_config, section
 
 # Bump when the code changes what a run produces for the same settings.
@@ -50,6 +51,15 @@ class FacecropConfig:
     verify_margin: float = 0.25  # context around the box handed to animeface
     verify_size: int = 112  # side (px) of that region for animeface; it is resolution-sensitive
     workers: int = 0  # processes; 0 = one per CPU core
+    # Eye-aligned crops (facecrop.align): "off" = the detection square, as always; "eyes" = rotated and
+    # scaled on animeface's eyes, falling back to the square (recorded in the row's `align`).
+    align: Literal["off", "eyes"] = "off"
+    align_eye_distance: float = 0.24  # eye distance as a share of the crop side (0.235 = an average box crop)
+    align_eye_x: float = 0.5  # eye midpoint, share of the side from the left ...
+    align_eye_y: float = 0.52  # ... and from the top (0.515 = an average box crop with shift -0.1)
+    align_max_tilt: float = 30.0  # degrees; steeper eye lines keep the box crop (fallback "tilt")
+    align_min_eye_ratio: float = 0.2  # plausible eye distance / box side: outside it, fallback "eye_distance"
+    align_max_eye_ratio: float = 0.55
     thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
 
     def __post_init__(self) -> None:
@@ -65,6 +75,10 @@ class FacecropConfig:
             (self.verify_size >= 32, "verify_size must be >= 32"),
             (self.workers >= 0, "workers must be >= 0"),
             (0 <= self.thresholds.max_padding < 1, "thresholds.max_padding must be within 0..1"),
+            (0.05 <= self.align_eye_distance <= 0.9, "align_eye_distance must be within 0.05..0.9"),
+            (0 <= self.align_eye_x <= 1 and 0 <= self.align_eye_y <= 1, "align_eye_x and align_eye_y must be within 0..1"),
+            (0 <= self.align_max_tilt <= 90, "align_max_tilt must be within 0..90 degrees"),
+            (0 < self.align_min_eye_ratio < self.align_max_eye_ratio, "align_min_eye_ratio must be > 0 and < align_max_eye_ratio"),
         ]
         for ok, message in checks:
             if not ok:
@@ -74,15 +88,27 @@ class FacecropConfig:
         """A key for "must this source's image be looked at again?".
 
         Left out: `workers` (no effect on results), and the thresholds and verifier policy,
-        which `decide.redecide` re-applies to stored measurements without the image.
+        which `decide.redecide` re-applies to stored measurements without the image. With
+        `align = "off"` the align_* keys are left out too, so switching alignment on re-reads every
+        image (every crop changes) and switching it off again returns to the old fingerprint.
         """
         settings = dataclasses.asdict(self)
         for key in ("workers", "thresholds", "verifier", "verify_below_confidence"):
             settings.pop(key)
+        if self.align == "off":  # the box crop ignores every align_* key; data made before them stays current
+            for key in [k for k in settings if k.startswith("align")]:
+                settings.pop(key)
+        else:  # the aligned square falls back when it is clipped: the padding limit shapes the crop
+            settings["align_max_padding"] = self.thresholds.max_padding
         settings["algorithm"] = ALGORITHM_VERSION
         settings["cascade"] = cascade_sha256
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def align_settings(self) -> AlignSettings:
+        """The align_* keys as `facecrop.align` takes them."""
+        return AlignSettings(self.align_eye_distance, self.align_eye_x, self.align_eye_y, self.align_max_tilt,
+                             (self.align_min_eye_ratio, self.align_max_eye_ratio), self.thresholds.max_padding)
 
 
 def load_config(path: str | Path) -> FacecropConfig:

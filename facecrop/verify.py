@@ -40,6 +40,9 @@ class Verdict:
     likelihood: float  # 0.0 when animeface found no face overlapping the box
     hair_color: str | None
     eye_colors: list[str] | None
+    # Centres of the two eyes in source px, leftmost in the image first; None without a face.
+    # Eye-aligned crops (`facecrop.align`) are cut from these, so no second animeface call is needed.
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
 
 
 def _hex(color) -> str:
@@ -69,8 +72,15 @@ def verify(image_bgr: np.ndarray, box: tuple[int, int, int, int], margin: float,
             best = face
     if best is None:
         return Verdict(0.0, None, None)
+    centres = sorted(_centre(eye.pos, x0, y0, scale) for eye in (best.left_eye, best.right_eye))
     return Verdict(
         round(float(best.likelihood), 4),
         _hex(best.hair.color),
         [_hex(best.left_eye.color), _hex(best.right_eye.color)],
+        (centres[0], centres[1]),
     )
+
+
+def _centre(pos, x0: int, y0: int, scale: float) -> tuple[float, float]:
+    """An eye rectangle in the resized region, as its centre in source px."""
+    return (round(x0 + (pos.x + pos.width / 2) / scale, 2), round(y0 + (pos.y + pos.height / 2) / scale, 2))

@@ -16,7 +16,7 @@ from typing import Any
 
 import cv2
 
-from facecrop import decide, detect, geometry, overrides, quality, rules, source_hash, verify
+from facecrop import align, decide, detect, geometry, overrides, quality, rules, source_hash, verify
 from facecrop.config import FacecropConfig
 from facecrop.decode import Decoded, DecodeFailure, decode_file
 from pipeline import atomic
@@ -149,19 +149,22 @@ def face_row(ctx: Context, job: Job, decoded: Decoded, det: detect.Detection, fa
     }
     failed = rules.failed_rules(values, cfg.thresholds)
     clock.charge("measure")
+    verdict = None
     if not failed and decide.wants_verify(cfg, det.confidence):
         # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
         verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
         values["likelihood"] = verdict.likelihood
         row.update(likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors)
         failed = rules.failed_rules(values, cfg.thresholds)
+    if cfg.align == "eyes":
+        crop = aligned_crop(ctx, decoded, det, square, verdict, crop, row)
     clock.charge("verify")
     row.update(
         source_size=[decoded.width, decoded.height],
         source_dhash=artwork,
         box=list(det.box),
         crop_box=square.as_box(),
-        size=square.side,
+        size=int(crop.shape[0]),
         confidence=det.confidence,
         values=values,
     )
@@ -169,6 +172,22 @@ def face_row(ctx: Context, job: Job, decoded: Decoded, det: detect.Detection, fa
     write_crop(ctx, row, crop)
     clock.charge("write")
     return row
+
+
+def aligned_crop(ctx: Context, decoded: Decoded, det: detect.Detection, square: geometry.CropSquare,
+                 verdict: verify.Verdict | None, box_crop: Any, row: dict[str, Any]) -> Any:
+    """The eye-aligned crop, or the box crop when the eyes are missing or implausible (`row["align"]` says which).
+
+    Every box gets eyes, whatever the rules decided: the crop's pixels then never depend on a
+    decision, so a threshold change or a person's promote never needs the image again.
+    Decisions stay measured on the box crop, so switching alignment changes no decision either.
+    """
+    cfg = ctx.config
+    if verdict is None:  # a rule rejected the box, or the verifier policy skipped it: eyes only
+        verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
+    outcome = align.plan(verdict.eyes, det.box, square.side, decoded.width, decoded.height, cfg.align_settings())
+    row["align"] = outcome.record(verdict.eyes)
+    return align.cut(decoded.image, outcome.plan) if outcome.plan else box_crop
 
 
 def write_crop(ctx: Context, row: dict[str, Any], crop: Any) -> None:
