@@ -12,7 +12,8 @@ ARGS   ?=
 
 STAMP       := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
-STAGE_ARGS   = --config $(CONFIG) --data $(DATA)
+# Quoted, so a CONFIG, DATA or RUN with spaces is one argument (make itself cannot quote a target path).
+STAGE_ARGS   = --config "$(CONFIG)" --data "$(DATA)"
 
 .PHONY: help test lint dataset crawl facecrop dedup train rejects bench export clean-venv
 
@@ -25,7 +26,7 @@ help:
 	@echo "make test      lint + pip check + the test suite"
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x "$(BIN)/python" || $(PYTHON) -m venv "$(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
@@ -58,16 +59,16 @@ dataset: $(STAMP)
 FORMAT ?= imagefolder
 OUT    ?= $(DATA)/export/$(FORMAT)
 export: $(STAMP)
-	$(BIN)/animefaces dedup export --format $(FORMAT) --out $(OUT) $(STAGE_ARGS) $(ARGS)
+	$(BIN)/animefaces dedup export --format "$(FORMAT)" --out "$(OUT)" $(STAGE_ARGS) $(ARGS)
 
 rejects: $(STAMP)
 	$(BIN)/animefaces facecrop rejects --html $(STAGE_ARGS)
 
 train: $(STAMP)
 ifeq ($(GPUS),1)
-	$(BIN)/animefaces train $(STAGE_ARGS) --run $(RUN) $(ARGS)
+	$(BIN)/animefaces train $(STAGE_ARGS) --run "$(RUN)" $(ARGS)
 else
-	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train -- $(STAGE_ARGS) --run $(RUN) $(ARGS)
+	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train -- $(STAGE_ARGS) --run "$(RUN)" $(ARGS)
 endif
 
 bench: $(BENCH_STAMP)
@@ -78,7 +79,7 @@ bench: $(BENCH_STAMP)
 .PHONY: bench-gpu
 GPU_PYTHON ?= $(firstword $(foreach p,$(PYTHON) $(BIN)/python,$(shell $(p) -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1 && echo $(p))) $(PYTHON))
 bench-gpu:
-	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m bench.bench_gpu --out bench-gpu.json $(ARGS)
+	PYTHONPATH="$(CURDIR)" $(GPU_PYTHON) -m bench.bench_gpu --out bench-gpu.json $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -10,7 +10,13 @@ from crawler.engine import CrawlReport, SourceUnusable, crawl
 from pipeline.cli import add_common_arguments
 from pipeline.config import read_config
 from pipeline.errors import ConfigError, SiteChanged, SiteUnreachable
-from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
+from pipeline.runner import (
+    add_output_arguments,
+    add_wait_argument,
+    configure_logging,
+    run_stage,
+    show_progress,
+)
 from pipeline.summary import print_summary
 
 
@@ -31,10 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         "transient failures (connection, 429, 5xx) are always retried",
     )
     add_output_arguments(parser)
+    add_wait_argument(parser)
     args = parser.parse_args(argv)
     configure_logging(args, "crawler")
     return run_stage(
-        "crawler", lambda: run(args), interrupted="interrupted; the manifest is up to date, re-run to finish"
+        "crawler", lambda: run(args), interrupted="interrupted; the manifest is up to date, re-run to finish",
+        data=args.data, wait=args.wait,
     )
 
 

@@ -15,11 +15,12 @@ Tables:
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from pipeline import statedb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
@@ -62,8 +63,8 @@ CREATE TABLE IF NOT EXISTS images (
 class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        # Not a cache (it alone remembers what failed and why): a damaged file stops the run, named.
+        self._conn = statedb.connect(path, cache=False, check_same_thread=False, isolation_level=None, timeout=60)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.lock import pid_alive
+
 logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
@@ -38,7 +40,7 @@ def atomic_open(
         raise ValueError("atomic_open writes whole files: mode must be 'w' or 'wb'")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.{os.getpid()}.", dir=path.parent)
     # mkstemp creates 0600 files; outputs are ordinary files a person opens, so use the umask.
     os.fchmod(fd, 0o666 & ~_UMASK)
     try:
@@ -129,16 +131,30 @@ def read_jsonl(path: str | Path) -> list[Any]:
     return [value for _, value in iter_jsonl(path)]
 
 
+def temp_owner(name: str) -> int | None:
+    """The pid a temp file's name carries (`.tmp-<name>.<pid>.<random>`); None for other names."""
+    parts = name.rsplit(".", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
 def remove_stale_temps(directory: str | Path) -> int:
-    """Delete temp files a killed run left behind under `directory`; returns how many."""
+    """Delete temp files a killed run left behind under `directory`; returns how many.
+
+    A temp file whose writer is still alive is someone's write in progress, never stale: only
+    the files of dead writers (and of names without a pid) are removed.
+    """
     directory = Path(directory)
     if not directory.exists():
         return 0
     removed = 0
     for tmp in directory.rglob(TEMP_PREFIX + "*"):
+        owner = temp_owner(tmp.name)
+        if owner is not None and (owner == os.getpid() or pid_alive(owner)):
+            continue
         if tmp.is_file():
-            tmp.unlink()
-            removed += 1
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed += 1
     return removed
 
 

@@ -16,9 +16,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from pipeline import lock
 from pipeline.cli import add_common_arguments
-from pipeline.errors import Interrupted
-from pipeline.runner import add_output_arguments
+from pipeline.errors import Interrupted, Locked, PipelineError
+from pipeline.runner import add_output_arguments, add_wait_argument
 
 PROG = "animefaces"
 DISTRIBUTION = "anime-face-pipeline"
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
                                   description="crawl -> facecrop -> dedup -> summary, stopping at the first failure")
     add_common_arguments(dataset)
     add_output_arguments(dataset)
+    add_wait_argument(dataset)
     return top
 
 
@@ -72,10 +74,19 @@ def dataset(args: argparse.Namespace) -> int:
     output = [flag for flag, on in (("--no-progress", args.no_progress), ("-q", args.quiet), ("-v", args.verbose)) if on]
     steps = [[module, *common, *output] for module in DATASET_STAGES]
     steps.append(["pipeline", "summary", *common])
-    for step in steps:
-        code = run_step([sys.executable, "-m", *step])
-        if code != 0:
-            return code
+    try:
+        # Held across the stages (which work under it), so a second run cannot slip in between two of them.
+        with lock.hold_data(args.data, wait=args.wait, for_children=True):
+            for step in steps:
+                code = run_step([sys.executable, "-m", *step])
+                if code != 0:
+                    return code
+    except Locked as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # the lock file itself (a read-only DATA without one)
+        print(f"{PROG}: cannot read or write {exc.filename or args.data}: {exc.strerror or exc}", file=sys.stderr)
+        return PipelineError.exit_code
     return 0
 
 

@@ -11,6 +11,7 @@ stage processes it starts (its direct children, nobody else) work under it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -29,7 +30,7 @@ HOLDER_ENV = "ANIMEFACE_DATA_LOCK_HOLDER"  # "<pid>:<lock path>" of a parent hol
 def holder(path: Path) -> str:
     """Who the lock file says holds it ("pid N (command)"), or a note that it does not say yet."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        text = path.read_text(encoding="utf-8", errors="replace").partition("\n")[0].strip()
     except OSError:
         text = ""
     pid, _, command = text.partition(" ")
@@ -54,7 +55,15 @@ def hold_data(data: Path, *, wait: bool = False, for_children: bool = False) -> 
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        writable = True
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES) or not path.is_file():
+            raise
+        # Read-only DATA: the lock still works on a read-only descriptor; the stage then says
+        # which of its own writes failed, and a stage with nothing to write succeeds.
+        fd, writable = os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -65,8 +74,9 @@ def hold_data(data: Path, *, wait: bool = False, for_children: bool = False) -> 
                              "when it does") from None
             logger.warning("%s is in use by %s; waiting for it to finish (--wait)", data, who)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv)}\n".encode(errors="replace"), 0)
+        if writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv)}\n".encode(errors="replace"), 0)
         previous = os.environ.get(HOLDER_ENV)
         if for_children:
             os.environ[HOLDER_ENV] = f"{os.getpid()}:{path.resolve()}"

@@ -40,9 +40,10 @@ def damaged(exc: sqlite3.Error) -> bool:
 
 def _check(db: sqlite3.Connection) -> None:
     """Read every page once (`quick_check`): a truncated or garbled file fails here, not halfway through a run."""
-    result = db.execute("PRAGMA quick_check").fetchone()
+    result = db.execute("PRAGMA quick_check(1)").fetchone()
     if result is None or result[0] != "ok":
-        raise sqlite3.DatabaseError(f"damaged: {result[0] if result else 'no answer'}")
+        found = " ".join(part for part in str(result[0] if result else "no answer").split() if part != "***")
+        raise sqlite3.DatabaseError(f"damaged: {found[:160]}")
 
 
 def move_aside(path: Path) -> Path:
