@@ -74,8 +74,6 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--row-group-size", type=int, default=DEFAULT_ROW_GROUP,
                         help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})")
     add_common_arguments(parser)
-    parser.add_argument("--verify", action="store_true",
-                        help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)")
     add_output_arguments(parser)
     add_wait_argument(parser)
     return parser
@@ -106,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["export"]:
         args = export_parser().parse_args(argv[1:])
         log = configure_logging(args, "dedup")
+        # Held like a dedup run: the export may write the card into DATA, and must not read a half-rebuilt shard.
         return run_stage("dedup", lambda: export(args, log),
-                         interrupted="interrupted; finished export files are kept, run again to finish")
+                         interrupted="interrupted; finished export files are kept, run again to finish",
+                         data=args.data, wait=args.wait)
     args = parser().parse_args(argv)
     log = configure_logging(args, "dedup")
     return run_stage("dedup", lambda: dedup(args, log),
