@@ -9,7 +9,10 @@ worker starts in milliseconds instead of re-importing OpenCV, SciPy and imagehas
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import Executor, ProcessPoolExecutor
+
+from pipeline import lifeline
 
 PRELOAD = ["dedup.fingerprint", "dedup.faces"]
 
@@ -26,4 +29,5 @@ def pool(workers: int) -> Executor:
         return Inline()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
-    return ProcessPoolExecutor(workers, mp_context=context)
+    # Workers end with this process, even when it is killed with -9 (`pipeline.lifeline`).
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=lifeline.init_worker, initargs=(os.getpid(),))

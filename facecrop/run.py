@@ -25,7 +25,7 @@ from facecrop import decide, manifest, rejects_page, worker
 from facecrop.config import FacecropConfig
 from facecrop.sources import Sources, read_sources
 from facecrop.state import State
-from pipeline import atomic
+from pipeline import atomic, lifeline
 from pipeline.decisions import read_overrides
 from pipeline.digest import file_digest
 from pipeline.layout import Layout
@@ -95,7 +95,9 @@ def _pool_run(
         completed.add(in_flight.pop(future).sha256)
 
     try:
-        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=worker.init, initargs=(*initargs, 1)) as pool:
+        # The workers end with this process, even when it is killed with -9 (`pipeline.lifeline`).
+        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=lifeline.init_worker,
+                                    initargs=(os.getpid(), worker.init, *initargs, 1)) as pool:
             try:
                 for job in jobs:
                     in_flight[pool.submit(worker.run_job, job)] = job
