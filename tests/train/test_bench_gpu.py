@@ -40,3 +40,18 @@ def test_bench_gpu_runs_end_to_end_on_cpu(tmp_path, testdata):
     assert all(q["ours"] > 0 and q["baseline"] > 0 and "FID over 8 samples" in report["quality"][0]["note"]
                for q in report["quality"])
     assert "vs example" in proc.stdout and "quality: FID at equal steps" in proc.stdout
+
+
+def test_bench_gpu_lists_what_its_time_budget_left_out(tmp_path, testdata):
+    """Past --budget-s no new variant starts: each is listed as not run, and the command still succeeds."""
+    out = tmp_path / "bench-gpu.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "bench.bench_gpu", "--device", "cpu", "--tiny", "--skip-tests",
+                           "--budget-s", "0", "--out", str(out), "--work", str(tmp_path / "work"),
+                           "--testdata", str(tmp_path / "no-faces")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["throughput"] and all(r["not_run"] == "time budget spent" for r in report["throughput"])
+    assert "budget" in report["quality"][0]["not_run"] and "synthetic" in report["faces"]
+    assert "not run: time budget spent" in proc.stdout
