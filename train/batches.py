@@ -37,9 +37,14 @@ class DeviceBatches:
         return int(self.images.shape[0])
 
     def _order_for(self, epoch: int) -> torch.Tensor:
+        """The epoch's permutation, drawn on the CPU (the same order on every device, so a run can resume
+        elsewhere) and copied from pinned memory without blocking: a plain copy to a GPU waits for it."""
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(hash((self.seed, self.rank, epoch)) & 0x7FFF_FFFF_FFFF_FFFF)
-            self._order = torch.randperm(len(self), generator=gen).to(self.device)
+            order = torch.randperm(len(self), generator=gen)
+            if self.device.type == "cuda":
+                order = order.pin_memory().to(self.device, non_blocking=True)
+            self._order = order
             self._epoch = epoch
         assert self._order is not None
         return self._order

@@ -97,11 +97,11 @@ def test_exact_resume_on_cuda(random_shard, tmp_path):
 def test_no_host_sync_inside_a_step(random_shard, tmp_path):
     """bf16/fp32 steps between metrics rows never wait on the GPU (the goal `make bench-gpu` also measures)."""
     trainer = _trainer(random_shard, tmp_path, fused_adam="on")
-    _steps(trainer, 2)  # the first epoch's order is made here (one host->device copy per epoch)
+    _steps(trainer, 2)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for _ in range(3):  # steps 3-5 of a 6-step epoch: no epoch boundary inside
+        for _ in range(8):  # across an epoch boundary (6 steps per epoch): its new order is copied without a sync
             trainer.train_step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
