@@ -223,7 +223,7 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
     finally:
         state.close()
     counts = summary_counts(rows, sources, todo, redecided, timing)
-    counts["raw files missing or damaged (not read)"] = len(unusable)
+    counts["raw images missing or damaged"] = len(unusable)
     return RunResult(counts, rejects_page.page_path(data_dir), timing)
 
 
