@@ -7,7 +7,8 @@ and labels exactly as the trainer sees them) joined by id with the faces64 and c
 so each row keeps its crop id and its source URL.
 
 Atomic and incremental: every file is written to a temp file and renamed (`pipeline.atomic`),
-and `DIR/export.json` records a content key per file, written last; a file whose key is
+and `DIR/export.json` records a content key per file, written last (a first export claims the
+folder with an empty, `complete: false` one before its first file); a file whose key is
 unchanged is not rebuilt, an unchanged rebuild is not rewritten, and files no longer planned are
 removed. A kill leaves finished files and no half file under a final name; the next export
 finishes the rest. The dataset card and its sample grid go into every export.
@@ -253,6 +254,10 @@ def export(layout: Layout, options: Options, progress: bool = True) -> ExportRes
     out.mkdir(parents=True, exist_ok=True)
     atomic.remove_stale_temps(out)
     old = _read_state(out, options.fmt)
+    if not (out / STATE_NAME).is_file():
+        # Claim the folder before the first file, so an export killed half-way is resumed, not refused.
+        atomic.write_json(out / STATE_NAME, {"version": STATE_VERSION, "format": options.fmt, "complete": False,
+                                             "files": {}})
     written = unchanged = 0
     for item in _bar(planned, options.fmt, progress):
         path = out / item.name
@@ -273,7 +278,7 @@ def export(layout: Layout, options: Options, progress: bool = True) -> ExportRes
         if target.is_file():
             target.unlink()
             removed += 1
-    atomic.write_json(out / STATE_NAME, {"version": STATE_VERSION, "format": options.fmt,
+    atomic.write_json(out / STATE_NAME, {"version": STATE_VERSION, "format": options.fmt, "complete": True,
                                          "shard_sha256": corpus.sha256, "count": len(corpus.ids),
                                          "label_vocab": corpus.label_vocab,
                                          "files": {item.name: item.key for item in planned}})
