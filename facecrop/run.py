@@ -275,7 +275,7 @@ def summary_counts(rows: list[dict[str, Any]], sources: Sources, todo: list[work
                    timing: dict[str, float]) -> dict[str, Any]:
     detections = [row for row in rows if row.get("crop_box") is not None]
     rejected = collections.Counter(row["reason"] for row in rows if row["decision"] == "rejected")
-    return {
+    counts = {
         "images in raw manifest": len(sources.jobs),
         "images processed now": len(todo),
         "images unchanged (skipped)": len(sources.jobs) - len(todo),
@@ -288,3 +288,8 @@ def summary_counts(rows: list[dict[str, Any]], sources: Sources, todo: list[work
         "overrides applied": sum(1 for row in rows if row.get("override")),
         "cpu seconds by phase": {k: round(v, 2) for k, v in timing.items()} or {"(nothing processed)": 0},
     }
+    kinds = collections.Counter(row["align"]["fallback"] or "aligned" for row in detections if row.get("align"))
+    if kinds:  # align = "eyes": how many faces were aligned, and why the others kept the box crop
+        counts["eye alignment"] = {"aligned": kinds.pop("aligned", 0),
+                                   **{f"box crop ({why})": n for why, n in sorted(kinds.items())}}
+    return counts

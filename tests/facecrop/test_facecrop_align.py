@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def test_switching_alignment_on_and_off_equals_clean_runs(tmp_path: Path, testda
                   cascade=cascade_path)
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["eyes"]).crops_manifest.read_bytes()
     assert "processed now" in on.stdout + on.stderr
+    assert re.search(rf"eye alignment:?\s*\n\s+aligned\s+{len(aligned)}\b", on.stderr), on.stderr
     facecrop("--config", str(tmp_path / "off.toml"), "--data", str(switched), "--no-progress", cascade=cascade_path)
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["off"]).crops_manifest.read_bytes()
     for row in off:
