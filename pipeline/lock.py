@@ -1,11 +1,12 @@
-"""One run at a time per DATA directory: an `fcntl` lock on `DATA/.lock` that names its holder.
+"""One run at a time per DATA directory: an `fcntl` lock on `DATA/.lock`, whose holder the kernel names.
 
 Two stages working in one DATA redo each other's work, and one's stale-temp sweep can delete
-the other's live temp files. The lock is an `flock` on a file that is never deleted, so the
-kernel releases it whatever way the holder ends (kill -9 included) and there is no stale lock
-to clean up. The holder writes its pid and command line into the file, so a second run can
-say who it is waiting for. `animefaces dataset` holds the lock across its stages and lets the
-stage processes it starts (its direct children, nobody else) work under it.
+the other's live temp files. The lock is a POSIX record lock (`fcntl`) on a file that is never
+deleted nor written, so the kernel releases it whatever way the holder ends (kill -9 included),
+there is no stale lock to clean up, and a re-run with nothing new changes no file in DATA. A
+second run asks the kernel who holds it (F_GETLK gives the pid) and names that process.
+`animefaces dataset` holds the lock across its stages and lets the stage processes it starts
+(its direct children, nobody else) work under it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import errno
 import fcntl
 import logging
 import os
-import sys
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +26,24 @@ from pipeline.layout import Layout
 logger = logging.getLogger(__name__)
 
 HOLDER_ENV = "ANIMEFACE_DATA_LOCK_HOLDER"  # "<pid>:<lock path>" of a parent holding the lock for its stages
+_FLOCK = "@hhqqi"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (Linux and the BSDs agree on the order)
 
 
-def holder(path: Path) -> str:
-    """Who the lock file says holds it ("pid N (command)"), or a note that it does not say yet."""
+def holder(fd: int) -> str:
+    """Who holds the lock on `fd`'s file: "pid N (command)" as the kernel and /proc tell it."""
+    probe = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0) + bytes(16)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").partition("\n")[0].strip()
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)
+        pid = struct.unpack_from(_FLOCK, answer)[4]
     except OSError:
-        text = ""
-    pid, _, command = text.partition(" ")
-    if not pid.isdigit():
-        return "another process (it has not written its pid yet)"
-    return f"pid {pid}" + (f" ({command})" if command else "")
+        pid = 0
+    if pid <= 0:
+        return "another process"
+    try:
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+    except OSError:
+        command = ""
+    return f"pid {pid}" + (f" ({command[:200]})" if command else "")
 
 
 def _held_by_parent(path: Path) -> bool:
@@ -56,27 +63,25 @@ def hold_data(data: Path, *, wait: bool = False, for_children: bool = False) -> 
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        writable = True
+        fd, kind = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666), fcntl.LOCK_EX
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES) or not path.is_file():
             raise
-        # Read-only DATA: the lock still works on a read-only descriptor; the stage then says
-        # which of its own writes failed, and a stage with nothing to write succeeds.
-        fd, writable = os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
+        # Read-only DATA: nobody can write there, so a shared lock on a read-only descriptor is
+        # enough; the stage then says which of its own writes failed (one with none to do succeeds).
+        fd, kind = os.open(path, os.O_RDONLY | os.O_CLOEXEC), fcntl.LOCK_SH
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            who = holder(path)
+            fcntl.lockf(fd, kind | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            who = holder(fd)
             if not wait:
                 raise Locked(f"{data} is in use by {who}; wait for it to finish, or pass --wait to start "
                              "when it does") from None
             logger.warning("%s is in use by %s; waiting for it to finish (--wait)", data, who)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        if writable:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv)}\n".encode(errors="replace"), 0)
+            fcntl.lockf(fd, kind)
         previous = os.environ.get(HOLDER_ENV)
         if for_children:
             os.environ[HOLDER_ENV] = f"{os.getpid()}:{path.resolve()}"

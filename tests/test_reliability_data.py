@@ -218,10 +218,9 @@ def test_a_damaged_raw_image_is_noticed_and_its_crops_kept(data: Path, config: P
 # ---------------------------------------------------------------- 11: two runs on one DATA
 
 def _hold_lock(data: Path) -> int:
+    """Hold DATA's lock from the test process, as another run would."""
     fd = os.open(Layout(data).lock, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} the test\n".encode())
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return fd
 
 
