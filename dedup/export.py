@@ -184,9 +184,26 @@ def _parquet(corpus: Corpus, group: int, fh: IO[bytes]) -> None:
 
     probe = [{"image": {"bytes": b"", "path": ""}, **row} for row in corpus.rows]
     schema = pa.Table.from_pylist(probe).schema  # every row's fields, so all row groups share one schema
+    features = {field.name: _hf_feature(field.type) for field in schema}
+    features["image"] = {"_type": "Image"}
+    # The Hub's schema note: `datasets.load_dataset("parquet", ...)` then decodes `image` as a picture.
+    schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}}, sort_keys=True)})
     with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
         for start in range(0, len(corpus.ids), group):
             writer.write_table(batch(range(start, min(start + group, len(corpus.ids)))), row_group_size=group)
+
+
+def _hf_feature(kind: Any) -> Any:
+    """An Arrow type as a `datasets` feature description (Value / List / struct), without importing datasets."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        return {kind.field(i).name: _hf_feature(kind.field(i).type) for i in range(kind.num_fields)}
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return {"feature": _hf_feature(kind.value_type), "_type": "List"}
+    names = {pa.string(): "string", pa.large_string(): "large_string", pa.int64(): "int64", pa.float64(): "float64",
+             pa.bool_(): "bool", pa.null(): "null", pa.binary(): "binary"}
+    return {"dtype": names.get(kind, str(kind)), "_type": "Value"}
 
 
 def plan_parquet(corpus: Corpus, group: int) -> list[Planned]:
@@ -195,11 +212,13 @@ def plan_parquet(corpus: Corpus, group: int) -> list[Planned]:
 
 
 def plan_card(layout: Layout) -> list[Planned]:
-    """The dataset card and its grid, copied byte for byte."""
+    """The dataset card (also as README.md) and its grid, copied byte for byte."""
     planned = []
-    for source in (layout.shard_card, layout.shard_samples):
+    copies = ((layout.shard_card, layout.shard_card.name), (layout.shard_samples, layout.shard_samples.name),
+              (layout.shard_card, "README.md"))  # README.md: where a dataset hub looks for the card
+    for source, name in copies:
         if source.is_file():
-            planned.append(Planned(source.name, _key("card", hashlib.sha256(source.read_bytes()).hexdigest()),
+            planned.append(Planned(name, _key("card", hashlib.sha256(source.read_bytes()).hexdigest()),
                                    lambda p, s=source: _write_with(p, lambda fh: shutil.copyfileobj(s.open("rb"), fh))))
     return planned
 

@@ -238,6 +238,13 @@ def test_parquet_round_trips_through_pyarrow_in_streaming_row_groups(data: Path,
             assert np.array_equal(image, pixels[index]) and row["label"] == labels[index]
             assert row["source_sha256"] and row["url"].startswith("https://")
     assert seen == ids
+    import datasets  # the Hub's reader: the schema note makes `image` a decoded picture
+
+    hub = datasets.load_dataset("parquet", data_files=str(out / "faces64.parquet"), split="train",
+                                cache_dir=str(tmp_path / "hf-cache"))
+    assert isinstance(hub.features["image"], datasets.Image) and hub["id"] == ids
+    assert np.array_equal(np.asarray(hub[2]["image"].convert("RGB")), pixels[2])
+    assert (out / "README.md").read_bytes() == Layout(data).shard_card.read_bytes()
     before = mtimes(out)
     export(data, "parquet", out, "--row-group-size", "5")
     assert mtimes(out) == before
