@@ -293,6 +293,8 @@ def export(layout: Layout, options: Options, progress: bool = True) -> ExportRes
     names = {item.name for item in planned}
     removed = 0
     for name in sorted(set(old) - names):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            continue  # only ever a name this module wrote; never follow one out of the folder
         target = out / name
         if target.is_file():
             target.unlink()

@@ -44,10 +44,12 @@ class FacesDataset(Dataset):
         self.meta = opened.meta
         self.ids: list[str] = list(opened.meta["ids"])
         self.label = label
-        if label is None:
+        known = label is not None and label in opened.meta.get("labels", {})
+        if label is None or (known and not opened.meta.get("label_vocab", {}).get(label)):
+            # No labels asked for, or none of the faces has one (e.g. the verifier was off): all -1.
             self.targets, self.classes = np.full(len(self.ids), -1, np.int64), []
         else:
-            self.targets, self.classes = opened.labels(label)
+            self.targets, self.classes = opened.labels(label)  # an unknown label name is a ShardError
         self.transform, self.raw = transform, raw
 
     @property

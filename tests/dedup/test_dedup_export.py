@@ -304,6 +304,9 @@ def test_faces_dataset_reads_the_shard_with_labels(data: Path) -> None:
     assert len(pickle.dumps(faces)) < pixels.nbytes // 4  # workers get the path, not a copy of the map
     batch, batch_labels = next(iter(DataLoader(faces, batch_size=8, shuffle=False)))
     assert tuple(batch.shape) == (8, 3, 64, 64) and batch_labels.tolist() == labels[:8]
+    flipped = FacesDataset(data, label=None, transform=lambda t: t.flip(-1))
+    image, label = flipped[3]
+    assert label == -1 and torch.equal(image, faces[3][0].flip(-1))
 
 
 @pytest.mark.slow
@@ -342,3 +345,7 @@ def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(tmp_
     assert len(list((out / "images").glob("*.png"))) == len(ids)
     assert all((out / "images" / name).stat().st_mtime_ns == mtime for name, mtime in before.items())
     assert re.search(rf"unchanged\s+{len(before)}\b", result.stderr)
+    from pipeline.faces_dataset import FacesDataset
+
+    unlabelled = FacesDataset(data)  # none of these faces has a hair colour: every label is -1, no error
+    assert unlabelled.classes == [] and set(unlabelled.targets.tolist()) == {-1}
