@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,10 @@ def build_data(data: Path, faces: list[Path], count: int = 24) -> dict:
         extra = {"site": site, "url": f"https://{site}.example/{k}.png", "page_url": None,
                  "meta": {"title": f"t{k}"}, "hair_color": ("#aa0000", None, "#00aa00")[k % 3],
                  "eye_colors": ["#101010", "#202020"]}
+        if k % 4 == 1:  # as facecrop records an eye-aligned crop (align = "eyes")
+            extra["align"] = {"kind": "aligned", "fallback": None, "angle": -4.5, "scale": 1.05}
+        elif k % 4 == 3:
+            extra["align"] = {"kind": "box", "fallback": "tilt", "angle": 33.0, "scale": None}
         row = write_crop(data, image, face.name, **extra)
         rows.append(row)
         raw.append({"sha256": row["source_sha256"], "path": row["source_path"], "site": site, "url": extra["url"],
@@ -140,6 +145,9 @@ def test_card_is_written_with_the_shard_and_its_counts_equal_the_manifests(data:
         sum(r["reason"] in ("near_duplicate", "exact_duplicate", "same_artwork") for r in dropped) > 0
     assert counts["dropped_other"] == {"demoted": 1}
     assert counts["overrides"]["logged"] == {"demote": 1}
+    kinds = Counter((r.get("align") or {}).get("kind", "box") for r in crops.values()
+                    if r["decision"] == "accepted" and r["box"])
+    assert counts["crops"]["accepted_by_crop_kind"] == dict(kinds) and kinds["aligned"] > 0
     # The licence notes from the README's crawler section, per source.
     assert "accepted Danbooru's terms of service" in text and "do not redistribute" in text
     assert "python -m dedup --config data.toml --data data" in text and "opencv-python" in text and '"threshold": 4' in text
@@ -184,6 +192,7 @@ def test_imagefolder_round_trips_through_datasets(data: Path, tmp_path: Path) ->
         assert np.array_equal(np.asarray(row["image"].convert("RGB")), pixels[index])
         assert row["label"] == labels[index] and row["shard_index"] == index
         assert row["url"] == crops[crop_id]["url"]  # any row traces back to its URL
+        assert row["crop_kind"] == (crops[crop_id].get("align") or {}).get("kind", "box")
     assert face_fields <= set(loaded.column_names)  # every faces64 manifest field
     assert (out / "faces64.md").read_bytes() == Layout(data).shard_card.read_bytes()
     assert (out / "faces64_samples.png").is_file()

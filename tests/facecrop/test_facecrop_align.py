@@ -114,6 +114,11 @@ def test_switching_alignment_on_and_off_equals_clean_runs(tmp_path: Path, testda
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["eyes"]).crops_manifest.read_bytes()
     assert "processed now" in on.stdout + on.stderr
     assert re.search(rf"eye alignment:?\s*\n\s+aligned\s+{len(aligned)}\b", on.stderr), on.stderr
+    # With alignment on, a threshold change still only re-decides: no image is read again.
+    stricter = write_config(tmp_path / "stricter.toml", 'align = "eyes"\n[facecrop.thresholds]\nmin_sharpness = 400.0\n')
+    redecided = facecrop("--config", str(stricter), "--data", str(switched), "--no-progress", cascade=cascade_path)
+    assert re.search(r"images processed now\s+0\b", redecided.stderr), redecided.stderr
+    assert all(r["align"] == e["align"] for r, e in zip(read_manifest(switched), eyes, strict=True) if r["box"])
     facecrop("--config", str(tmp_path / "off.toml"), "--data", str(switched), "--no-progress", cascade=cascade_path)
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["off"]).crops_manifest.read_bytes()
     for row in off:
