@@ -7,9 +7,12 @@ import sys
 
 from crawler.config import load_settings
 from crawler.engine import CrawlReport, SourceUnusable, crawl
+from crawler.state import State
+from crawler.store import check_store
 from pipeline.cli import add_common_arguments
 from pipeline.config import read_config
 from pipeline.errors import ConfigError, SiteChanged, SiteUnreachable
+from pipeline.layout import Layout
 from pipeline.runner import (
     add_output_arguments,
     add_wait_argument,
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also retry URLs that failed for a permanent reason (404, not an image, too large, ...); "
         "transient failures (connection, 429, 5xx) are always retried",
     )
+    parser.add_argument("--verify", action="store_true",
+                        help="check every stored image against its sha256 (a plain run checks sizes) and fetch damaged ones again")
     add_output_arguments(parser)
     add_wait_argument(parser)
     args = parser.parse_args(argv)
@@ -48,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(read_config(args.config), args.config)
+    if Layout(args.data).crawl_state.is_file():
+        state = State(Layout(args.data).crawl_state)
+        try:
+            check_store(state, args.data, verify=args.verify)  # damaged images become pending: this crawl refetches
+        finally:
+            state.close()
     try:
         report = crawl(
             settings, args.data, refresh=args.refresh, retry_failed=args.retry_failed, progress=show_progress(args)

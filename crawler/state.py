@@ -142,6 +142,19 @@ class State:
                 raise
         return new
 
+    def unstore(self, sha256s: list[str]) -> None:
+        """Forget stored images whose file is damaged: their URLs are pending again."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sha in sha256s:
+                    self._conn.execute("DELETE FROM images WHERE sha256 = ?", (sha,))
+                    self._conn.execute("UPDATE items SET status = 'pending', sha256 = NULL WHERE sha256 = ?", (sha,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def record_failed(self, source: str, url: str, reason: str, detail: str) -> None:
         with self._lock:
             self._conn.execute(

@@ -8,10 +8,18 @@ leaves either the whole file or none (plus a `.tmp-` file that the next run swee
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import atomic
+from pipeline.digest import file_digest
 from pipeline.layout import rel_raw
+
+if TYPE_CHECKING:
+    from crawler.state import State
+
+logger = logging.getLogger(__name__)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -25,3 +33,25 @@ def put(data_dir: Path, sha256: str, extension: str, data: bytes) -> str:
     if not target.exists() or target.stat().st_size != len(data):
         atomic.write_bytes(target, data)
     return rel
+
+
+def check_store(state: State, data_dir: Path, verify: bool = False) -> list[str]:
+    """sha256 of stored images whose file is gone, has another size than when it was stored, or
+    (`verify`) no longer hashes to its name. Each is forgotten (its file removed, its URLs pending
+    again), so this crawl fetches it again."""
+    bad = []
+    for image in state.images():
+        path = data_dir / image["path"]
+        try:
+            size = path.stat().st_size
+        except OSError:
+            bad.append(image["sha256"])
+            continue
+        if size != image["bytes"] or (verify and file_digest(path) != image["sha256"]):
+            path.unlink()
+            bad.append(image["sha256"])
+    if bad:
+        logger.warning("%d stored image(s) missing or damaged, e.g. %s; fetching them again", len(bad),
+                       data_dir / rel_raw(bad[0], "*"))
+        state.unstore(bad)
+    return bad

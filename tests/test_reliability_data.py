@@ -215,6 +215,25 @@ def test_a_damaged_raw_image_is_noticed_and_its_crops_kept(data: Path, config: P
     assert tree_bytes(layout.crops_dir, *STATE_FILES) == before
 
 
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "garbled"])
+def test_the_crawler_stores_a_damaged_raw_image_again(data: Path, config: Path, damage: str) -> None:
+    """A plain crawl notices a missing or resized image; one garbled in place takes --verify (a hash of each)."""
+    layout = Layout(data)
+    before = tree_bytes(layout.raw_dir)
+    raw = sorted(p for p in layout.raw_dir.rglob("*") if p.is_file() and p.name != "manifest.jsonl")[0]
+    if damage == "deleted":
+        raw.unlink()
+    elif damage == "truncated":
+        raw.write_bytes(raw.read_bytes()[:100])
+    else:
+        garble(raw)
+    result = ok(stage("crawler", data, config, *(["--verify"] if damage == "garbled" else [])))
+    assert "fetching them again" in result.stderr, result.stderr
+    assert tree_bytes(layout.raw_dir, "manifest.jsonl") == {k: v for k, v in before.items() if k != "manifest.jsonl"}
+    rows = [json.loads(line) for line in layout.raw_manifest.read_text().splitlines()]
+    assert [r["sha256"] for r in rows] == [json.loads(line)["sha256"] for line in before["manifest.jsonl"].splitlines()]
+
+
 # ---------------------------------------------------------------- 11: two runs on one DATA
 
 def _hold_lock(data: Path) -> int:
