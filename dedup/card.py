@@ -33,11 +33,12 @@ from pipeline.manifests import CropRow, FaceRow, RawImage, read_rows
 THIRD_PARTY = ("The images are third-party artwork owned by their artists and publishers: use this dataset "
                "for research and do not redistribute the images.")
 TERMS = {
-    "getchu": "getchu.com character art of commercial games, crawled at 1 request/s with robots.txt honoured. "
+    "getchu": "getchu.com product pages: character art of commercial games, owned by their publishers. "
               + THIRD_PARTY,
-    "danbooru": "Danbooru's robots.txt disallows its JSON API (`/*.json`), so this source only ran with "
-                "`obey_robots = false`, i.e. after you accepted Danbooru's terms of service. " + THIRD_PARTY,
-    "safebooru": "safebooru.org posts via its dapi, robots.txt honoured. " + THIRD_PARTY,
+    "danbooru": "Danbooru's robots.txt disallows the JSON API this source lists (`/*.json`): crawling it "
+                "takes `obey_robots = false`, which is only right once you accept Danbooru's terms of service. "
+                + THIRD_PARTY,
+    "safebooru": "safebooru.org posts, listed through its dapi. " + THIRD_PARTY,
     "anilist": "AniList's API terms allow non-commercial use only and forbid mass collection of its data: "
                "keep this dataset small and never use it commercially. " + THIRD_PARTY,
     "folder": "Local files you supplied: their licence is whatever you hold for them.",
@@ -214,8 +215,8 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
     parts += [f"- **{site}**: {TERMS.get(site, UNKNOWN_TERMS)}" for site in stats["sources"]]
     crops = stats["crops"]
     parts += ["", "## What was left out, and why", "",
-              f"facecrop: {crops['detections']} faces detected, {crops['accepted']} accepted, "
-              f"{crops['rejected']} rows rejected (image-level failures included).", ""]
+              f"facecrop: {crops['detections']} faces detected, {crops['accepted']} accepted; rejected: "
+              f"{crops['rejected']} (faces and image-level failures such as unreadable files).", ""]
     if crops["rejected_by_reason"]:
         parts += [_table(("reject reason", "count"), list(crops["rejected_by_reason"].items())), ""]
     parts += [_table(("duplicates removed, by kind", "count"), list(stats["duplicates_removed"].items())), ""]

@@ -149,7 +149,7 @@ def test_card_is_written_with_the_shard_and_its_counts_equal_the_manifests(data:
                     if r["decision"] == "accepted" and r["box"])
     assert counts["crops"]["accepted_by_crop_kind"] == dict(kinds) and kinds["aligned"] > 0
     # The licence notes from the README's crawler section, per source.
-    assert "accepted Danbooru's terms of service" in text and "do not redistribute" in text
+    assert "accept Danbooru's terms of service" in text and "do not redistribute" in text
     assert "python -m dedup --config data.toml --data data" in text and "opencv-python" in text and '"threshold": 4' in text
     with Image.open(grid) as opened:
         assert opened.size[0] > 64 * 4 and opened.mode == "RGB"
