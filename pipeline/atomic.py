@@ -52,9 +52,12 @@ def atomic_open(
             os.unlink(tmp_name)
             return
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp_name) and exc.errno is not None:
+            # A write that failed (a full disk) names no file, or the temp file: name the file being written.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     _fsync_dir(path.parent)
 
