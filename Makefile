@@ -21,6 +21,7 @@ help:
 	@echo "make dataset   crawl -> facecrop -> dedup -> shard  (CONFIG=$(CONFIG) DATA=$(DATA))"
 	@echo "make train     train a DCGAN on DATA/shards/faces64.npy (RUN=$(RUN) GPUS=$(GPUS))"
 	@echo "make rejects   build DATA/rejects/index.html"
+	@echo "make review    the local review app: click to promote/demote crops and split clusters (prints its URL)"
 	@echo "make export    the shard as FORMAT=imagefolder|webdataset|parquet in OUT=$(DATA)/export/FORMAT"
 	@echo "make bench     benchmarks against each stage's baseline"
 	@echo "make test      lint + pip check + the test suite"
@@ -70,6 +71,9 @@ ifeq ($(GPUS),1)
 else
 	$(BIN)/torchrun --standalone --nproc_per_node=$(GPUS) -m train -- $(STAGE_ARGS) --run "$(RUN)" $(ARGS)
 endif
+
+review: $(STAMP)
+	$(BIN)/animefaces review $(STAGE_ARGS) $(ARGS)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/animefaces bench $(STAGE_ARGS) $(ARGS)

@@ -93,3 +93,44 @@ def build_clusters(members: list[Member], pairs: Iterable[tuple[int, int]], poli
         clusters.append(Cluster(cluster_id([m.id for m in ranked]), ranked[0].id, [m.id for m in ranked], why))
     clusters.sort(key=lambda c: c.kept)
     return clusters
+
+
+SPLIT_WHY = "a person marked it not a duplicate (dedup/decisions.jsonl)"
+KEEP_WHY = "a person chose to keep it (dedup/decisions.jsonl)"
+
+
+def apply_decisions(clusters: list[Cluster], decided: dict[str, str]) -> list[Cluster]:
+    """A person's word over the hashes: `decided` is crop id -> "split" | "keep" (dedup/decisions.jsonl).
+
+    A split member leaves its cluster and stands alone (the rest stay together: it was the
+    person's "not the same face" about that member only). A kept member becomes its cluster's
+    face, the others following in the order the policy ranked them; if a person marked two
+    members of one cluster, the policy's order picks between them. Applying the decisions to
+    clusters they were already applied to changes nothing, which lets the review app show
+    the next run's result from the last run's clusters.
+    """
+    if not decided:
+        return clusters
+    out: list[Cluster] = []
+    for cluster in clusters:
+        split = [m for m in cluster.members if decided.get(m) == "split"] if len(cluster.members) > 1 else []
+        out += [Cluster(cluster_id([m]), m, [m], SPLIT_WHY) for m in split]
+        rest = [m for m in cluster.members if m not in split]
+        if not rest:
+            continue
+        chosen = next((m for m in rest if decided.get(m) == "keep"), rest[0]) if len(rest) > 1 else rest[0]
+        members = [chosen] + [m for m in rest if m != chosen]
+        if chosen != cluster.kept and decided.get(chosen) == "keep":
+            why = KEEP_WHY
+        elif chosen != cluster.kept:
+            why = "next in keep order (a person split the face that was kept out of this cluster)"
+        elif len(rest) == 1:
+            why = cluster.why if len(cluster.members) == 1 else "unique"
+        else:
+            why = cluster.why
+        if members == cluster.members:
+            out.append(cluster)
+        else:
+            out.append(Cluster(cluster_id(members), chosen, members, why))
+    out.sort(key=lambda c: c.kept)
+    return out

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dedup import outputs
 from dedup.artwork import artwork_links
-from dedup.clusters import Cluster, Member, build_clusters
+from dedup.clusters import Cluster, Member, apply_decisions, build_clusters
 from dedup.config import DedupConfig
 from dedup.fingerprint import Fingerprint, Job, colour_distance, compute, pixel_digest
 from dedup.inputs import Inputs, read_inputs
@@ -28,6 +28,7 @@ from dedup.state import State
 from dedup.thumbcache import ThumbCache
 from dedup.workers import pool
 from pipeline import atomic
+from pipeline.decisions import read_dedup_decisions
 from pipeline.layout import Layout
 from pipeline.manifests import CropRow
 from pipeline.phash import hex_to_words
@@ -256,13 +257,17 @@ def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCac
     return Found(prints, pairs, rehash, research, hashed, searched, new_pairs, low_info)
 
 
-def group(inputs: Inputs, found: Found, cfg: DedupConfig) -> tuple[list[Cluster], dict]:
-    """Duplicate clusters of the usable crops, and the same-artwork links that joined some of them."""
+def group(inputs: Inputs, found: Found, cfg: DedupConfig, decided: dict[str, str] | None = None
+          ) -> tuple[list[Cluster], dict]:
+    """Duplicate clusters of the usable crops, and the same-artwork links that joined some of them.
+
+    `decided` (crop id -> split | keep, from dedup/decisions.jsonl) is a person's word and wins over the hashes.
+    """
     usable = [c for c in inputs.crops if not found.prints[c.id]["error"]]
     artwork = same_artwork(usable, found.prints, cfg)
     index_of = {c.id: k for k, c in enumerate(usable)}
     links = [(index_of[a], index_of[b]) for a, b in artwork if a < b]
-    return cluster_active(usable, found.prints, found.pairs, cfg, links), artwork
+    return apply_decisions(cluster_active(usable, found.prints, found.pairs, cfg, links), decided or {}), artwork
 
 
 def summary_counts(inputs: Inputs, found: Found, described: outputs.Described, artwork: dict,
@@ -293,7 +298,8 @@ def run(data_dir: Path, cfg: DedupConfig, progress: bool = True, verify: bool = 
         atomic.remove_stale_temps(folder)
     cache = ThumbCache(layout.thumb_cache, cfg.output_size)
     found = find_pairs(layout, inputs, cfg, cache, laps, progress, verify)
-    clusters, artwork = group(inputs, found, cfg)
+    decided = {crop_id: d.action for crop_id, d in read_dedup_decisions(layout.data).items()}
+    clusters, artwork = group(inputs, found, cfg, decided)
     kept = sorted(c.kept for c in clusters)
     laps.lap("cluster")
     described = outputs.describe(clusters, inputs, found.prints, artwork, cfg)
@@ -305,6 +311,7 @@ def run(data_dir: Path, cfg: DedupConfig, progress: bool = True, verify: bool = 
     rebuilt = outputs.publish_shard(layout, kept, inputs, found.prints, cache, cfg, progress)
     laps.lap("shard")
     counts = summary_counts(inputs, found, described, artwork, faces_changed, rebuilt)
+    counts["split/keep decisions (review)"] = len(decided)
     outputs.write_report(layout, described, counts)
     laps.lap("report")
     counts["seconds"] = laps.seconds

@@ -3,6 +3,8 @@
 Order matters for kill-safety: the decision is appended to the log first (so it can never
 be lost), then the crop file is moved and the manifest rewritten. If a kill lands between
 those steps, the next run (or the next promote/demote) finishes the move from the log.
+The append is `pipeline.decisions.record_overrides`, the same call the review app makes, so
+the two write one row format under one lock.
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ def overrule(
             reason = decisions.check_reason(reason or decisions.DEFAULT_DEMOTE_REASON)
         except decisions.BadDecision as exc:
             raise ConfigError(f"--reason: {exc}") from exc
-    for crop_id in dict.fromkeys(ids):
-        decisions.record_override(data_dir, crop_id, action, reason)
+    decisions.record_overrides(data_dir, [(crop_id, action, reason) for crop_id in dict.fromkeys(ids)])
     latest = decisions.read_overrides(data_dir)
     updated = manifest.final_rows(rows, latest)
     files = manifest.crop_files(data_dir)

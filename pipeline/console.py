@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "train": ("train", (), "train a DCGAN on DATA/shards/faces64.npy"),
     "sample": ("train", ("sample",), "write a grid of images from a checkpoint"),
     "summary": ("pipeline", ("summary",), "the one-screen summary of what the dataset stages wrote"),
+    "review": ("review", (), "a local web app to inspect and overrule crops and duplicate clusters by clicking"),
     "bench": ("bench", (), "every stage's benchmark against its baseline"),
 }
 DATASET_STAGES = ("crawler", "facecrop", "dedup")

@@ -6,14 +6,25 @@ that no longer exist, so a decision comes back if the crop does. Every writer (t
 the review app) and every reader (facecrop, dedup) goes through this module: one row
 format, one parser. A row that does not validate is skipped with a warning naming the
 file and line, never half-applied.
+
+Writers append a batch as whole lines in one write under an exclusive `flock` on the log,
+and readers read under a shared one, so two writers (two review tabs, the CLI beside the
+app) never interleave and a stage reading at the same moment waits for the batch and never
+sees half of it. A `clear` row withdraws a person's decision (the review app's undo of a
+first decision): readers then see no decision for that id, as if none had been made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
+import json
 import logging
+import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +33,10 @@ from pipeline.layout import Layout
 
 logger = logging.getLogger(__name__)
 
-OVERRIDE_ACTIONS = ("promote", "demote")
+CLEAR = "clear"  # withdraws the id's decision: the rules (or the hashes) decide again
+OVERRIDE_ACTIONS = ("promote", "demote", CLEAR)
 # dedup decisions: "split" = not a duplicate of its cluster, "keep" = keep this member instead.
-DEDUP_ACTIONS = ("split", "keep")
+DEDUP_ACTIONS = ("split", "keep", CLEAR)
 REASON_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 DEFAULT_DEMOTE_REASON = "manual"
 
@@ -73,48 +85,141 @@ def parse(row: Any, actions: tuple[str, ...]) -> Decision:
     return Decision(crop_id, action, reason if action == "demote" else None, at)
 
 
+@contextlib.contextmanager
+def _locked(path: Path, exclusive: bool) -> Iterator[int | None]:
+    """An flock on the log itself (shared for readers, exclusive for writers); None when a reader finds no log."""
+    if exclusive:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def read_log(path: Path, actions: tuple[str, ...]) -> dict[str, Decision]:
-    """id -> its latest valid decision ({} when the log does not exist yet).
+    """id -> its latest valid decision ({} when the log does not exist yet), `clear` rows included.
 
     A demotion whose reason cannot name a folder is still a demotion (dropping it would bring
     back a face a person removed); it is read with the default reason, and a warning.
     """
     latest: dict[str, Decision] = {}
-    for number, row in atomic.iter_jsonl(path):
+    with _locked(path, exclusive=False):
+        for number, row in atomic.iter_jsonl(path):
+            try:
+                try:
+                    decision = parse(row, actions)
+                except BadReason as exc:
+                    logger.warning("%s:%d: %s; read as %r", path, number, exc, DEFAULT_DEMOTE_REASON)
+                    decision = parse({**row, "reason": DEFAULT_DEMOTE_REASON}, actions)
+            except BadDecision as exc:
+                logger.warning("%s:%d: skipping a decision row: %s", path, number, exc)
+                continue
+            latest[decision.id] = decision
+    return latest
+
+
+def read_new(path: Path, actions: tuple[str, ...], offset: int = 0) -> tuple[dict[str, Decision], int]:
+    """The valid decisions in the complete lines after byte `offset`, and the offset after them.
+
+    The logs only grow, so a long-running reader (the review app) reads each line once:
+    it passes back the offset it got and receives only what was appended since. A line
+    without its newline yet is left for the next call. Returns offset 0 and a full read when
+    the log shrank or was replaced (someone rewrote it by hand).
+    """
+    latest: dict[str, Decision] = {}
+    with _locked(path, exclusive=False) as fd:
+        if fd is None:
+            return latest, 0
+        size = os.fstat(fd).st_size
+        if size < offset:
+            offset = 0
+        data = os.pread(fd, size - offset, offset) if size > offset else b""
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].splitlines():
+        if not line.strip():
+            continue
         try:
+            row = json.loads(line)
             try:
                 decision = parse(row, actions)
-            except BadReason as exc:
-                logger.warning("%s:%d: %s; read as %r", path, number, exc, DEFAULT_DEMOTE_REASON)
+            except BadReason:
                 decision = parse({**row, "reason": DEFAULT_DEMOTE_REASON}, actions)
-        except BadDecision as exc:
-            logger.warning("%s:%d: skipping a decision row: %s", path, number, exc)
+        except (ValueError, RecursionError) as exc:  # BadDecision and JSONDecodeError are ValueErrors
+            logger.warning("%s: skipping a decision row: %s", path, exc)
             continue
         latest[decision.id] = decision
-    return latest
+    return latest, offset + end
+
+
+def standing(latest: dict[str, Decision]) -> dict[str, Decision]:
+    """The decisions in force: a `clear` row means the id has none."""
+    return {key: decision for key, decision in latest.items() if decision.action != CLEAR}
+
+
+def append_many(path: Path, items: Iterable[tuple[str, str, str | None]], actions: tuple[str, ...]) -> list[Decision]:
+    """Validate every (id, action, reason) first, then append them all as one durable write.
+
+    Nothing is written when any item is invalid, so a batch is recorded whole or not at all.
+    """
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    recorded = [parse({"id": crop_id, "action": action, "reason": reason, "at": now}, actions)
+                for crop_id, action, reason in items]
+    if not recorded:
+        return []
+    data = "".join(json.dumps(d.to_row(), ensure_ascii=False, sort_keys=True) + "\n" for d in recorded).encode()
+    with _locked(path, exclusive=True) as fd:
+        assert fd is not None
+        size = os.fstat(fd).st_size
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a writer was killed mid-line: the new rows start on lines of their own
+        os.write(fd, data)
+        os.fsync(fd)
+    return recorded
 
 
 def append(path: Path, crop_id: str, action: str, reason: str | None, actions: tuple[str, ...]) -> Decision:
     """Validate and durably append one decision; returns it as recorded."""
-    decision = parse({"id": crop_id, "action": action, "reason": reason,
-                      "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, actions)
-    atomic.append_jsonl(path, decision.to_row())
-    return decision
+    return append_many(path, [(crop_id, action, reason)], actions)[0]
+
+
+def _override_item(crop_id: str, action: str, reason: str | None) -> tuple[str, str, str | None]:
+    if action == "demote":
+        return crop_id, action, check_reason(reason or DEFAULT_DEMOTE_REASON)
+    return crop_id, action, None
 
 
 def read_overrides(data_dir: Path) -> dict[str, Decision]:
-    return read_log(Layout(data_dir).overrides_log, OVERRIDE_ACTIONS)
+    """The promote/demote decisions in force, by crop id (what facecrop and dedup apply)."""
+    return standing(read_log(Layout(data_dir).overrides_log, OVERRIDE_ACTIONS))
+
+
+def record_overrides(data_dir: Path, items: Iterable[tuple[str, str, str | None]]) -> list[Decision]:
+    """Append (id, promote|demote|clear, reason) decisions as one batch: the CLI and the review app both write here."""
+    checked = [_override_item(*item) for item in items]
+    return append_many(Layout(data_dir).overrides_log, checked, OVERRIDE_ACTIONS)
 
 
 def record_override(data_dir: Path, crop_id: str, action: str, reason: str | None = None) -> Decision:
-    if action == "demote":
-        reason = check_reason(reason or DEFAULT_DEMOTE_REASON)
-    return append(Layout(data_dir).overrides_log, crop_id, action, reason, OVERRIDE_ACTIONS)
+    return record_overrides(data_dir, [(crop_id, action, reason)])[0]
 
 
 def read_dedup_decisions(data_dir: Path) -> dict[str, Decision]:
-    return read_log(Layout(data_dir).dedup_decisions_log, DEDUP_ACTIONS)
+    """The split/keep decisions in force, by crop id (what dedup applies to its clusters)."""
+    return standing(read_log(Layout(data_dir).dedup_decisions_log, DEDUP_ACTIONS))
+
+
+def record_dedup_decisions(data_dir: Path, items: Iterable[tuple[str, str]]) -> list[Decision]:
+    """Append (id, split|keep|clear) decisions as one batch."""
+    return append_many(Layout(data_dir).dedup_decisions_log, [(i, a, None) for i, a in items], DEDUP_ACTIONS)
 
 
 def record_dedup_decision(data_dir: Path, crop_id: str, action: str) -> Decision:
-    return append(Layout(data_dir).dedup_decisions_log, crop_id, action, None, DEDUP_ACTIONS)
+    return record_dedup_decisions(data_dir, [(crop_id, action)])[0]

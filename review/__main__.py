@@ -1,0 +1,69 @@
+"""`python -m review --data DIR [--config FILE] [--host 127.0.0.1] [--port 0]`: the local review app.
+
+Prints the URL (with this start's token) and serves until Ctrl-C or SIGTERM, which stop it
+cleanly with exit 0: there is no unfinished work, every decision was appended as it was made.
+Opens no browser by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from facecrop.config import Thresholds, load_config
+from pipeline.cli import add_common_arguments
+from pipeline.errors import ConfigError, InputMissing
+from pipeline.layout import Layout
+from pipeline.runner import add_output_arguments, configure_logging, run_stage
+from review import security
+from review.server import make_server
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m review",
+        description="A local web app to inspect and overrule crops and duplicate clusters by clicking.")
+    add_common_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; anything else exposes DATA to your network)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    add_output_arguments(parser)
+    return parser
+
+
+def review(args: argparse.Namespace, log: logging.Logger) -> int:
+    layout = Layout(args.data)
+    if not layout.crops_manifest.is_file():
+        raise InputMissing(f"no crops manifest at {layout.crops_manifest}: run `make dataset` (or facecrop) first")
+    if args.config.exists():
+        thresholds = load_config(args.config).thresholds  # the thresholds the rejects were decided by
+    else:
+        log.warning("no config at %s; showing the default thresholds", args.config)
+        thresholds = Thresholds()
+    try:
+        server, _, url = make_server(args.data, thresholds, args.host, args.port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    if not security.is_loopback(args.host):
+        log.warning("listening on %s: anyone who can reach it and has the URL can see DATA", args.host)
+    print(f"review: {url}", flush=True)
+    print("review: open that URL in your browser; Ctrl-C stops the app", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print("review: stopped; every decision is in the logs, `make dataset` applies them", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    log = configure_logging(args, "review")
+    return run_stage("review", lambda: review(args, log))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The HTTP side: a stdlib ThreadingHTTPServer, its routes, and turning answers into responses.
+
+Routes (GET unless marked):
+  /                      the page (static/index.html); the token rides in the URL's query
+  /static/NAME           app.js, app.css
+  /api/summary           counts per view and reason, the rules and thresholds
+  /api/crops             ?view=accepted|rejected &reason= &sort= &desc= &offset= &limit=
+  /api/clusters          ?offset= &limit=
+  /api/crop              ?id=  one crop (the source viewer's deep link)
+  POST /api/crops        {"items": [{"id", "action": promote|demote|clear, "reason"}]}
+  POST /api/clusters     {"items": [{"id", "action": split|keep|clear}]}
+  /crop/ID               the crop's PNG wherever it lies now
+  /file/PATH             an image under DATA (a source image)
+Every request is checked by `review.security` first; handlers only see allowed ones.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from facecrop.config import Thresholds
+from review import security
+from review.actions import ActionError, Actions
+from review.views import SORT_KEYS, VALUE, ClusterIndex, CropIndex, Stale, data_summary
+
+logger = logging.getLogger("review")
+
+STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
+          "index.html": "text/html; charset=utf-8"}
+MAX_BODY = 4 * 1024 * 1024
+
+
+class App:
+    """Everything a request handler needs: the indexes, the actions, the token and the allowed hosts."""
+
+    def __init__(self, data_dir: Path, thresholds: Thresholds, token: str) -> None:
+        self.data = Path(data_dir)
+        self.token = token
+        self.crops = CropIndex(self.data, thresholds)
+        self.clusters = ClusterIndex(self.data)
+        self.actions = Actions(self.data, self.crops, self.clusters)
+        self.allowed: frozenset[str] = frozenset()
+        self.static = {name: resources.files("review").joinpath("static").joinpath(name).read_bytes() for name in STATIC}
+
+    def refresh(self) -> None:
+        self.crops.refresh()
+        self.clusters.refresh()
+
+
+def _int(query: dict[str, list[str]], name: str, default: int) -> int:
+    try:
+        return int(query.get(name, [default])[0])
+    except ValueError:
+        return default
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "animefaces-review"
+    sys_version = ""
+    app: App  # set on the subclass `serve` makes
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    # ------------------------------------------------------------------ responses
+    def send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        headers = {**security.HEADERS, "Content-Type": content_type, "Content-Length": str(len(body)), **(extra or {})}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_json(self, obj: Any, status: int = 200) -> None:
+        self.send(status, json.dumps(obj, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+
+    def error(self, status: int, message: str) -> None:
+        self.send_json({"error": message}, status)
+
+    def send_image(self, path: Path | None) -> None:
+        if path is None:
+            self.error(404, "not found")
+            return
+        try:
+            body = path.read_bytes()
+        except OSError:
+            self.error(404, "not found")
+            return
+        self.send(200, body, security.IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                  {"Cache-Control": "private, max-age=60"})
+
+    # ------------------------------------------------------------------ dispatch
+    def handle_one(self, method: str) -> None:
+        if not security.host_allowed(self.headers, self.app.allowed):
+            self.error(403, "this app answers only to its own address (Host header refused)")
+            return
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        for attempt in (1, 2):
+            try:
+                self.app.refresh()
+                if method == "POST":
+                    self.post(url.path)
+                else:
+                    self.get(url.path, query)
+                return
+            except Stale:
+                if attempt == 2:
+                    self.error(503, "the manifest is being rewritten; reload in a moment")
+            except ActionError as exc:
+                self.error(400, str(exc))
+                return
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.handle_one("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.handle_one("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.handle_one("POST")
+
+    def get(self, path: str, query: dict[str, list[str]]) -> None:
+        app = self.app
+        if path in ("/", "/index.html"):
+            self.send(200, app.static["index.html"], STATIC["index.html"])
+        elif path.startswith("/static/") and path[len("/static/"):] in STATIC:
+            name = path[len("/static/"):]
+            self.send(200, app.static[name], STATIC[name])
+        elif path == "/api/summary":
+            self.send_json(data_summary(app.crops, app.clusters))
+        elif path == "/api/crops":
+            view = query.get("view", ["rejected"])[0]
+            sort = query.get("sort", [VALUE if view != "accepted" else "likelihood"])[0]
+            if sort not in SORT_KEYS and sort not in (VALUE, "id"):
+                raise ActionError(f"unknown sort {sort!r}")
+            page = app.crops.page(view, query.get("reason", [None])[0], sort, query.get("desc", ["0"])[0] == "1",
+                                  _int(query, "offset", 0), _int(query, "limit", 100))
+            self.send_json({"total": page.total, "offset": page.offset, "items": page.items})
+        elif path == "/api/clusters":
+            page = app.clusters.page(app.crops, _int(query, "offset", 0), _int(query, "limit", 20))
+            self.send_json({"total": page.total, "offset": page.offset, "items": page.items})
+        elif path == "/api/crop":
+            k = app.crops.find(query.get("id", [""])[0])
+            if k is None:
+                self.error(404, "no such crop")
+            else:
+                self.send_json(app.crops.card(k))
+        elif path == "/favicon.ico":
+            self.send(204, b"", "image/x-icon")
+        elif path.startswith("/crop/"):
+            self.send_image(app.crops.crop_file(path[len("/crop/"):]))
+        elif path.startswith("/file/"):
+            self.send_image(security.data_file(app.data, path[len("/file/"):]))
+        else:
+            self.error(404, "not found")
+
+    def post(self, path: str) -> None:
+        refusal = security.write_refusal(self.headers, self.app.token, self.app.allowed)
+        if refusal:
+            logger.warning("refused a write to %s: %s", path, refusal)
+            self.error(403, refusal)
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY:
+            self.error(400, "a JSON body is required")
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+        except (ValueError, RecursionError):
+            self.error(400, "the body is not JSON")
+            return
+        if path == "/api/crops":
+            self.send_json(self.app.actions.decide_crops(body))
+        elif path == "/api/clusters":
+            self.send_json(self.app.actions.decide_clusters(body))
+        else:
+            self.error(404, "not found")
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a browser's idle keep-alive connection must not hold up Ctrl-C
+    allow_reuse_address = True
+
+
+def make_server(data_dir: Path, thresholds: Thresholds, host: str = "127.0.0.1", port: int = 0,
+                token: str | None = None) -> tuple[Server, App, str]:
+    """A bound (not yet serving) server, its app, and the URL to open (with the token)."""
+    app = App(data_dir, thresholds, token or security.new_token())
+    handler = type("BoundHandler", (Handler,), {"app": app})
+    server = Server((host, port), handler)
+    bound_port = server.server_address[1]
+    app.allowed = security.allowed_hosts(host, bound_port)
+    shown = f"[{host}]" if ":" in host else host
+    app.refresh()  # index the manifest now, so the first page load is only the page's own rows
+    return server, app, f"http://{shown}:{bound_port}/?token={quote(app.token)}"
+
+
+def serve_in_thread(server: Server) -> threading.Thread:
+    """For the benchmark and tests that drive the app in-process."""
+    thread = threading.Thread(target=server.serve_forever, name="review-server", daemon=True)
+    thread.start()
+    return thread
