@@ -13,6 +13,45 @@ from pipeline.config import build, section
 
 MODEL_KEYS = ("nz", "ngf", "ndf", "image_size", "conditional", "label")
 
+# key: (low, high or None, low excluded, high excluded). NaN and infinity are refused for every float by
+# pipeline.config.build before these are checked.
+RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    "nz": (1, None, False, False),
+    "ngf": (1, None, False, False),
+    "ndf": (1, None, False, False),
+    "batch_size": (1, None, False, False),
+    "lr_g": (0.0, 1.0, True, False),  # Adam needs lr > 0; above 1 a GAN only diverges
+    "lr_d": (0.0, 1.0, True, False),
+    "beta1": (0.0, 1.0, False, True),  # Adam's betas are in [0, 1)
+    "beta2": (0.0, 1.0, False, True),
+    "aux_weight": (0.0, None, False, False),
+    "ema_decay": (0.0, 1.0, False, True),
+    "seed": (0, 2**32 - 1, False, False),  # numpy's seed range
+    "max_steps": (0, None, False, False),
+    "epochs": (0, None, False, False),
+    "log_every": (1, None, False, False),
+    "sample_every": (0, None, False, False),
+    "checkpoint_every": (0, None, False, False),
+    "fid_every": (0, None, False, False),
+    "fid_samples": (2, None, False, False),  # a covariance (FID) and an unbiased MMD (KID) need two samples
+    "fid_batch": (1, None, False, False),
+    "collapse_every": (0, None, False, False),
+    "collapse_samples": (2, None, False, False),  # a share of distinct hashes needs at least two
+    "collapse_drop": (0.0, 1.0, True, True),
+}
+
+
+def range_text(key: str) -> str:
+    """A key's valid range as the error line and the README state it: ">= 1", "in (0, 1]"."""
+    low, high, low_open, high_open = RANGES[key]
+
+    def number(x: float) -> str:
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    if high is None:
+        return f"{'>' if low_open else '>='} {number(low)}"
+    return f"in {'(' if low_open else '['}{number(low)}, {number(high)}{')' if high_open else ']'}"
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -59,21 +98,17 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("nz", "ngf", "ndf", "batch_size", "log_every", "fid_batch")
-        for key in positive:
-            if getattr(self, key) <= 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
-        non_negative = ("max_steps", "epochs", "sample_every", "checkpoint_every", "fid_every", "collapse_every",
-                        "fid_samples", "collapse_samples")
-        for key in non_negative:
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        """Every number against its range: a value the types allow but the run cannot use (a negative or
+        NaN learning rate, an Adam beta of 2, zero FID samples) fails here as one config line naming the key,
+        not as a traceback or a silently broken run later."""
+        for key, (low, high, low_open, high_open) in RANGES.items():
+            value = getattr(self, key)
+            above = value > low if low_open else value >= low  # False for NaN (a TrainConfig built in code)
+            below = high is None or (value < high if high_open else value <= high)
+            if not (above and below):
+                raise ValueError(f"{key} must be {range_text(key)}, got {value!r}")
         if self.image_size not in (32, 64, 128):
             raise ValueError(f"image_size must be 32, 64 or 128, got {self.image_size}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 < self.collapse_drop < 1.0:
-            raise ValueError(f"collapse_drop must be in (0, 1), got {self.collapse_drop}")
         from train import losses
         from train.augment import POLICIES
 
