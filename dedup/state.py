@@ -12,6 +12,9 @@ recomputed from the crops, so a damaged file is rebuilt (`pipeline.statedb`).
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +35,8 @@ CREATE TABLE IF NOT EXISTS pairs (
     a TEXT NOT NULL, b TEXT NOT NULL, distance INTEGER NOT NULL, dhash_distance INTEGER NOT NULL,
     PRIMARY KEY (a, b));
 """
+
+logger = logging.getLogger(__name__)
 
 FIELDS = ("id", "path", "error", "pixel_sha256", "width", "height", "hash_hex", "dhash_hex", "gray_std",
           "sharpness", "thumb_sha256", "colour_hex", "thumb_row")
@@ -63,6 +68,9 @@ class State:
         hashing, matching = json.dumps(hashing_key, sort_keys=True), json.dumps(matching_key, sort_keys=True)
         rehash = self._meta("hashing") not in (None, hashing)
         research = rehash or self._meta("matching") not in (None, matching)
+        if not research and not self._pairs_read_back():
+            logger.warning("%s: a stored near pair did not read back (damaged); searching every face again", self.path)
+            research = True
         with self.db:
             if rehash:
                 self.db.execute("DELETE FROM prints")
@@ -74,8 +82,19 @@ class State:
         return rehash, research
 
     def prints(self) -> dict[str, dict]:
+        """Every fingerprint by crop id; one that does not read back whole (damage inside the file) is
+        forgotten, so its crop is hashed again, and the pairs are searched again."""
         cursor = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM prints")
-        return {row[0]: dict(zip(FIELDS, row, strict=True)) for row in cursor}
+        records = [dict(zip(FIELDS, row, strict=True)) for row in cursor]
+        bad = [rec["id"] for rec in records if not _valid_print(rec)]
+        if bad:
+            logger.warning("%s: %d fingerprint(s) did not read back (damaged); hashing those crops again",
+                           self.path, len(bad))
+            with self.db:
+                self.db.executemany("DELETE FROM prints WHERE id = ?", ((i,) for i in bad))
+                self.db.execute("DELETE FROM searched")
+                self.db.execute("DELETE FROM pairs")
+        return {rec["id"]: rec for rec in records if rec["id"] not in set(bad)}
 
     def forget(self, ids: Iterable[str]) -> None:
         """Forget fingerprints that must be recomputed (the crop moved, or was missing before)."""
@@ -115,3 +134,27 @@ class State:
 
     def pairs(self) -> list[tuple[str, str, int, int]]:
         return list(self.db.execute("SELECT a, b, distance, dhash_distance FROM pairs"))
+
+    def _pairs_read_back(self) -> bool:
+        return all(_hex(a, 64) and _hex(b, 64) and isinstance(d, int) and isinstance(d2, int)
+                   for a, b, d, d2 in self.pairs())
+
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def _hex(value: object, length: int | None = None) -> bool:
+    return isinstance(value, str) and bool(_HEX.match(value)) and (length is None or len(value) == length)
+
+
+def _valid_print(rec: dict) -> bool:
+    """A fingerprint as `save_prints` wrote it: an error, or every hash and measure in its shape."""
+    if not isinstance(rec["id"], str) or not isinstance(rec["path"], str):
+        return False
+    if rec["error"] is not None:
+        return isinstance(rec["error"], str)
+    numbers = (rec["gray_std"], rec["sharpness"])
+    return (_hex(rec["pixel_sha256"], 64) and _hex(rec["thumb_sha256"], 64) and _hex(rec["hash_hex"])
+            and _hex(rec["dhash_hex"], 16) and _hex(rec["colour_hex"]) and len(rec["colour_hex"]) % 2 == 0
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in numbers)
+            and all(isinstance(v, int) and v >= 0 for v in (rec["width"], rec["height"], rec["thumb_row"])))

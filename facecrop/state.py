@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from pipeline import statedb
+from pipeline.decisions import REASON_PATTERN
 from pipeline.layout import Layout
 from pipeline.ledger import Ledger
 
 logger = logging.getLogger(__name__)
+
+CROP_ID = re.compile(r"^[0-9a-f]{12}_(image|\d+_\d+_\d+_\d+)$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -48,7 +52,7 @@ class State:
             except (TypeError, ValueError, RecursionError):
                 value = None
             if not (isinstance(sha, str) and isinstance(fingerprint, str) and isinstance(value, list)
-                    and all(isinstance(row, dict) and isinstance(row.get("id"), str) for row in value)):
+                    and all(_valid_row(sha, row) for row in value)):
                 unreadable += 1
                 continue
             stored[sha] = (fingerprint, value)
@@ -67,3 +71,13 @@ class State:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _valid_row(sha: str, row: object) -> bool:
+    """A stored row as a worker made it: its id and automatic verdict (which name its file) in their shapes."""
+    if not isinstance(row, dict):
+        return False
+    crop_id, reason = row.get("id"), row.get("auto_reason")
+    return (isinstance(crop_id, str) and bool(CROP_ID.match(crop_id)) and crop_id.startswith(sha[:12])
+            and row.get("auto_decision") in ("accepted", "rejected")
+            and (reason is None or (isinstance(reason, str) and bool(REASON_PATTERN.match(reason)))))

@@ -46,6 +46,19 @@ def _check(db: sqlite3.Connection) -> None:
         raise sqlite3.DatabaseError(f"damaged: {found[:160]}")
 
 
+def _strict_text(value: bytes) -> str:
+    """Text as SQLite stored it; bytes that are not UTF-8 can only be damage (every writer here stores str)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise sqlite3.DatabaseError(f"damaged: a stored text is not UTF-8 ({value[:40]!r})") from None
+
+
+def _lenient_text(value: bytes) -> str:
+    """For a cache: damaged text reads as text that fails its reader's validation (and is redone)."""
+    return value.decode("utf-8", errors="replace")
+
+
 def move_aside(path: Path) -> Path:
     """Rename a state file (and its WAL/SHM companions) to `<name>.damaged`, replacing an older one."""
     target = path.with_name(path.name + DAMAGED_SUFFIX)
@@ -60,11 +73,14 @@ def connect(path: Path, *, cache: bool, redo: str = "", **kwargs: Any) -> sqlite
     """Open (creating) the state file at `path`, checked; see the module docstring for a damaged one.
 
     `cache`: the file only saves work, so a damaged one is moved aside and started afresh;
-    `redo` says in the warning what the rebuild costs ("every image is detected again").
+    `redo` says in the warning what the rebuild costs ("every image is detected again"). Text
+    that is not UTF-8 (damage inside a row, which `quick_check` cannot see) is a damaged file when
+    not a cache; in a cache it reads with replacement characters, for the reader to reject.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     _opened.append(path)
     db = sqlite3.connect(path, **kwargs)
+    db.text_factory = _lenient_text if cache else _strict_text
     try:
         _check(db)
         db.execute("PRAGMA journal_mode=WAL")
@@ -81,6 +97,7 @@ def connect(path: Path, *, cache: bool, redo: str = "", **kwargs: Any) -> sqlite
         logger.warning("%s was damaged (%s); it only saves work, so it was moved to %s and is rebuilt now%s",
                        path, exc, aside.name, f" ({redo})" if redo else "")
         db = sqlite3.connect(path, **kwargs)
+        db.text_factory = _lenient_text
         db.execute("PRAGMA journal_mode=WAL")
         return db
 

@@ -157,6 +157,47 @@ def test_a_garbled_facecrop_row_is_redone_naming_the_file(data: Path, config: Pa
     assert tree_bytes(data, *STATE_FILES) == before
 
 
+ROW_DAMAGE = {
+    "dedup print not UTF-8": ("dedup", "UPDATE prints SET hash_hex = CAST(x'ff99' AS TEXT) WHERE rowid = 1", "hashing"),
+    "dedup print wrong shape": ("dedup", "UPDATE prints SET dhash_hex = 'zz', width = 'x' WHERE rowid = 1", "hashing"),
+    "dedup pair wrong shape": ("dedup", "INSERT INTO pairs VALUES ('../x', 'b', 'c', 'd')", "searching"),
+    "facecrop row not UTF-8": ("facecrop", "UPDATE sources SET rows = CAST(x'5b7b22ff' AS TEXT) WHERE rowid = 1",
+                               "detected again"),
+    "facecrop row unsafe reason": ("facecrop", "UPDATE sources SET rows = json_set(rows, '$[0].auto_decision', "
+                                   "'rejected', '$[0].auto_reason', '../../ESCAPED') WHERE rowid = 1", "detected again"),
+}
+
+
+@pytest.mark.parametrize("case", ROW_DAMAGE)
+def test_damage_inside_a_cache_row_is_redone_not_trusted(data: Path, config: Path, cascade_path: Path,
+                                                         case: str) -> None:
+    """Damage SQLite's own check cannot see (a value garbled in place): the row is validated and redone."""
+    which, sql, said = ROW_DAMAGE[case]
+    layout = Layout(data)
+    path = layout.facecrop_state if which == "facecrop" else layout.dedup_state
+    before = tree_bytes(data, *STATE_FILES)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(sql)
+    db.close()
+    result = ok(stage(which, data, config, cascade=cascade_path if which == "facecrop" else None))
+    assert str(path) in result.stderr and said in result.stderr, result.stderr
+    assert not list(data.parent.rglob("*ESCAPED*"))
+    assert tree_bytes(data, *STATE_FILES) == before
+
+
+def test_text_that_is_not_utf8_in_crawl_state_is_one_line_naming_it(data: Path, config: Path) -> None:
+    path = Layout(data).crawl_state
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE images SET path = CAST(x'ff99' AS TEXT) WHERE rowid = 1")
+    db.close()
+    result = stage("crawler", data, config)
+    assert result.returncode == PipelineError.exit_code, result.stderr
+    line = one_line(result, "crawler")
+    assert str(path) in line and "move it aside" in line, line
+
+
 def test_a_truncated_thumbnail_cache_is_rebuilt_and_said(data: Path, config: Path) -> None:
     layout = Layout(data)
     before = tree_bytes(data, *STATE_FILES)
