@@ -90,7 +90,7 @@ def _locked(path: Path, exclusive: bool) -> Iterator[int | None]:
     """An flock on the log itself (shared for readers, exclusive for writers); None when a reader finds no log."""
     if exclusive:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     else:
         try:
             fd = os.open(path, os.O_RDONLY)
