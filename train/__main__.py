@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.cli import add_common_arguments
-from pipeline.config import ConfigError, read_config
-from pipeline.errors import InputMissing, Interrupted, PipelineError
+from pipeline.config import read_config
+from pipeline.errors import Interrupted, Locked
+from pipeline.layout import DEFAULT_RUNS_DIR
 from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from train.shard import Shard
 
 log = logging.getLogger("train")
+LOCK_POLL_S = 2.0  # under torchrun --wait: how often the ranks meet while rank 0 waits for the run's lock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(parser)
     add_output_arguments(parser)
     parser.add_argument("--run", default="default", help="run name; files go to RUNS_DIR/RUN/ (default: default)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs live (default: runs)")
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
+                        help=f"where runs live (default: {DEFAULT_RUNS_DIR})")
+    parser.add_argument("--wait", action="store_true",
+                        help="if another trainer is working on this --run, wait for it to finish (default: exit 7 "
+                        "at once, naming its pid)")
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--max-steps", type=int, help="stop when the run reaches this many steps in total")
     bound.add_argument("--epochs", type=int, help="stop after this many passes over the shard in total")
@@ -64,12 +71,13 @@ def add_sample_parser(commands: argparse._SubParsersAction) -> None:
                                  description="Write a grid of images from a checkpoint's EMA generator.")
     add_output_arguments(sample, defaults=False)  # `-q sample` and `sample -q` both count
     sample.add_argument("--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)")
-    sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample.add_argument("--n", type=int, default=64,
+                        help="number of images (default: 64); with --interpolate, a multiple of its STEPS")
     sample.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default: grid.png)")
     sample.add_argument("--truncation", type=float, metavar="PSI", help="truncated-normal latents in [-PSI, PSI]")
     sample.add_argument("--label", help="class to draw (conditional checkpoints), e.g. blue")
     sample.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
-                        help="rows of STEPS images walking (slerp) between two latents; n//STEPS rows")
+                        help="write --n / STEPS rows, each a walk (slerp) of STEPS images (>= 2) between two latents")
     sample.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
     sample.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
@@ -88,8 +96,6 @@ def sample_command(args: argparse.Namespace) -> int:
     from train.runtime import pick_device
     from train.sample import make_samples
 
-    if args.n <= 0 or args.interpolate < 0:
-        raise ConfigError("--n must be > 0 and --interpolate >= 0")
     count = make_samples(args.ckpt, args.n, args.out, args.truncation, args.label, args.interpolate, args.seed,
                          pick_device(args.device))
     logging.getLogger("train sample").info("wrote %d images to %s", count, args.out)
@@ -107,15 +113,17 @@ def train_command(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args)
         rt = make_runtime(cfg, choose_device(args.device, ctx))
-        run_dir = prepare_run_dir(args.runs_dir / args.run, ctx)
-        shard = open_data(args.data, cfg, ctx)
-        trainer = build_trainer(cfg, shard, rt, ctx, run_dir, show_progress(args))
-        target = target_for(cfg, trainer.batches.steps_per_epoch)
-        announce(trainer, target)
-        if target and trainer.step >= target:
-            return finished_already(trainer, args.fid)
-        final_fid = bool(target) and wants_final_fid(args.fid, cfg, rt, target - trainer.step)  # 0: no end to score
-        result = trainer.fit(target, final_fid=final_fid)
+        run_dir = args.runs_dir / args.run
+        with hold_run(run_dir, ctx, args.wait):
+            prepare_run_dir(run_dir, ctx)
+            shard = open_data(args.data, cfg, ctx)
+            trainer = build_trainer(cfg, shard, rt, ctx, run_dir, show_progress(args))
+            target = target_for(cfg, trainer.batches.steps_per_epoch)
+            announce(trainer, target)
+            if target and trainer.step >= target:
+                return finished_already(trainer, args.fid)
+            final_fid = bool(target) and wants_final_fid(args.fid, cfg, rt, target - trainer.step)  # 0: no end
+            result = trainer.fit(target, final_fid=final_fid)
     finally:
         distributed.shutdown(ctx)
     if ctx.main:
@@ -151,6 +159,44 @@ def choose_device(option: str, ctx: Dist) -> torch.device:
     return torch.device("cpu")
 
 
+@contextmanager
+def hold_run(run_dir: Path, ctx: Dist, wait: bool) -> Iterator[None]:
+    """One trainer per run folder: an fcntl lock on RUNS_DIR/RUN/.lock (`pipeline.lock`, as DATA's).
+
+    Two trainers on one --run would both append to metrics.jsonl and overwrite each other's last.pt.
+    A second one exits with `Locked` (7) naming the holder's pid, or with --wait starts when it ends.
+    Under torchrun only rank 0 holds the lock (fcntl locks belong to one process, so ranks holding
+    it each would refuse each other) and tells the other ranks whether it got it; while it waits,
+    the ranks meet every few seconds so no collective runs into its timeout.
+    """
+    from pipeline import lock
+    from train import distributed
+
+    if not ctx.enabled:
+        with lock.hold_data(run_dir, wait=wait):
+            yield
+        return
+    with ExitStack() as held:
+        told = False
+        while True:
+            refusal = None
+            if ctx.main:
+                try:
+                    held.enter_context(lock.hold_data(run_dir))
+                except Locked as exc:
+                    refusal = str(exc)
+            refusal = distributed.broadcast(ctx, refusal)
+            if refusal is None:
+                break
+            if not wait:
+                raise Locked(refusal)
+            if ctx.main and not told:
+                log.warning("%s; waiting for it to finish (--wait)", refusal.split(";")[0])
+                told = True
+            time.sleep(LOCK_POLL_S)
+        yield
+
+
 def prepare_run_dir(run_dir: Path, ctx: Dist) -> Path:
     """Create RUNS_DIR/RUN and delete temp files a killed save left behind (rank 0, then everyone waits)."""
     from train import distributed
@@ -163,32 +209,18 @@ def prepare_run_dir(run_dir: Path, ctx: Dist) -> Path:
     return run_dir
 
 
-@contextmanager
-def shard_problems_are_missing_input() -> Iterator[None]:
-    """Every shard problem is fixed by (re)running the dataset stages, so it exits as InputMissing (4)."""
-    from train.shard import ShardError
-
-    try:
-        yield
-    except ShardError as exc:
-        if isinstance(exc, PipelineError):
-            raise
-        raise InputMissing(str(exc)) from exc
-
-
 def open_data(data_dir: Path, cfg: TrainConfig, ctx: Dist) -> Shard:
+    """Every shard problem is a `ShardError`, an `InputMissing` (4): rerunning the dataset stages fixes it."""
     from train.shard import open_shard
 
-    with shard_problems_are_missing_input():
-        return open_shard(data_dir, cfg.image_size, verify=ctx.main)
+    return open_shard(data_dir, cfg.image_size, verify=ctx.main)
 
 
 def build_trainer(cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: Dist, run_dir: Path, progress: bool) -> Trainer:
     """Models and optimizers, restored from the run's last.pt when there is one."""
     from train.loop import Trainer, load_resume
 
-    with shard_problems_are_missing_input():  # conditional runs read the shard's labels here
-        trainer = Trainer(cfg, shard, rt, ctx, run_dir, progress=progress)
+    trainer = Trainer(cfg, shard, rt, ctx, run_dir, progress=progress)  # conditional: reads labels (ShardError)
     payload = load_resume(run_dir)
     if payload is not None:
         trainer.restore(payload)

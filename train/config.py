@@ -20,8 +20,8 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "ngf": (1, None, False, False),
     "ndf": (1, None, False, False),
     "batch_size": (1, None, False, False),
-    "lr_g": (0.0, 1.0, True, False),  # Adam needs lr > 0; above 1 a GAN only diverges
-    "lr_d": (0.0, 1.0, True, False),
+    "lr_g": (0.0, None, True, False),  # Adam needs lr > 0; too large a one diverges, which the loop catches (5)
+    "lr_d": (0.0, None, True, False),
     "beta1": (0.0, 1.0, False, True),  # Adam's betas are in [0, 1)
     "beta2": (0.0, 1.0, False, True),
     "aux_weight": (0.0, None, False, False),

@@ -252,40 +252,54 @@ class Trainer:
         }
 
     def save(self, name: str = "last.pt") -> None:
+        """Rank 0 writes; every rank then learns whether it worked, so a failed write (full disk) ends
+        every rank with the same line instead of leaving the others waiting in a barrier forever."""
         with self.clock.phase("checkpoints"):
             payload = self.payload()  # every rank joins the gather
+            failure: str | None = None
             if self.ctx.main:
-                checkpoint.save(self.run_dir / name, payload)
-            distributed.barrier(self.ctx)
+                try:
+                    checkpoint.save(self.run_dir / name, payload,
+                                    previous_step=self.saved_step if name == "last.pt" else None)
+                except checkpoint.CheckpointWriteError as exc:
+                    failure = str(exc)
+            failure = distributed.broadcast(self.ctx, failure)
+            if failure is not None:
+                raise checkpoint.CheckpointWriteError(failure)
         if name == "last.pt":
             self.saved_step = self.step
 
     def restore(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint `checkpoint.load` verified; weights that do not fit are one line."""
+        path = self.run_dir / "last.pt"
         if payload["model"] != self.cfg.model_shape():
             raise ConfigError(
-                f"{self.run_dir / 'last.pt'} was trained with {payload['model']}, but the config now says "
+                f"{path} was trained with {payload['model']}, but the config now says "
                 f"{self.cfg.model_shape()}; restore those [train] keys or pick another --run"
             )
         if payload["shard_sha256"] != self.shard.sha256 and self.ctx.main:
             warn("the shard changed since this run's last checkpoint; training continues on the new shard")
-        self.g_core.load_state_dict(payload["G"])
-        self.d_core.load_state_dict(payload["D"])
-        self.ema.load_state_dict(payload["G_ema"])
-        self.opt_g.load_state_dict(payload["opt_g"])
-        self.opt_d.load_state_dict(payload["opt_d"])
+        for part, target in (("G", self.g_core), ("D", self.d_core), ("G_ema", self.ema), ("opt_g", self.opt_g),
+                             ("opt_d", self.opt_d), ("scaler", self.scaler)):
+            checkpoint.load_state(path, part, target, payload[part])
         for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
             for group in opt.param_groups:  # a lowered LR in the config applies on resume
                 group["lr"] = lr
                 group["betas"] = (self.cfg.beta1, self.cfg.beta2)
-        self.scaler.load_state_dict(payload["scaler"])
-        checkpoint.set_rng_state(payload["rng"])
-        if payload["world"] == self.ctx.world:
-            self.gen.set_state(payload["train_gen"][self.ctx.rank].to(self.gen.get_state().device))
-        elif self.ctx.main:
-            warn(f"resuming a {payload['world']}-process run on {self.ctx.world}: per-rank RNG streams are re-seeded")
-        self.step = self.saved_step = int(payload["step"])
-        self.best_fid, self.best_step = payload["best_fid"], payload["best_step"]
-        self.collapse_best = float(payload["collapse_best"])
+        try:
+            checkpoint.set_rng_state(payload["rng"])
+            if payload["world"] == self.ctx.world:
+                self.gen.set_state(payload["train_gen"][self.ctx.rank].to(self.gen.get_state().device))
+            elif self.ctx.main:
+                warn(f"resuming a {payload['world']}-process run on {self.ctx.world}: per-rank RNG streams are "
+                     "re-seeded")
+            self.step = self.saved_step = int(payload["step"])
+            self.best_fid, self.best_step = payload["best_fid"], payload["best_step"]
+            self.collapse_best = float(payload["collapse_best"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(
+                f"{path}: its RNG or bookkeeping state does not fit this trainer ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); move it aside and re-run to start afresh") from exc
 
     # ---------------------------------------------------------------- one step
     def _fake_labels(self, n: int) -> torch.Tensor | None:
@@ -539,9 +553,16 @@ class Trainer:
         self.write_real_grid()
         try:
             yield metrics
-        finally:
+        except BaseException:
+            # The run is failing already (a full disk, a bad step): the curve is a nicety, and its own
+            # write error must not replace the line that says what went wrong.
+            with contextlib.suppress(OSError), self.clock.phase("sampling"):
+                images.save_loss_curve(metrics.rows(), self.run_dir / "loss_curve.png")
+            raise
+        else:
             with self.clock.phase("sampling"):
                 images.save_loss_curve(metrics.rows(), self.run_dir / "loss_curve.png")
+        finally:
             metrics.close()
 
     @contextlib.contextmanager

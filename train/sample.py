@@ -16,12 +16,17 @@ from train.models import Generator
 
 
 def load_generator(path: Path, device: torch.device) -> tuple[Generator, dict]:
+    """The checkpoint's EMA generator; a checkpoint whose shape or weights do not fit is one line."""
     payload = checkpoint.load(path)
-    shape = payload["model"]
-    vocab = payload["label_vocab"]
-    g = Generator(shape["nz"], shape["ngf"], shape["image_size"], len(vocab))
-    state = {k.removeprefix("module."): v for k, v in payload["G_ema"].items() if k != "n_averaged"}
-    g.load_state_dict(state)
+    try:
+        shape = payload["model"]
+        vocab = payload["label_vocab"]
+        g = Generator(shape["nz"], shape["ngf"], shape["image_size"], len(vocab))
+        state = {k.removeprefix("module."): v for k, v in payload["G_ema"].items() if k != "n_averaged"}
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise checkpoint.CheckpointError(f"{path}: its model description does not make a generator "
+                                         f"({exc.__class__.__name__}: {exc}); it is not this trainer's") from exc
+    checkpoint.load_state(path, "G_ema", g, state)
     g.to(device).eval()
     return g, payload
 
@@ -57,16 +62,34 @@ def label_ids(payload: dict, label: str | None, n: int) -> torch.Tensor | None:
     return torch.full((n,), vocab.index(label), dtype=torch.long)
 
 
+def check_sample_counts(n: int, steps: int) -> None:
+    """--n is always the number of images written; --interpolate STEPS splits them into walks of STEPS.
+
+    A count that does not split (`--n 4 --interpolate 10`) is refused rather than rounded: rounding
+    either way writes a number of images nobody asked for.
+    """
+    if n <= 0:
+        raise ConfigError(f"--n must be > 0, got {n}")
+    if steps < 0 or steps == 1:
+        raise ConfigError(f"--interpolate STEPS must be >= 2 (images per walk; 0 = no interpolation), got {steps}")
+    if steps and n % steps:
+        lower, upper = n // steps * steps, (n // steps + 1) * steps
+        options = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ConfigError(f"--n {n} does not split into walks of --interpolate {steps} images: --n is the total "
+                          f"number of images (n / STEPS walks of STEPS each); pass --n {options}")
+
+
 @torch.no_grad()
 def make_samples(ckpt: Path, n: int, out: Path, truncation: float | None = None, label: str | None = None,
                  interpolate: int = 0, seed: int = 0, device: torch.device | None = None) -> int:
-    """Write the PNG grid; returns how many images it holds."""
+    """Write the PNG grid of `n` images (`interpolate`: n / interpolate walks); returns how many it holds."""
+    check_sample_counts(n, interpolate)
     device = device or torch.device("cpu")
     g, payload = load_generator(ckpt, device)
     gen = torch.Generator().manual_seed(seed)
     nz = payload["model"]["nz"]
     if interpolate:
-        rows = max(1, n // interpolate)
+        rows = n // interpolate
         a, b = latents(rows, nz, truncation, gen), latents(rows, nz, truncation, gen)
         t = torch.linspace(0, 1, interpolate)
         z = torch.stack([slerp(a, b, ti.expand(rows, 1)) for ti in t], dim=1).reshape(rows * interpolate, nz)
