@@ -191,9 +191,13 @@ class Laps:
 
 
 def check_cache(state: State, cache: ThumbCache, verify: bool) -> None:
-    """thumbs.u8 only caches pixels: fingerprints whose row was lost (a truncated file) or, with
-    `verify`, no longer matches its digest are forgotten, so those crops are hashed again."""
+    """thumbs.u8 only caches pixels: fingerprints whose row was lost (a truncated file) or no longer
+    matches its digest are forgotten, so those crops are hashed again. Every row's digest is checked
+    with `verify`, or when the file is not as the last run left it (its size or mtime moved)."""
     damaged = []
+    if not verify and state.cache_stamp() not in (None, cache.stamp()):
+        logger.warning("%s changed since the last run left it; checking every row", cache.path)
+        verify = True
     if verify:
         rows = cache.rows()
         damaged = [rec["thumb_row"] for rec in state.prints().values() if rec["thumb_row"] is not None
@@ -247,6 +251,7 @@ def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCac
             prints.pop(crop_id)
         todo = [c for c in inputs.crops if c.id not in prints]
         hashed = fingerprint_all(layout.data, todo, cfg, state, cache, progress)
+        state.set_cache_stamp(cache.stamp())
         prints = state.prints()
         laps.lap("hash")
         searched, new_pairs, low_info = search_new(prints, cfg, state)

@@ -101,6 +101,14 @@ class State:
         with self.db:
             self.db.executemany("DELETE FROM prints WHERE id = ?", ((i,) for i in ids))
 
+    def cache_stamp(self) -> str | None:
+        """thumbs.u8's size and mtime as this stage last left it (`ThumbCache.stamp`)."""
+        return self._meta("thumbs_stamp")
+
+    def set_cache_stamp(self, stamp: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('thumbs_stamp', ?)", (stamp,))
+
     def forget_thumbs(self, rows_on_disk: int, damaged_rows: Iterable[int] = ()) -> int:
         """Forget the fingerprints whose thumbnail row is past the end of the cache file (it was
         truncated) or damaged, so they are hashed again; returns how many."""

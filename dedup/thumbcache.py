@@ -44,6 +44,11 @@ class ThumbCache:
             self.fh.close()
             self.fh = None
 
+    def stamp(self) -> str:
+        """Size and mtime: if they moved between two runs, something else wrote the file."""
+        stat = self.path.stat() if self.path.exists() else None
+        return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
+
     def row_count(self) -> int:
         """Whole rows in the file (a truncated file has fewer than the state points at)."""
         return self.path.stat().st_size // self.row_bytes if self.path.exists() else 0
