@@ -3,6 +3,7 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const NO_TOKEN = "no token in the URL: you can look, but writes will be refused (use the URL the app printed)";
 const PAGE = { rejected: 100, accepted: 100, clusters: 20 };
 const S = {
   view: "rejected", reason: null, sort: null, desc: false, offset: 0,
@@ -238,7 +239,7 @@ async function load() {
     S.offset = data.offset;
     pager(data.total, data.offset, limit);
     showSelection();
-    status("");
+    status(TOKEN ? "" : NO_TOKEN, !TOKEN);
   } catch (error) {
     status(String(error.message || error), true);
   }
@@ -458,7 +459,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("viewer-close").addEventListener("click", closeSource);
   $("viewer").addEventListener("click", (event) => { if (event.target === $("viewer")) closeSource(); });
   document.addEventListener("keydown", keys);
-  if (!TOKEN) status("no token in the URL: you can look, but writes will be refused (use the URL the app printed)", true);
   const open = readHash();
   load().then(async () => {
     if (open) {
