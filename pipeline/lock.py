@@ -6,7 +6,8 @@ deleted nor written, so the kernel releases it whatever way the holder ends (kil
 there is no stale lock to clean up, and a re-run with nothing new changes no file in DATA. A
 second run asks the kernel who holds it (F_GETLK gives the pid) and names that process.
 `animefaces dataset` holds the lock across its stages and lets the stage processes it starts
-(its direct children, nobody else) work under it.
+(its direct children, nobody else) work under it. POSIX record locks belong to a process and
+end when it closes any descriptor of the file, so a process opens a lock file only here, once.
 """
 
 from __future__ import annotations
