@@ -1,0 +1,52 @@
+"""`animefaces review` / `python -m review` as entry points: exit codes, one-line errors, clean stops."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from review_support import REPO, env, running_app
+
+from bench.bench_review import make_data
+
+CONSOLE = Path(sys.executable).parent / "animefaces"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CONSOLE), "review", *args], cwd=REPO, env=env(), capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_without_crops_it_says_which_stage_to_run_exit_4(tmp_path):
+    result = run("--data", str(tmp_path / "data"))
+    assert result.returncode == 4
+    assert result.stderr.strip().startswith("review: no crops manifest") and "Traceback" not in result.stderr
+
+
+def test_a_config_typo_is_exit_2(tmp_path):
+    make_data(tmp_path / "data", 10)
+    config = tmp_path / "typo.toml"
+    config.write_text("[facecrop]\nmin_fase = 3\n")
+    result = run("--data", str(tmp_path / "data"), "--config", str(config))
+    assert result.returncode == 2 and "unknown key" in result.stderr
+
+
+def test_sigterm_stops_it_like_ctrl_c(tmp_path):
+    data = tmp_path / "data"
+    make_data(data, 10)
+    process = subprocess.Popen([str(CONSOLE), "review", "--data", str(data)], cwd=REPO, env=env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("review: http://127.0.0.1:")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 0 and "stopped" in out, err
+
+
+def test_animefaces_review_and_python_m_review_serve_the_same_app(tmp_path):
+    data = tmp_path / "data"
+    make_data(data, 10)
+    with running_app(data) as url:  # python -m review; Ctrl-C checked on the way out
+        assert url.startswith("http://127.0.0.1:")
+    assert "--host" in run("--help").stdout
