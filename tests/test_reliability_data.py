@@ -368,16 +368,18 @@ def small_disk(tmp_path: Path):
 
 
 @pytest.mark.parametrize("fault", ["full", "full, files only", "read-only"])
-@pytest.mark.parametrize("name", ["facecrop", "dedup"])
+@pytest.mark.parametrize("name", ["crawler", "facecrop", "dedup"])
 def test_a_full_or_read_only_disk_is_one_line(built, small_disk: Path, cascade_path: Path, name: str,
                                               fault: str) -> None:
     data, config = copy_data(built[0], small_disk), built[1]
     layout = Layout(data)
     if fault == "full, files only":  # the state is intact; only output files are to be written
-        owned = [*layout.crops_dir.glob("*.png")] if name == "facecrop" else [*layout.faces_dir.glob("*.png")]
+        owned = {"crawler": [p for p in layout.raw_dir.rglob("*.png")], "facecrop": [*layout.crops_dir.glob("*.png")],
+                 "dedup": [*layout.faces_dir.glob("*.png")]}[name]
     else:
-        owned = [layout.facecrop_state, layout.crops_manifest] if name == "facecrop" else \
-            [layout.dedup_state, layout.thumb_cache, layout.faces_manifest]
+        owned = {"crawler": [layout.crawl_state, layout.raw_manifest],
+                 "facecrop": [layout.facecrop_state, layout.crops_manifest],
+                 "dedup": [layout.dedup_state, layout.thumb_cache, layout.faces_manifest]}[name]
     for path in owned:
         path.unlink()  # work to redo, so the stage must write
     if fault.startswith("full"):
