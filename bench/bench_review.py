@@ -3,7 +3,7 @@
 The DATA is generated (PIL-drawn faces, no shared art), in facecrop's and dedup's row formats:
 `crops/manifest.jsonl` with 70% accepted and the rest spread over the reject reasons, crop PNGs
 hard-linked from a small pool (so 100,000 files cost seconds, not gigabytes), a raw manifest,
-and `faces64/manifest.jsonl` with a duplicate cluster for every tenth kept face. The same
+and `faces64/manifest.jsonl` with duplicate clusters of 3-5 (about one in thirty kept faces). The same
 generator makes the README's screenshots (tests/review), so they show no third-party art.
 
 Measured, each over HTTP against the real server in this process:
