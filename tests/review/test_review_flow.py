@@ -12,10 +12,12 @@ import json
 import pytest
 from conftest import HOSTILE
 from review_support import browser, console_errors, log_rows, running_app, stage, wait_for, wait_text
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 
-from pipeline.layout import Layout
+pytest.importorskip("selenium", reason="the `test` extra installs selenium (pip install -e '.[test]')")
+from selenium.webdriver.common.by import By  # noqa: E402 (after the importorskip)
+from selenium.webdriver.common.keys import Keys  # noqa: E402 (after the importorskip)
+
+from pipeline.layout import Layout  # noqa: E402 (after the importorskip)
 
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]
 

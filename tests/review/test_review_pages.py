@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 from review_support import browser, console_errors, http, log_rows, running_app, wait_for, wait_text
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 
-from bench.bench_review import make_data
-from pipeline.layout import Layout
+pytest.importorskip("selenium", reason="the `test` extra installs selenium (pip install -e '.[test]')")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402 (after the importorskip)
+from selenium.webdriver.common.by import By  # noqa: E402 (after the importorskip)
+from selenium.webdriver.common.keys import Keys  # noqa: E402 (after the importorskip)
+
+from bench.bench_review import make_data  # noqa: E402 (after the importorskip)
+from pipeline.layout import Layout  # noqa: E402 (after the importorskip)
 
 SHOTS = os.environ.get("REVIEW_SCREENSHOTS")
 

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from review_support import browser, console_errors, http, log_rows, running_app, wait_for, wait_text
-from selenium.webdriver.common.by import By
 
 from bench.bench_review import HOSTILE_TITLE, HOSTILE_URL, make_data
 from pipeline import decisions
@@ -121,12 +120,12 @@ def test_crawled_text_is_text_and_javascript_urls_are_not_links(synthetic):
         cards = wait_for(driver, "#grid .card .src")
         assert any(HOSTILE_TITLE in c.text for c in cards)
         assert driver.execute_script("return document.scripts.length") == 1
-        assert not driver.find_elements(By.CSS_SELECTOR, '#grid img[src="x"]')
+        assert not driver.find_elements("css selector", '#grid img[src="x"]')
         hostile = next(c for c in cards if HOSTILE_TITLE in c.text)
-        hostile.find_element(By.XPATH, "..").find_element(By.CSS_SELECTOR, "button.open").click()
+        hostile.find_element("xpath", "..").find_element("css selector", "button.open").click()
         wait_text(driver, "#viewer-meta", HOSTILE_URL)
-        assert not driver.find_elements(By.CSS_SELECTOR, "#viewer-meta a[href^='javascript']")
-        assert [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#viewer-meta a")] == [
+        assert not driver.find_elements("css selector", "#viewer-meta a[href^='javascript']")
+        assert [a.get_attribute("href") for a in driver.find_elements("css selector", "#viewer-meta a")] == [
             "https://example.org/page/0"]
         assert console_errors(driver) == []
 
