@@ -346,6 +346,51 @@ def test_a_second_trainer_on_one_run_exits_7_naming_the_pid_or_waits(trained, tm
     assert steps == sorted(set(steps)) and steps[-1] > stopped, steps
 
 
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from pipeline import lock
+with lock.hold_data(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_path):
+    """Two torchrun ranks against a run whose lock another process holds: without --wait every rank
+    stops with the holder's pid (none hangs in a collective); with --wait they start once it is
+    released, and resume."""
+    run_dir = _copy_run(trained, tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
+                "--", *_args(trained, "r", str(2 * BASE_STEPS), runs=tmp_path / "runs")]
+    waiting = None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run(torchrun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode != 0
+        assert f"is in use by pid {holder.pid}" in refused.stderr, refused.stderr[-3000:]
+        assert checkpoint.load(run_dir / "last.pt")["step"] == BASE_STEPS
+
+        err = tmp_path / "w.err"
+        waiting = subprocess.Popen([*torchrun, "--wait"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=err.open("w"), text=True)
+        _wait_until(lambda: "waiting for it to finish" in err.read_text(), waiting, err, "the waiting message")
+        holder.stdin.close()  # the holder ends, the kernel releases its lock
+        assert holder.wait(timeout=60) == 0
+        assert waiting.wait(timeout=300) == 0, err.read_text()[-3000:]
+    finally:
+        for proc in (holder, waiting):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert f"resuming at step {BASE_STEPS}" in err.read_text()
+    assert checkpoint.load(run_dir / "last.pt")["step"] == 2 * BASE_STEPS
+
+
 # ---------------------------------------------------------------- #14: sample counts
 @pytest.mark.parametrize(("n", "steps", "written"), [(4, 10, None), (25, 10, None), (20, 10, 20), (6, 1, None),
                                                     (8, 0, 8)])
