@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli import add_common_arguments
 from pipeline.config import read_config
-from pipeline.errors import Interrupted, Locked
+from pipeline.errors import Interrupted, Locked, PipelineError
 from pipeline.layout import DEFAULT_RUNS_DIR
 from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
@@ -179,13 +179,17 @@ def hold_run(run_dir: Path, ctx: Dist, wait: bool) -> Iterator[None]:
     with ExitStack() as held:
         told = False
         while True:
-            refusal = None
+            refusal, failure = None, None
             if ctx.main:
                 try:
                     held.enter_context(lock.hold_data(run_dir))
                 except Locked as exc:
                     refusal = str(exc)
-            refusal = distributed.broadcast(ctx, refusal)
+                except OSError as exc:  # e.g. a read-only runs folder: every rank must hear of it, not hang
+                    failure = f"cannot create the run's lock {exc.filename or run_dir}: {exc.strerror or exc}"
+            refusal, failure = distributed.broadcast(ctx, (refusal, failure))
+            if failure is not None:
+                raise PipelineError(failure)
             if refusal is None:
                 break
             if not wait:
