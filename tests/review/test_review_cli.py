@@ -50,3 +50,29 @@ def test_animefaces_review_and_python_m_review_serve_the_same_app(tmp_path):
     with running_app(data) as url:  # python -m review; Ctrl-C checked on the way out
         assert url.startswith("http://127.0.0.1:")
     assert "--host" in run("--help").stdout
+
+
+def test_the_cli_and_the_app_write_one_log_and_each_sees_the_other(tmp_path):
+    """`facecrop promote` while the app runs: the app shows it at once; the app's demote follows it in the log."""
+    import json
+
+    from review_support import http, log_rows, stage
+
+    from pipeline.layout import Layout
+
+    data = tmp_path / "data"
+    ids = make_data(data, 60)
+    crop = ids["rejected"][0]
+    with running_app(data) as url:
+        base = url.split("?")[0].rstrip("/")
+        token = url.split("token=")[1]
+        stage("facecrop", "promote", crop, "--data", str(data))
+        card = json.loads(http(f"{base}/api/crop?id={crop}")[1])
+        assert card["decision"] == "accepted" and card["override"] == "promote" and not card["pending"]
+        status, _ = http(f"{base}/api/crops", json.dumps({"items": [{"id": crop, "action": "demote", "reason": "hand"}]})
+                         .encode(), {"Content-Type": "application/json", "X-Review-Token": token, "Origin": base})
+        assert status == 200
+    assert [(r["action"], r["reason"]) for r in log_rows(Layout(data).overrides_log)] == [("promote", None),
+                                                                                           ("demote", "hand")]
+    stage("facecrop", "demote", ids["accepted"][0], "--reason", "cli", "--data", str(data))  # the CLI still works after
+    assert Layout(data).path(f"rejects/cli/{ids['accepted'][0]}.png").is_file()
