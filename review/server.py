@@ -10,6 +10,7 @@ Routes (GET unless marked):
   POST /api/crops        {"items": [{"id", "action": promote|demote|clear, "reason"}]}
   POST /api/clusters     {"items": [{"id", "action": split|keep|clear}]}
   /crop/ID               the crop's PNG wherever it lies now
+  /thumb/ID              a 160 px JPEG of it (review.thumbs), what the grids show
   /file/PATH             an image under DATA (a source image)
 Every request is checked by `review.security` first; handlers only see allowed ones.
 """
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from facecrop.config import Thresholds
 from review import security
 from review.actions import ActionError, Actions
+from review.thumbs import Thumbs
 from review.views import SORT_KEYS, VALUE, ClusterIndex, CropIndex, Stale, data_summary
 
 logger = logging.getLogger("review")
@@ -46,6 +48,7 @@ class App:
         self.crops = CropIndex(self.data, thresholds)
         self.clusters = ClusterIndex(self.data)
         self.actions = Actions(self.data, self.crops, self.clusters)
+        self.thumbs = Thumbs()
         self.allowed: frozenset[str] = frozenset()
         self.static = {name: resources.files("review").joinpath("static").joinpath(name).read_bytes() for name in STATIC}
 
@@ -156,6 +159,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_json(app.crops.card(k))
         elif path == "/favicon.ico":
             self.send(204, b"", "image/x-icon")
+        elif path.startswith("/thumb/"):
+            found = app.crops.crop_file(path[len("/thumb/"):])
+            body = app.thumbs.get(found) if found else None
+            if body is None:
+                self.error(404, "not found")
+            else:
+                self.send(200, body, "image/jpeg", {"Cache-Control": "private, max-age=60"})
         elif path.startswith("/crop/"):
             self.send_image(app.crops.crop_file(path[len("/crop/"):]))
         elif path.startswith("/file/"):

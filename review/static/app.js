@@ -148,7 +148,7 @@ function stateLine(item) {
 function card(item, buttons) {
   const node = el("div", { class: `card now-${item.decision === "accepted" ? "accepted" : "rejected"}`, "data-id": item.id, tabindex: "0" });
   node.append(item.has_crop
-    ? el("img", { class: "thumb", loading: "lazy", decoding: "async", src: `/crop/${encodeURIComponent(item.id)}`, alt: item.id })
+    ? el("img", { class: "thumb", loading: "lazy", decoding: "async", src: `/thumb/${encodeURIComponent(item.id)}`, alt: item.id })
     : el("div", { class: "noimg", text: "no crop" }));
   if (item.decision) node.append(stateLine(item));
   if (item.decision) node.append(el("div", { class: "value", text: valueLine(item) }));

@@ -92,7 +92,7 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         assert min(later) >= max(sharp)
         # Thumbnails are lazy links, never inline data.
         imgs = driver.find_elements(By.CSS_SELECTOR, "#grid img.thumb")
-        assert all(i.get_attribute("loading") == "lazy" and "/crop/" in i.get_attribute("src") for i in imgs)
+        assert all(i.get_attribute("loading") == "lazy" and "/thumb/" in i.get_attribute("src") for i in imgs)
 
         # The source view of one crop, then the clusters view with the kept face marked.
         driver.find_elements(By.CSS_SELECTOR, "#grid .card button.open")[0].click()

@@ -73,9 +73,10 @@ def test_files_only_from_inside_data(synthetic, tmp_path):
         get = lambda path: http(base + path, headers={"Host": host})[0]  # noqa: E731
         assert get(f"/file/{source}") == 200
         assert get(f"/crop/{synthetic['accepted'][0]}") == 200
+        assert get(f"/thumb/{synthetic['accepted'][0]}") == 200
         for path in ("/file/../secret.png", "/file/%2e%2e/secret.png", "/file/raw/../../secret.png",
                      "/file/..%2Fsecret.png", "/file//etc/passwd", "/file/raw/link.png",
-                     "/file/crops/manifest.jsonl", "/crop/..%2F..%2Fsecret", "/static/../server.py"):
+                     "/file/crops/manifest.jsonl", "/crop/..%2F..%2Fsecret", "/thumb/../secret", "/static/../server.py"):
             assert get(path) == 404, path
 
 
