@@ -31,13 +31,13 @@ from bench.report import BenchResult
 from facecrop.config import Thresholds
 from pipeline.layout import Layout, rel_crop, rel_raw, rel_reject
 
-REASONS = {  # reason -> (values that fail its rule, share of rejects)
-    "blurry": {"sharpness": 40.0},
-    "low_color": {"saturation": 0.02},
-    "too_small": {"face_side": 48},
-    "clipped": {"padding": 0.3},
-    "not_verified": {"likelihood": 0.2},
-    "crowded": {"faces_in_image": 20},
+REASONS = {  # reason -> (the measured value its rule reads, a range that fails the default threshold)
+    "blurry": ("sharpness", 5.0, 95.0),
+    "low_color": ("saturation", 0.005, 0.045),
+    "too_small": ("face_side", 24, 63),
+    "clipped": ("padding", 0.16, 0.45),
+    "not_verified": ("likelihood", 0.05, 0.45),
+    "crowded": ("faces_in_image", 13, 40),
 }
 HOSTILE_TITLE = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
 HOSTILE_URL = "javascript:alert(3)"
@@ -116,7 +116,8 @@ def make_data(data: Path, n: int, pool: int = 48, seed: int = 0) -> dict[str, An
                   "unique_colors": rng.randrange(40, 900), "likelihood": round(0.5 + rng.random() * 0.5, 3)}
         if rng.random() < 0.3:
             reason = reasons[i % len(reasons)]
-            values.update(REASONS[reason])
+            key, low, high = REASONS[reason]
+            values[key] = rng.randint(low, high) if isinstance(low, int) else round(rng.uniform(low, high), 3)
             decision, path = "rejected", rel_reject(reason, crop_id)
         else:
             reason, decision, path = None, "accepted", rel_crop(crop_id)
