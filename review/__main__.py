@@ -42,19 +42,21 @@ def review(args: argparse.Namespace, log: logging.Logger) -> int:
         log.warning("no config at %s; showing the default thresholds", args.config)
         thresholds = Thresholds()
     try:
-        server, _, url = make_server(args.data, thresholds, args.host, args.port)
+        server, app, url = make_server(args.data, thresholds, args.host, args.port)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     if not security.is_loopback(args.host):
         log.warning("listening on %s: anyone who can reach it and has the URL can see DATA", args.host)
-    print(f"review: {url}", flush=True)
-    print("review: open that URL in your browser; Ctrl-C stops the app", flush=True)
-    try:
+    try:  # from the URL line on, Ctrl-C is the way to stop, not an interruption
+        print(f"review: {url}", flush=True)
+        print("review: open that URL in your browser; Ctrl-C stops the app", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        with app.actions.lock:  # a batch being appended by a request thread finishes first
+            pass
     print("review: stopped; every decision is in the logs, `make dataset` applies them", flush=True)
     return 0
 

@@ -152,11 +152,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             page = app.clusters.page(app.crops, _int(query, "offset", 0), _int(query, "limit", 20))
             self.send_json({"total": page.total, "offset": page.offset, "items": page.items})
         elif path == "/api/crop":
-            k = app.crops.find(query.get("id", [""])[0])
-            if k is None:
+            with app.crops.lock:
+                k = app.crops.find(query.get("id", [""])[0])
+                card = app.crops.card(k) if k is not None else None
+            if card is None:
                 self.error(404, "no such crop")
             else:
-                self.send_json(app.crops.card(k))
+                self.send_json(card)
         elif path == "/favicon.ico":
             self.send(204, b"", "image/x-icon")
         elif path.startswith("/thumb/"):

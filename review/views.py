@@ -140,6 +140,8 @@ class CropIndex:
         self.state = self.auto_state.copy()
         self.columns = {key: np.array(column, np.float64) for key, column in values.items()}
         self.orders = {}
+        for sort in (VALUE, "likelihood"):  # the two views' default orders, so a first page only slices
+            self.order(sort, False)
 
     def _read_log(self) -> None:
         new, self.log_offset = decisions.read_new(self.layout.overrides_log, decisions.OVERRIDE_ACTIONS,
@@ -329,7 +331,7 @@ class ClusterIndex:
         return apply_decisions([Cluster(c.cluster_id, c.kept, list(c.members), c.why)], decided)
 
     def page(self, crops: CropIndex, offset: int, limit: int) -> Page:
-        with self.lock:
+        with self.lock, crops.lock:  # always this order (clusters, then crops), as actions take them
             total = len(self.clusters)
             offset = max(0, min(offset, max(0, total - 1)))
             items = [self.view(k, crops) for k in range(offset, min(total, offset + max(1, min(limit, MAX_LIMIT))))]
