@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import secrets
@@ -55,6 +56,8 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
     names = {host, "127.0.0.1", "localhost", "[::1]"}
     if not is_loopback(host):
         names |= {socket.gethostname(), socket.getfqdn()}
+        with contextlib.suppress(OSError):  # the machine's own addresses, as a browser on the network names it
+            names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
     return frozenset(f"{name}:{port}".lower() for name in names if name)
 
 

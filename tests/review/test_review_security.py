@@ -139,3 +139,12 @@ def test_a_page_without_the_token_can_look_but_not_write(synthetic):
         wait_for(driver, "#grid .card button.promote")[0].click()
         wait_text(driver, "#status", "token")
     assert not Layout(data).overrides_log.exists()
+
+
+def test_an_explicit_host_is_honoured_and_still_checks_host_headers(synthetic):
+    """`--host` is a person's choice: the app binds there, and still answers only to names of this machine."""
+    with running_app(synthetic["data"], None, "--host", "127.0.0.2") as url:
+        base, host, _ = parts(url)
+        assert host.startswith("127.0.0.2:")
+        assert http(f"{base}/api/summary", headers={"Host": host})[0] == 200
+        assert http(f"{base}/api/summary", headers={"Host": "attacker.example"})[0] == 403
