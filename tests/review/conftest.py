@@ -10,14 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from review_support import raw_data, stage  # noqa: E402
-
-HOSTILE = "<script>alert(1)</script>"
-# Two copies of one artwork (a duplicate cluster), three more faces, and photos whose false
-# detections are rejected: the smallest DATA with every view populated.
-FILES = ["full/waifu2x__miku_bg.png", "full/waifu2x__miku_noisy.jpg", "full/style2paints_refs__1.png",
-         "full/style2paints_refs__12.png", "full/animegan__anime_image_misaka_mikoto.png",
-         "negative/gfpgan_realphoto__00.jpg"]
+from review_support import FILES, HOSTILE, raw_data, stage  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,900"]
 URL_LINE = re.compile(r"^review: (http://\S+)$", re.M)
+HOSTILE = "<script>alert(1)</script>"
+# Two copies of one artwork (a duplicate cluster), three more faces, and photos whose false
+# detections are rejected: the smallest DATA with every view populated.
+FILES = ["full/waifu2x__miku_bg.png", "full/waifu2x__miku_noisy.jpg", "full/style2paints_refs__1.png",
+         "full/style2paints_refs__12.png", "full/animegan__anime_image_misaka_mikoto.png",
+         "negative/gfpgan_realphoto__00.jpg"]
 
 
 def env() -> dict[str, str]:

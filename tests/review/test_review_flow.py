@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import HOSTILE
-from review_support import browser, console_errors, log_rows, running_app, stage, wait_for, wait_text
+from review_support import HOSTILE, browser, console_errors, log_rows, running_app, stage, wait_for, wait_text
 
 pytest.importorskip("selenium", reason="the `test` extra installs selenium (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402 (after the importorskip)
