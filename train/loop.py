@@ -272,10 +272,15 @@ class Trainer:
     def restore(self, payload: dict[str, Any]) -> None:
         """Continue from a checkpoint `checkpoint.load` verified; weights that do not fit are one line."""
         path = self.run_dir / "last.pt"
-        if payload["model"] != self.cfg.model_shape():
+        stored, now = payload["model"], self.cfg.model_shape()
+        if stored != now:
+            if not isinstance(stored, dict):
+                raise checkpoint.CheckpointError(f"{path} describes no model ({stored!r}); move it aside and re-run")
+            differ = [key for key in now if stored.get(key) != now[key]]
             raise ConfigError(
-                f"{path} was trained with {payload['model']}, but the config now says "
-                f"{self.cfg.model_shape()}; restore those [train] keys or pick another --run"
+                f"{path} was trained with {', '.join(f'{k} = {stored.get(k)!r}' for k in differ)}, but the config "
+                f"now says {', '.join(f'{k} = {now[k]!r}' for k in differ)}; restore those [train] keys or pick "
+                "another --run"
             )
         if payload["shard_sha256"] != self.shard.sha256 and self.ctx.main:
             warn("the shard changed since this run's last checkpoint; training continues on the new shard")

@@ -234,7 +234,7 @@ def test_another_widths_last_pt_copied_into_the_run_is_a_config_line(trained, tm
     proc = _resume(trained, tmp_path)
     assert proc.returncode == 2, proc.stderr
     line = _one_line(proc.stderr)
-    assert "'ngf': 16" in line and "'ngf': 8" in line and "pick another --run" in line, line
+    assert "trained with ngf = 16, but the config now says ngf = 8;" in line and "pick another --run" in line, line
 
 
 # ---------------------------------------------------------------- #12: the checkpoint write fails halfway
