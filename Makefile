@@ -38,9 +38,11 @@ $(BENCH_STAMP): $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pip check
 	$(BIN)/python -m pytest $(ARGS)
 

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--testdata",
         type=Path,
-        default=Path(os.environ.get("ANIMEFACE_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata")),
+        default=Path(
+            os.environ.get("ANIMEFACE_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "testdata")
+        ),
         help="the shared anime test images (default: ../shared/testdata or ANIMEFACE_TESTDATA)",
     )
     add_output_arguments(parser)

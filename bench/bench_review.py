@@ -58,7 +58,9 @@ def face_image(seed: int, side: int = 128) -> Image.Image:
     d.ellipse([14 * s, 8 * s, 114 * s, 118 * s], fill=hair)
     d.ellipse([28 * s, 30 * s, 100 * s, 112 * s], fill=(255, 224, 200))
     for x in (44, 72):
-        d.ellipse([x * s, (60 + rng.randrange(-4, 5)) * s, (x + 14) * s, (80 + rng.randrange(-4, 5)) * s], fill=eyes)
+        d.ellipse(
+            [x * s, (60 + rng.randrange(-4, 5)) * s, (x + 14) * s, (80 + rng.randrange(-4, 5)) * s], fill=eyes
+        )
     d.arc([50 * s, 84 * s, 78 * s, 100 * s], 20, 160, fill=(180, 60, 60), width=max(1, int(2 * s)))
     d.rectangle([0, 0, side - 1, side - 1], outline=hair)
     return img
@@ -71,8 +73,10 @@ def source_image(seed: int) -> tuple[Image.Image, list[int]]:
     d = ImageDraw.Draw(img)
     for _ in range(12):
         x, y = rng.randrange(480), rng.randrange(360)
-        d.rectangle([x, y, x + rng.randrange(20, 120), y + rng.randrange(20, 120)],
-                    fill=tuple(rng.randrange(256) for _ in range(3)))
+        d.rectangle(
+            [x, y, x + rng.randrange(20, 120), y + rng.randrange(20, 120)],
+            fill=tuple(rng.randrange(256) for _ in range(3)),
+        )
     box = [rng.randrange(40, 300), rng.randrange(30, 180), 128, 128]
     img.paste(face_image(seed), (box[0], box[1]))
     return img, box
@@ -103,9 +107,16 @@ def make_data(data: Path, n: int, pool: int = 48, seed: int = 0) -> dict[str, An
         os.replace(tmp, data / rel)
         sources.append((sha, rel, box))
         title = HOSTILE_TITLE if k == 0 else f"synthetic illustration {k}"
-        raw_rows.append({"sha256": sha, "path": rel, "site": "synthetic", "url": HOSTILE_URL if k == 0 else
-                         f"https://example.org/post/{k}", "page_url": f"https://example.org/page/{k}",
-                         "meta": {"title": title, "character": f"character {k}", "tags": ["1girl", "solo"]}})
+        raw_rows.append(
+            {
+                "sha256": sha,
+                "path": rel,
+                "site": "synthetic",
+                "url": HOSTILE_URL if k == 0 else f"https://example.org/post/{k}",
+                "page_url": f"https://example.org/page/{k}",
+                "meta": {"title": title, "character": f"character {k}", "tags": ["1girl", "solo"]},
+            }
+        )
     layout.raw_manifest.parent.mkdir(parents=True, exist_ok=True)
     layout.raw_manifest.write_text("".join(json.dumps(r) + "\n" for r in raw_rows))
     reasons = list(REASONS)
@@ -115,9 +126,16 @@ def make_data(data: Path, n: int, pool: int = 48, seed: int = 0) -> dict[str, An
         sha, rel, box = sources[i % len(sources)]
         x, y = box[0] + i // len(sources), box[1]
         crop_id = f"{sha[:12]}_{x}_{y}_{box[2]}_{box[3]}"
-        values = {"face_side": box[2], "padding": 0.0, "faces_in_image": 1, "confidence": round(1 + rng.random() * 4, 3),
-                  "sharpness": round(100 + rng.random() * 900, 1), "saturation": round(0.06 + rng.random() * 0.6, 3),
-                  "unique_colors": rng.randrange(40, 900), "likelihood": round(0.5 + rng.random() * 0.5, 3)}
+        values = {
+            "face_side": box[2],
+            "padding": 0.0,
+            "faces_in_image": 1,
+            "confidence": round(1 + rng.random() * 4, 3),
+            "sharpness": round(100 + rng.random() * 900, 1),
+            "saturation": round(0.06 + rng.random() * 0.6, 3),
+            "unique_colors": rng.randrange(40, 900),
+            "likelihood": round(0.5 + rng.random() * 0.5, 3),
+        }
         if rng.random() < 0.3:
             reason = reasons[i % len(reasons)]
             key, low, high = REASONS[reason]
@@ -132,14 +150,32 @@ def make_data(data: Path, n: int, pool: int = 48, seed: int = 0) -> dict[str, An
             target.parent.mkdir(parents=True, exist_ok=True)
             made_dirs.add(target.parent)
         os.link(faces[i % len(faces)], target)
-        crop_rows.append({
-            "id": crop_id, "source_sha256": sha, "source_path": rel, "source_size": [480, 360], "box": box,
-            "crop_box": [box[0] - 32, box[1] - 45, 192, 192], "size": 192, "confidence": values["confidence"],
-            "decision": decision, "reason": reason, "auto_decision": decision, "auto_reason": reason, "override": None,
-            "values": values, "path": path, "likelihood": values["likelihood"], "hair_color": None, "eye_colors": None,
-            "site": "synthetic", "url": raw_rows[i % len(sources)]["url"], "page_url": raw_rows[i % len(sources)]["page_url"],
-            "meta": raw_rows[i % len(sources)]["meta"],
-        })
+        crop_rows.append(
+            {
+                "id": crop_id,
+                "source_sha256": sha,
+                "source_path": rel,
+                "source_size": [480, 360],
+                "box": box,
+                "crop_box": [box[0] - 32, box[1] - 45, 192, 192],
+                "size": 192,
+                "confidence": values["confidence"],
+                "decision": decision,
+                "reason": reason,
+                "auto_decision": decision,
+                "auto_reason": reason,
+                "override": None,
+                "values": values,
+                "path": path,
+                "likelihood": values["likelihood"],
+                "hair_color": None,
+                "eye_colors": None,
+                "site": "synthetic",
+                "url": raw_rows[i % len(sources)]["url"],
+                "page_url": raw_rows[i % len(sources)]["page_url"],
+                "meta": raw_rows[i % len(sources)]["meta"],
+            }
+        )
     layout.crops_dir.mkdir(parents=True, exist_ok=True)
     with layout.crops_manifest.open("w") as fh:
         fh.writelines(json.dumps(row) + "\n" for row in crop_rows)
@@ -147,12 +183,20 @@ def make_data(data: Path, n: int, pool: int = 48, seed: int = 0) -> dict[str, An
     k = 0
     while k < len(accepted):
         size = 1 + (2 + (k // 10) % 3 if (k // 4) % 10 == 0 else 0)
-        members = accepted[k:k + size]
+        members = accepted[k : k + size]
         k += size
         cluster_id = hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:12]
-        face_rows.append({"id": members[0], "crop_id": members[0], "path": f"faces64/{members[0]}.png",
-                          "cluster_id": cluster_id, "cluster_size": len(members), "duplicates": members[1:],
-                          "kept_because": "unique" if len(members) == 1 else "larger source face (16384 vs 15876 px²)"})
+        face_rows.append(
+            {
+                "id": members[0],
+                "crop_id": members[0],
+                "path": f"faces64/{members[0]}.png",
+                "cluster_id": cluster_id,
+                "cluster_size": len(members),
+                "duplicates": members[1:],
+                "kept_because": "unique" if len(members) == 1 else "larger source face (16384 vs 15876 px²)",
+            }
+        )
         if len(members) > 1:
             clusters.append(members)
     layout.faces_dir.mkdir(parents=True, exist_ok=True)
@@ -189,8 +233,9 @@ def measure(data: Path, n: int) -> dict[str, float]:
             t0 = time.perf_counter()
             for path in ("/", "/static/app.js", "/static/app.css", "/api/summary"):
                 _get(fresh, path, headers)
-            page = json.loads(_get(fresh, "/api/crops?view=rejected&reason=blurry&sort=value&offset=0&limit=100",
-                                   headers))
+            page = json.loads(
+                _get(fresh, "/api/crops?view=rejected&reason=blurry&sort=value&offset=0&limit=100", headers)
+            )
             loads.append(time.perf_counter() - t0)
             fresh.close()
         first_load = statistics.median(loads)
@@ -199,8 +244,17 @@ def measure(data: Path, n: int) -> dict[str, float]:
         for item in page["items"][:ACTIONS]:  # one promote at a time; the median, as one fsync can stall
             t0 = time.perf_counter()
             body = json.dumps({"items": [{"id": item["id"], "action": "promote"}]})
-            conn.request("POST", "/api/crops", body=body, headers={
-                **headers, "Origin": f"http://{host}", "Content-Type": "application/json", "X-Review-Token": app.token})
+            conn.request(
+                "POST",
+                "/api/crops",
+                body=body,
+                headers={
+                    **headers,
+                    "Origin": f"http://{host}",
+                    "Content-Type": "application/json",
+                    "X-Review-Token": app.token,
+                },
+            )
             response = conn.getresponse()
             answer = json.loads(response.read())
             times.append(time.perf_counter() - t0)
@@ -223,10 +277,22 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     small = measure(root / "small", 1_000)
     large = measure(root / "large", 100_000)
     shutil.rmtree(root, ignore_errors=True)
-    labels = {"start": "index at start", "first_load": "page load (median of 3)", "action": "one promote (median of 5)",
-              "deep_page": "page at offset 50,000"}
-    return [BenchResult(stage="review", name=f"{labels[key]}, 100,000 crops", ours=1000 * large[key],
-                        baseline=1000 * small[key], unit="ms", higher_is_better=False,
-                        goal="< 100 ms at 100x the crops" if key != "start" else "once per start",
-                        note="baseline: the same at 1,000 crops" if key == "first_load" else "")
-            for key in labels]
+    labels = {
+        "start": "index at start",
+        "first_load": "page load (median of 3)",
+        "action": "one promote (median of 5)",
+        "deep_page": "page at offset 50,000",
+    }
+    return [
+        BenchResult(
+            stage="review",
+            name=f"{labels[key]}, 100,000 crops",
+            ours=1000 * large[key],
+            baseline=1000 * small[key],
+            unit="ms",
+            higher_is_better=False,
+            goal="< 100 ms at 100x the crops" if key != "start" else "once per start",
+            note="baseline: the same at 1,000 crops" if key == "first_load" else "",
+        )
+        for key in labels
+    ]

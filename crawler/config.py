@@ -35,7 +35,9 @@ class CrawlerConfig:
     max_bytes: int = 20_000_000  # per image (and per listing page), enforced while streaming
     max_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
     max_redirects: int = 5
-    max_crawl_delay: float = 60.0  # a robots.txt Crawl-delay above this skips the host (reason crawl_delay_too_long)
+    max_crawl_delay: float = (
+        60.0  # a robots.txt Crawl-delay above this skips the host (reason crawl_delay_too_long)
+    )
     max_stale_pages: int = 5  # a listing ends after this many pages in a row that add no new image
     cdn_hosts: list[str] = dataclasses.field(default_factory=list)  # extra hosts any source may redirect to
     workers: int = 16  # download threads; the per-host rate limit, not this, bounds load on a site
@@ -47,8 +49,16 @@ class CrawlerConfig:
             raise ValueError("user_agent must not be empty: sites need to know who is crawling them")
         if self.rate_per_host < 0:
             raise ValueError("rate_per_host must be >= 0 (0 turns the limit off)")
-        for name in ("rate_per_host", "connect_timeout", "read_timeout", "request_deadline", "backoff",
-                     "max_retry_after", "checkpoint_seconds", "max_crawl_delay"):
+        for name in (
+            "rate_per_host",
+            "connect_timeout",
+            "read_timeout",
+            "request_deadline",
+            "backoff",
+            "max_retry_after",
+            "checkpoint_seconds",
+            "max_crawl_delay",
+        ):
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value}")
@@ -78,7 +88,9 @@ def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
     crawler = build(CrawlerConfig, section(config, "crawler"), "[crawler]")
     tables = config.get("sources", [])
     if not tables:
-        raise ConfigError(f"{config_path}: no [[sources]] configured; add at least one (see README.md, section Crawling)")
+        raise ConfigError(
+            f"{config_path}: no [[sources]] configured; add at least one (see README.md, section Crawling)"
+        )
     sources = []
     for index, table in enumerate(tables, start=1):
         if not isinstance(table, dict):

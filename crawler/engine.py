@@ -64,7 +64,12 @@ def effective_rate(source_rate: float | None, site_rate: float | None, rate_per_
 
 
 def crawl(
-    settings: Settings, data_dir: Path, *, refresh: bool = False, retry_failed: bool = False, progress: bool = True
+    settings: Settings,
+    data_dir: Path,
+    *,
+    refresh: bool = False,
+    retry_failed: bool = False,
+    progress: bool = True,
 ) -> CrawlReport:
     config = settings.crawler
     data_dir = Path(data_dir)
@@ -101,7 +106,9 @@ def crawl(
         checkpoint = _Checkpoint(state, data_dir, order, config.checkpoint_seconds)
         for index, site in sites:
             try:
-                _crawl_source(index, site, state, data_dir, config, report, checkpoint, retry_failed, progress)
+                _crawl_source(
+                    index, site, state, data_dir, config, report, checkpoint, retry_failed, progress
+                )
             except SourceStopped as stop:
                 tqdm.write(f"crawler: source #{index} ({site.kind}) stopped: {stop}", file=sys.stderr)
                 report.stopped.append((index, site.kind, stop.reason, str(stop)))
@@ -147,7 +154,12 @@ def _crawl_source(
     key = source_key(site.source)
     cap = site.source.max_images
     bar = tqdm(
-        total=cap or None, desc=f"#{index} {site.kind}", unit="img", file=sys.stderr, disable=not progress, leave=True
+        total=cap or None,
+        desc=f"#{index} {site.kind}",
+        unit="img",
+        file=sys.stderr,
+        disable=not progress,
+        leave=True,
     )
 
     def collect(done: set[Future]) -> None:
@@ -170,11 +182,17 @@ def _crawl_source(
             if item.url in seen:
                 continue
             seen.add(item.url)
-            status, reason = state.add_item(key, item.url, len(seen), site.kind, item.page_url, item.meta, item.md5)
+            status, reason = state.add_item(
+                key, item.url, len(seen), site.kind, item.page_url, item.meta, item.md5
+            )
             if status == "stored":
                 report.counts["already_stored"] += 1
                 bar.update()
-            elif status == "failed" and reason not in TRANSIENT_REASONS | RECHECKED_REASONS and not retry_failed:
+            elif (
+                status == "failed"
+                and reason not in TRANSIENT_REASONS | RECHECKED_REASONS
+                and not retry_failed
+            ):
                 report.counts[f"failed_earlier:{reason}"] += 1
                 bar.update()
             else:
@@ -211,7 +229,13 @@ def _download(
         return "failed", exc.reason, exc.detail
     sha256 = store.sha256_hex(data)
     path = store.put(data_dir, sha256, info.extension, data)
-    image = {"path": path, "bytes": len(data), "width": info.width, "height": info.height, "format": info.format}
+    image = {
+        "path": path,
+        "bytes": len(data),
+        "width": info.width,
+        "height": info.height,
+        "format": info.format,
+    }
     new = state.record_stored(key, item.url, sha256, utc_now(), image=image)
     return ("stored" if new else "duplicates"), "", ""
 
@@ -224,7 +248,11 @@ def _fetch_checked(site: Site, item: Item, config: CrawlerConfig) -> bytes:
     for _ in range(MD5_TRIES):
         fetched = site.download(item, config.max_bytes)
         if ai_opt_out(fetched.headers.get("X-Robots-Tag"), config.user_agent):
-            raise ImageRejected("opted_out", f"{item.url}: X-Robots-Tag {fetched.headers.get('X-Robots-Tag')!r}")
+            raise ImageRejected(
+                "opted_out", f"{item.url}: X-Robots-Tag {fetched.headers.get('X-Robots-Tag')!r}"
+            )
         if not item.md5 or hashlib.md5(fetched.body).hexdigest() == item.md5.lower():
             return fetched.body
-    raise ImageRejected("md5_mismatch", f"{item.url}: bytes do not match md5 {item.md5} ({MD5_TRIES} downloads)")
+    raise ImageRejected(
+        "md5_mismatch", f"{item.url}: bytes do not match md5 {item.md5} ({MD5_TRIES} downloads)"
+    )

@@ -136,7 +136,9 @@ class Fetcher:
         max_bytes: int | None = None,
         obey_robots: bool = True,
     ) -> Fetched:
-        return self._request("GET", url, allowed, headers=headers, max_bytes=max_bytes, obey_robots=obey_robots)
+        return self._request(
+            "GET", url, allowed, headers=headers, max_bytes=max_bytes, obey_robots=obey_robots
+        )
 
     def post_json(
         self,
@@ -146,7 +148,9 @@ class Fetcher:
         headers: dict[str, str] | None = None,
         obey_robots: bool = True,
     ) -> Fetched:
-        return self._request("POST", url, allowed, headers=headers, json_body=payload, obey_robots=obey_robots)
+        return self._request(
+            "POST", url, allowed, headers=headers, json_body=payload, obey_robots=obey_robots
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -169,7 +173,12 @@ class Fetcher:
 
     def _fetch_robots(self, url: str) -> tuple[int, bytes]:
         fetched = self._request(
-            "GET", url, AllowedOrigins(anywhere=True), max_bytes=ROBOTS_MAX_BYTES, obey_robots=False, accept_4xx=True,
+            "GET",
+            url,
+            AllowedOrigins(anywhere=True),
+            max_bytes=ROBOTS_MAX_BYTES,
+            obey_robots=False,
+            accept_4xx=True,
             cut_at_limit=True,
         )
         return fetched.status, fetched.body
@@ -190,7 +199,9 @@ class Fetcher:
         """One URL to its final answer: each loop is one attempt, a redirect or a retry.
 
         `cut_at_limit` keeps the first `max_bytes` of a longer body instead of failing it (robots.txt)."""
-        call = _Call(method, url, headers, json_body, max_bytes or self.config.max_bytes, accept_4xx, cut_at_limit)
+        call = _Call(
+            method, url, headers, json_body, max_bytes or self.config.max_bytes, accept_4xx, cut_at_limit
+        )
         _check_target(url, allowed)
         redirects = 0
         attempt = 0
@@ -237,8 +248,13 @@ class Fetcher:
                 if clock.expired:
                     raise self._deadline_failure(url) from exc
                 raise
-            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-                    ValueError, UnicodeError) as exc:
+            except (
+                requests.RequestException,
+                urllib3.exceptions.HTTPError,
+                http.client.HTTPException,
+                ValueError,
+                UnicodeError,
+            ) as exc:
                 if clock.expired:
                     raise self._deadline_failure(url) from exc
                 # A malformed answer (two Content-Lengths, a bad header line) or a URL requests refuses.
@@ -246,8 +262,10 @@ class Fetcher:
 
     def _deadline_failure(self, url: str) -> FetchError:
         """Not retried in this run: a host that trickles bytes would cost one deadline per retry."""
-        failure = FetchError("timeout", f"{url}: no complete answer within request_deadline = "
-                             f"{self.config.request_deadline:g} s")
+        failure = FetchError(
+            "timeout",
+            f"{url}: no complete answer within request_deadline = {self.config.request_deadline:g} s",
+        )
         self._note_failure(failure)
         return failure
 
@@ -409,7 +427,11 @@ def _read_limited(response: requests.Response, limit: int, cut: bool = False) ->
                     break
                 raise FetchError("too_large", f"more than {limit} bytes")
             chunks.append(chunk)
-    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+    except (
+        requests.exceptions.ChunkedEncodingError,
+        requests.ConnectionError,
+        urllib3.exceptions.HTTPError,
+    ) as exc:
         raise FetchError("truncated", f"{response.url}: {exc}") from exc
     except requests.Timeout as exc:
         raise FetchError("timeout", str(exc)) from exc

@@ -62,6 +62,8 @@ def check_image(data: bytes, max_pixels: int) -> ImageInfo:
         try:
             image.load()
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-            raise ImageRejected("truncated_image" if "truncated" in str(exc) else "undecodable", str(exc)) from exc
+            raise ImageRejected(
+                "truncated_image" if "truncated" in str(exc) else "undecodable", str(exc)
+            ) from exc
         name, extension = FORMATS[image.format]
         return ImageInfo(name, extension, width, height)

@@ -73,7 +73,9 @@ class AllowedOrigins:
             if upgraded & self.exact:
                 return True
         default = DEFAULT_PORTS[origin.scheme]
-        return (origin.host, origin.port) in self.cdn or (origin.port == default and (origin.host, None) in self.cdn)
+        return (origin.host, origin.port) in self.cdn or (
+            origin.port == default and (origin.host, None) in self.cdn
+        )
 
     def __or__(self, other: AllowedOrigins) -> AllowedOrigins:
         return AllowedOrigins(self.exact | other.exact, self.cdn | other.cdn, self.anywhere or other.anywhere)

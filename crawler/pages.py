@@ -62,7 +62,9 @@ class PageCache:
         self.state = state
         self.obey_robots = obey_robots
         self.source_name = source_name or source_key
-        self.last_failure = ""  # the reason the last get() returned None, for sites that judge a whole listing
+        self.last_failure = (
+            ""  # the reason the last get() returned None, for sites that judge a whole listing
+        )
         self.fetcher = fetcher
         self.source_key = source_key
         self.refresh = refresh
@@ -130,4 +132,6 @@ class PageCache:
             if self.counts["pages_failed_shown"] == MAX_SHOWN + 1:
                 tqdm.write("crawler: more pages failed; the summary counts them by reason", file=sys.stderr)
             return
-        tqdm.write(f"crawler: page {url} failed ({reason}: {detail[:200]}); retried on the next run", file=sys.stderr)
+        tqdm.write(
+            f"crawler: page {url} failed ({reason}: {detail[:200]}); retried on the next run", file=sys.stderr
+        )

@@ -112,7 +112,9 @@ class RobotsCache:
         if delay and delay > self._max_crawl_delay:
             log.warning(
                 "%s asks for Crawl-delay: %g s, more than max_crawl_delay = %g s; the host is skipped this run",
-                robots_url, delay, self._max_crawl_delay,
+                robots_url,
+                delay,
+                self._max_crawl_delay,
             )
             return RobotsVerdict(False, "crawl_delay_too_long", f"Crawl-delay: {delay:g} in {robots_url}")
         if delay and self._on_crawl_delay is not None:

@@ -64,7 +64,9 @@ class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Not a cache (it alone remembers what failed and why): a damaged file stops the run, named.
-        self._conn = statedb.connect(path, cache=False, check_same_thread=False, isolation_level=None, timeout=60)
+        self._conn = statedb.connect(
+            path, cache=False, check_same_thread=False, isolation_level=None, timeout=60
+        )
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
@@ -149,7 +151,9 @@ class State:
             try:
                 for sha in sha256s:
                     self._conn.execute("DELETE FROM images WHERE sha256 = ?", (sha,))
-                    self._conn.execute("UPDATE items SET status = 'pending', sha256 = NULL WHERE sha256 = ?", (sha,))
+                    self._conn.execute(
+                        "UPDATE items SET status = 'pending', sha256 = NULL WHERE sha256 = ?", (sha,)
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -171,7 +175,14 @@ class State:
                 "SELECT sha256, path, bytes, width, height, format FROM images ORDER BY sha256"
             ).fetchall()
         for sha256, path, size, width, height, fmt in rows:
-            yield {"sha256": sha256, "path": path, "bytes": size, "width": width, "height": height, "format": fmt}
+            yield {
+                "sha256": sha256,
+                "path": path,
+                "bytes": size,
+                "width": width,
+                "height": height,
+                "format": fmt,
+            }
 
     def provenance(self, source_order: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Every stored item grouped by sha256: sources in config order (sources no longer
@@ -184,7 +195,13 @@ class State:
         rows.sort(key=lambda r: (r[0], rank.get(r[1], len(rank)), r[1], r[2], r[4]))
         grouped: dict[str, list[dict[str, Any]]] = {}
         for sha256, _source, _seq, site, url, page_url, fetched_at, meta in rows:
-            entry = {"site": site, "url": url, "page_url": page_url, "fetched_at": fetched_at, "meta": json.loads(meta)}
+            entry = {
+                "site": site,
+                "url": url,
+                "page_url": page_url,
+                "fetched_at": fetched_at,
+                "meta": json.loads(meta),
+            }
             grouped.setdefault(sha256, []).append(entry)
         return grouped
 

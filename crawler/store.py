@@ -51,7 +51,10 @@ def check_store(state: State, data_dir: Path, verify: bool = False) -> list[str]
             path.unlink()
             bad.append(image["sha256"])
     if bad:
-        logger.warning("%d stored image(s) missing or damaged, e.g. %s; fetching them again", len(bad),
-                       data_dir / rel_raw(bad[0], "*"))
+        logger.warning(
+            "%d stored image(s) missing or damaged, e.g. %s; fetching them again",
+            len(bad),
+            data_dir / rel_raw(bad[0], "*"),
+        )
         state.unstore(bad)
     return bad

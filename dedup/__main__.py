@@ -29,11 +29,17 @@ from pipeline.summary import print_summary
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dedup",
-        description="Remove exact and near-duplicate faces; write 64x64 PNGs, the training shard and a report.")
+        description="Remove exact and near-duplicate faces; write 64x64 PNGs, the training shard and a report.",
+    )
     add_common_arguments(parser)
-    parser.add_argument("--workers", type=int, default=None, help="hashing processes (overrides [dedup] workers)")
-    parser.add_argument("--verify", action="store_true",
-                        help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="hashing processes (overrides [dedup] workers)"
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)",
+    )
     add_output_arguments(parser)
     add_wait_argument(parser)
     return parser
@@ -51,12 +57,20 @@ def dedup(args: argparse.Namespace, log: logging.Logger) -> int:
     print_summary("dedup", outcome.counts)
     layout = Layout(args.data)
     if not outcome.kept:
-        raise PipelineError(f"none of the accepted crops is usable (see {layout.dropped_log}); the shard is empty")
+        raise PipelineError(
+            f"none of the accepted crops is usable (see {layout.dropped_log}); the shard is empty"
+        )
     from dedup.card import CardInputs, write_card
 
     write_card(layout, CardInputs(Path(args.config), str(args.data)))
-    log.info("%d faces in %s, shard %s, card %s, report %s", len(outcome.kept), layout.faces_dir, layout.shard_npy,
-             layout.shard_card, layout.dedup_report)
+    log.info(
+        "%d faces in %s, shard %s, card %s, report %s",
+        len(outcome.kept),
+        layout.faces_dir,
+        layout.shard_npy,
+        layout.shard_card,
+        layout.dedup_report,
+    )
     return 0
 
 
@@ -65,14 +79,29 @@ def export_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m dedup export",
-        description="Write the shard, its metadata and its dataset card in a format other tools read.")
-    parser.add_argument("--format", required=True, choices=FORMATS,
-                        help="imagefolder (datasets), webdataset (tar shards) or parquet (pyarrow)")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write (new, empty, or an earlier export)")
-    parser.add_argument("--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD,
-                        help=f"webdataset: samples per tar (default {DEFAULT_SAMPLES_PER_SHARD})")
-    parser.add_argument("--row-group-size", type=int, default=DEFAULT_ROW_GROUP,
-                        help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})")
+        description="Write the shard, its metadata and its dataset card in a format other tools read.",
+    )
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="imagefolder (datasets), webdataset (tar shards) or parquet (pyarrow)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder to write (new, empty, or an earlier export)"
+    )
+    parser.add_argument(
+        "--samples-per-shard",
+        type=int,
+        default=DEFAULT_SAMPLES_PER_SHARD,
+        help=f"webdataset: samples per tar (default {DEFAULT_SAMPLES_PER_SHARD})",
+    )
+    parser.add_argument(
+        "--row-group-size",
+        type=int,
+        default=DEFAULT_ROW_GROUP,
+        help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})",
+    )
     add_common_arguments(parser)
     add_output_arguments(parser)
     add_wait_argument(parser)
@@ -90,7 +119,9 @@ def export(args: argparse.Namespace, log: logging.Logger) -> int:
     started = time.perf_counter()
     from pipeline.shard import open_shard
 
-    open_shard(layout.data, verify=False)  # a missing or unfinished shard is exit 4 before anything is written
+    open_shard(
+        layout.data, verify=False
+    )  # a missing or unfinished shard is exit 4 before anything is written
     if not card_matches_shard(layout):  # written by dedup with the shard; only an older DATA lacks it
         write_card(layout, CardInputs(Path(args.config), str(args.data)))
     result = export(layout, options, progress=show_progress(args))
@@ -105,13 +136,22 @@ def main(argv: list[str] | None = None) -> int:
         args = export_parser().parse_args(argv[1:])
         log = configure_logging(args, "dedup")
         # Held like a dedup run: the export may write the card into DATA, and must not read a half-rebuilt shard.
-        return run_stage("dedup", lambda: export(args, log),
-                         interrupted="interrupted; finished export files are kept, run again to finish",
-                         data=args.data, wait=args.wait)
+        return run_stage(
+            "dedup",
+            lambda: export(args, log),
+            interrupted="interrupted; finished export files are kept, run again to finish",
+            data=args.data,
+            wait=args.wait,
+        )
     args = parser().parse_args(argv)
     log = configure_logging(args, "dedup")
-    return run_stage("dedup", lambda: dedup(args, log),
-                     interrupted="interrupted; finished work is saved, run again to continue", data=args.data, wait=args.wait)
+    return run_stage(
+        "dedup",
+        lambda: dedup(args, log),
+        interrupted="interrupted; finished work is saved, run again to continue",
+        data=args.data,
+        wait=args.wait,
+    )
 
 
 if __name__ == "__main__":

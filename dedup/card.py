@@ -30,17 +30,19 @@ from pipeline.layout import Layout
 from pipeline.manifests import CropRow, FaceRow, RawImage, read_rows
 
 # The licence or terms note per source kind, from the README's crawler section and its licensing note.
-THIRD_PARTY = ("The images are third-party artwork owned by their artists and publishers: use this dataset "
-               "for research and do not redistribute the images.")
+THIRD_PARTY = (
+    "The images are third-party artwork owned by their artists and publishers: use this dataset "
+    "for research and do not redistribute the images."
+)
 TERMS = {
     "getchu": "getchu.com product pages: character art of commercial games, owned by their publishers. "
-              + THIRD_PARTY,
+    + THIRD_PARTY,
     "danbooru": "Danbooru's robots.txt disallows the JSON API this source lists (`/*.json`): crawling it "
-                "takes `obey_robots = false`, which is only right once you accept Danbooru's terms of service. "
-                + THIRD_PARTY,
+    "takes `obey_robots = false`, which is only right once you accept Danbooru's terms of service. "
+    + THIRD_PARTY,
     "safebooru": "safebooru.org posts, listed through its dapi. " + THIRD_PARTY,
     "anilist": "AniList's API terms allow non-commercial use only and forbid mass collection of its data: "
-               "keep this dataset small and never use it commercially. " + THIRD_PARTY,
+    "keep this dataset small and never use it commercially. " + THIRD_PARTY,
     "folder": "Local files you supplied: their licence is whatever you hold for them.",
     "urls": "Images from a list of URLs you supplied: each image's own terms apply. " + THIRD_PARTY,
 }
@@ -93,8 +95,10 @@ def effective_config(config_path: Path) -> dict[str, Any]:
     except (ConfigError, ValueError) as exc:
         out["crawler"] = {"as_written": table.get("crawler", {}), "not_valid": why(exc)}
         out["sources"] = table.get("sources", [])
-    for name, load in (("facecrop", lambda: dataclasses.asdict(load_facecrop(config_path))),
-                       ("dedup", lambda: dataclasses.asdict(load_dedup_config(table)))):
+    for name, load in (
+        ("facecrop", lambda: dataclasses.asdict(load_facecrop(config_path))),
+        ("dedup", lambda: dataclasses.asdict(load_dedup_config(table))),
+    ):
         try:
             out[name] = load()
         except (ConfigError, ValueError) as exc:
@@ -117,9 +121,17 @@ def statistics(layout: Layout) -> dict[str, Any]:
 
     site_of_source = {image.sha256: image.source.get("site") or "unknown" for image in raw}
     site_of_crop = {c.id: c.row.get("site") or site_of_source.get(c.source_sha256, "unknown") for c in crops}
-    per_site: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "images": 0, "first_fetched": None, "last_fetched": None, "images_with_a_face": 0,
-        "faces_detected": 0, "accepted": 0, "in_shard": 0})
+    per_site: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "images": 0,
+            "first_fetched": None,
+            "last_fetched": None,
+            "images_with_a_face": 0,
+            "faces_detected": 0,
+            "accepted": 0,
+            "in_shard": 0,
+        }
+    )
     for image in raw:
         entry = per_site[site_of_source[image.sha256]]
         entry["images"] += 1
@@ -138,28 +150,48 @@ def statistics(layout: Layout) -> dict[str, Any]:
     for site, shas in with_face.items():
         per_site[site]["images_with_a_face"] = len(shas)
     for face in faces:
-        per_site[site_of_crop.get(face.id, site_of_source.get(face.source_sha256, "unknown"))]["in_shard"] += 1
+        per_site[site_of_crop.get(face.id, site_of_source.get(face.source_sha256, "unknown"))][
+            "in_shard"
+        ] += 1
 
     overrides = Counter(d.action for d in read_overrides(layout.data).values())
     applied = Counter(c.override for c in crops if c.override)
     dropped_by = Counter(row.get("reason") for row in dropped)
     labels = Counter(v for v in meta.get("labels", {}).get("hair_color", []) if v is not None)
-    kinds = Counter((c.row.get("align") or {}).get("kind", "box") for c in crops if c.accepted and c.is_detection)
+    kinds = Counter(
+        (c.row.get("align") or {}).get("kind", "box") for c in crops if c.accepted and c.is_detection
+    )
     return {
-        "shard": {"count": meta.get("count"), "shape": meta.get("shape"), "sha256": meta.get("sha256"),
-                  "created_at": meta.get("created_at"), "format_version": meta.get("version")},
+        "shard": {
+            "count": meta.get("count"),
+            "shape": meta.get("shape"),
+            "sha256": meta.get("sha256"),
+            "created_at": meta.get("created_at"),
+            "format_version": meta.get("version"),
+        },
         "sources": {site: dict(per_site[site]) for site in sorted(per_site)},
-        "crops": {"detections": sum(c.is_detection for c in crops), "accepted": sum(c.accepted for c in crops),
-                  "rejected": sum(c.decision == "rejected" for c in crops),
-                  "rejected_by_reason": dict(sorted(Counter(c.reason for c in crops
-                                                            if c.decision == "rejected").items())),
-                  "accepted_by_crop_kind": dict(sorted(kinds.items()))},
+        "crops": {
+            "detections": sum(c.is_detection for c in crops),
+            "accepted": sum(c.accepted for c in crops),
+            "rejected": sum(c.decision == "rejected" for c in crops),
+            "rejected_by_reason": dict(
+                sorted(Counter(c.reason for c in crops if c.decision == "rejected").items())
+            ),
+            "accepted_by_crop_kind": dict(sorted(kinds.items())),
+        },
         "duplicates_removed": {kind: dropped_by.get(kind, 0) for kind in DUPLICATE_KINDS},
         "dropped_other": dict(sorted((k, v) for k, v in dropped_by.items() if k not in DUPLICATE_KINDS)),
-        "overrides": {"logged": dict(sorted(overrides.items())), "applied_in_manifest": dict(sorted(applied.items())),
-                      "dedup_decisions": dict(sorted(Counter(d.action for d in
-                                                             read_dedup_decisions(layout.data).values()).items()))},
-        "labels": {"hair_color": dict(sorted(labels.items())), "unlabelled": meta.get("count", 0) - sum(labels.values())},
+        "overrides": {
+            "logged": dict(sorted(overrides.items())),
+            "applied_in_manifest": dict(sorted(applied.items())),
+            "dedup_decisions": dict(
+                sorted(Counter(d.action for d in read_dedup_decisions(layout.data).values()).items())
+            ),
+        },
+        "labels": {
+            "hair_color": dict(sorted(labels.items())),
+            "unlabelled": meta.get("count", 0) - sum(labels.values()),
+        },
     }
 
 
@@ -173,16 +205,34 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
     """The card's Markdown: a Hub-style YAML header, then the sections the README lists."""
     s, count = stats["shard"], stats["shard"]["count"] or 0
     side = (s["shape"] or [0, 64])[1]
-    size_category = "n<1K" if count < 1000 else "1K<n<10K" if count < 10_000 else \
-        "10K<n<100K" if count < 100_000 else "100K<n<1M"
+    size_category = (
+        "n<1K"
+        if count < 1000
+        else "1K<n<10K"
+        if count < 10_000
+        else "10K<n<100K"
+        if count < 100_000
+        else "100K<n<1M"
+    )
     # File names only: the card must not change when DATA is moved or the same run is started from elsewhere.
     config_name, data_name = inputs.config_path.name, Path(inputs.data_arg).name or inputs.data_arg
-    command = (f"make dataset CONFIG={config_name} DATA={data_name}   "
-               f"# = crawl, facecrop, then python -m dedup --config {config_name} --data {data_name}")
+    command = (
+        f"make dataset CONFIG={config_name} DATA={data_name}   "
+        f"# = crawl, facecrop, then python -m dedup --config {config_name} --data {data_name}"
+    )
     parts = [
-        "---", "license: other", "license_name: third-party-artwork-research-only",
-        "task_categories:", "- unconditional-image-generation", "size_categories:", f"- {size_category}",
-        "tags:", "- anime", "- faces", "---", "",
+        "---",
+        "license: other",
+        "license_name: third-party-artwork-research-only",
+        "task_categories:",
+        "- unconditional-image-generation",
+        "size_categories:",
+        f"- {size_category}",
+        "tags:",
+        "- anime",
+        "- faces",
+        "---",
+        "",
         f"# faces{side}: {count} anime faces, {side}×{side} RGB",
         "",
         f"Anime character faces crawled from the sources below, detected with `lbpcascade_animeface`, checked by "
@@ -200,41 +250,97 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
         "",
         "Rebuilt with `make dataset` (crawl → facecrop → dedup); the last step that wrote this shard was:",
         "",
-        "```sh", command, "```",
+        "```sh",
+        command,
+        "```",
         "",
     ]
     if grid_name:
-        parts += [f"![sample faces]({grid_name})", "", f"`{grid_name}`: {GRID_SIDE * GRID_SIDE} faces spread "
-                  "evenly over the shard, in row order.", ""]
-    parts += ["## Sources", "", _table(
-        ("source", "images", "crawled from", "crawled until", "images with a face", "faces detected", "accepted",
-         "in the shard"),
-        [(site, e["images"], e["first_fetched"], e["last_fetched"], e["images_with_a_face"], e["faces_detected"],
-          e["accepted"], e["in_shard"]) for site, e in stats["sources"].items()]), ""]
+        parts += [
+            f"![sample faces]({grid_name})",
+            "",
+            f"`{grid_name}`: {GRID_SIDE * GRID_SIDE} faces spread evenly over the shard, in row order.",
+            "",
+        ]
+    parts += [
+        "## Sources",
+        "",
+        _table(
+            (
+                "source",
+                "images",
+                "crawled from",
+                "crawled until",
+                "images with a face",
+                "faces detected",
+                "accepted",
+                "in the shard",
+            ),
+            [
+                (
+                    site,
+                    e["images"],
+                    e["first_fetched"],
+                    e["last_fetched"],
+                    e["images_with_a_face"],
+                    e["faces_detected"],
+                    e["accepted"],
+                    e["in_shard"],
+                )
+                for site, e in stats["sources"].items()
+            ],
+        ),
+        "",
+    ]
     parts += ["### Licence and terms", ""]
     parts += [f"- **{site}**: {TERMS.get(site, UNKNOWN_TERMS)}" for site in stats["sources"]]
     crops = stats["crops"]
-    parts += ["", "## What was left out, and why", "",
-              f"facecrop: {crops['detections']} faces detected, {crops['accepted']} accepted; rejected: "
-              f"{crops['rejected']} (faces and image-level failures such as unreadable files).", ""]
+    parts += [
+        "",
+        "## What was left out, and why",
+        "",
+        f"facecrop: {crops['detections']} faces detected, {crops['accepted']} accepted; rejected: "
+        f"{crops['rejected']} (faces and image-level failures such as unreadable files).",
+        "",
+    ]
     if crops["rejected_by_reason"]:
         parts += [_table(("reject reason", "count"), list(crops["rejected_by_reason"].items())), ""]
     parts += [_table(("duplicates removed, by kind", "count"), list(stats["duplicates_removed"].items())), ""]
     if stats["dropped_other"]:
         parts += [_table(("other crops not in the shard", "count"), list(stats["dropped_other"].items())), ""]
     o = stats["overrides"]
-    parts += ["## A person's decisions", "",
-              f"- facecrop overrides (latest per crop): {_counts(o['logged'])}; in the crops manifest: "
-              f"{_counts(o['applied_in_manifest'])}",
-              f"- dedup decisions: {_counts(o['dedup_decisions'])}", "",
-              "## Labels", "",
-              f"`hair_color` (animeface's hair colour): {len(stats['labels']['hair_color'])} classes, "
-              f"{stats['labels']['unlabelled']} faces without a label.", "",
-              f"Crop kinds among accepted faces: {_counts(crops['accepted_by_crop_kind'])} "
-              "(`aligned` = rotated and scaled on the eyes, `box` = the detection square).", "",
-              "## Effective config", "", "```json", json.dumps(config, indent=2, sort_keys=True, default=str), "```",
-              "", "## Versions", "", _table(("package", "version"), list(versions().items())), "",
-              "## Counts (machine-readable)", "", "```json", json.dumps(stats, indent=2, sort_keys=True), "```", ""]
+    parts += [
+        "## A person's decisions",
+        "",
+        f"- facecrop overrides (latest per crop): {_counts(o['logged'])}; in the crops manifest: "
+        f"{_counts(o['applied_in_manifest'])}",
+        f"- dedup decisions: {_counts(o['dedup_decisions'])}",
+        "",
+        "## Labels",
+        "",
+        f"`hair_color` (animeface's hair colour): {len(stats['labels']['hair_color'])} classes, "
+        f"{stats['labels']['unlabelled']} faces without a label.",
+        "",
+        f"Crop kinds among accepted faces: {_counts(crops['accepted_by_crop_kind'])} "
+        "(`aligned` = rotated and scaled on the eyes, `box` = the detection square).",
+        "",
+        "## Effective config",
+        "",
+        "```json",
+        json.dumps(config, indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+        "## Versions",
+        "",
+        _table(("package", "version"), list(versions().items())),
+        "",
+        "## Counts (machine-readable)",
+        "",
+        "```json",
+        json.dumps(stats, indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
     return "\n".join(parts)
 
 
@@ -255,7 +361,7 @@ def sample_grid(images: np.ndarray, side: int = GRID_SIDE) -> np.ndarray | None:
     for k, index in enumerate(picks):
         r, c = divmod(k, cols)
         y, x = gap + r * (size + gap), gap + c * (size + gap)
-        grid[y:y + size, x:x + size] = images[index]
+        grid[y : y + size, x : x + size] = images[index]
     return grid
 
 
@@ -290,6 +396,8 @@ def card_matches_shard(layout: Layout) -> bool:
     """True when the card and its grid exist and describe the shard now on disk (by its recorded sha256)."""
     try:
         recorded = card_counts(layout.shard_card)["shard"]["sha256"]
-        return layout.shard_samples.is_file() and recorded == shard.read_sidecar(layout.shard_json).get("sha256")
+        return layout.shard_samples.is_file() and recorded == shard.read_sidecar(layout.shard_json).get(
+            "sha256"
+        )
     except (OSError, ValueError, KeyError, IndexError, shard.ShardError):
         return False

@@ -64,8 +64,10 @@ def explain(first: Member, second: Member, policy: str) -> str:
     """Which criterion separated the kept face from the runner-up."""
     size = f"larger source face ({first.face_area} vs {second.face_area} px²)"
     sharp = f"sharper (Laplacian variance {first.sharpness:.0f} vs {second.sharpness:.0f})"
-    criteria = [("size", first.face_area != second.face_area, size),
-                ("sharp", round(first.sharpness, 6) != round(second.sharpness, 6), sharp)]
+    criteria = [
+        ("size", first.face_area != second.face_area, size),
+        ("sharp", round(first.sharpness, 6) != round(second.sharpness, 6), sharp),
+    ]
     if policy == "sharpest":
         criteria.reverse()
     for _, differs, text in criteria:
@@ -90,7 +92,9 @@ def build_clusters(members: list[Member], pairs: Iterable[tuple[int, int]], poli
     for group in groups.values():
         ranked = sorted(group, key=lambda m: keep_order(m, policy))
         why = explain(ranked[0], ranked[1], policy) if len(ranked) > 1 else "unique"
-        clusters.append(Cluster(cluster_id([m.id for m in ranked]), ranked[0].id, [m.id for m in ranked], why))
+        clusters.append(
+            Cluster(cluster_id([m.id for m in ranked]), ranked[0].id, [m.id for m in ranked], why)
+        )
     clusters.sort(key=lambda c: c.kept)
     return clusters
 

@@ -57,7 +57,9 @@ class DedupConfig:
         if not 4 <= self.hash_size <= 32:
             raise ValueError(f"hash_size must be between 4 and 32, got {self.hash_size}")
         if not 0 <= self.threshold < bits // 2:
-            raise ValueError(f"threshold must be between 0 and {bits // 2 - 1} for a {bits}-bit hash, got {self.threshold}")
+            raise ValueError(
+                f"threshold must be between 0 and {bits // 2 - 1} for a {bits}-bit hash, got {self.threshold}"
+            )
         if not -1 <= self.confirm_dhash < 32:
             raise ValueError(f"confirm_dhash must be -1 (off) or between 0 and 31, got {self.confirm_dhash}")
         if not 0.0 <= self.min_bit_fraction < 0.5:
@@ -80,15 +82,24 @@ class DedupConfig:
 
     def hashing_key(self) -> dict[str, object]:
         """The settings that change a fingerprint; a change means every crop is hashed again."""
-        return {"hash": self.hash, "hash_size": self.hash_size, "output_size": self.output_size,
-                "resize_filter": self.resize_filter, "version": 3}
+        return {
+            "hash": self.hash,
+            "hash_size": self.hash_size,
+            "output_size": self.output_size,
+            "resize_filter": self.resize_filter,
+            "version": 3,
+        }
 
     def matching_key(self) -> dict[str, object]:
         """The settings that change which pairs are near duplicates; a change means a fresh search."""
-        return {"threshold": self.threshold, "confirm_dhash": self.confirm_dhash,
-                "max_colour_distance": self.max_colour_distance,
-                "min_contrast": self.min_contrast, "min_bit_fraction": self.min_bit_fraction,
-                **self.hashing_key()}
+        return {
+            "threshold": self.threshold,
+            "confirm_dhash": self.confirm_dhash,
+            "max_colour_distance": self.max_colour_distance,
+            "min_contrast": self.min_contrast,
+            "min_bit_fraction": self.min_bit_fraction,
+            **self.hashing_key(),
+        }
 
 
 def load_dedup_config(config: dict) -> DedupConfig:

@@ -82,8 +82,12 @@ def _png(pixels: np.ndarray) -> bytes:
 def align_fields(crop: dict[str, Any]) -> dict[str, Any]:
     """The crop's kind and alignment (facecrop's `align` record), the same columns whether alignment ran or not."""
     align = crop.get("align") if isinstance(crop.get("align"), dict) else {}
-    return {"crop_kind": align.get("kind", "box"), "align_fallback": align.get("fallback"),
-            "align_angle": align.get("angle"), "align_scale": align.get("scale")}
+    return {
+        "crop_kind": align.get("kind", "box"),
+        "align_fallback": align.get("fallback"),
+        "align_angle": align.get("angle"),
+        "align_scale": align.get("scale"),
+    }
 
 
 def load_corpus(layout: Layout) -> Corpus:
@@ -93,11 +97,16 @@ def load_corpus(layout: Layout) -> Corpus:
     faces = {row["id"]: row for row in atomic.read_jsonl(layout.faces_manifest) if isinstance(row, dict)}
     missing = [i for i in ids if i not in faces]
     if missing:
-        raise shard.ShardError(f"{layout.faces_manifest} has no row for {len(missing)} shard ids "
-                               f"(first {missing[0]}); run `make dedup` again")
+        raise shard.ShardError(
+            f"{layout.faces_manifest} has no row for {len(missing)} shard ids "
+            f"(first {missing[0]}); run `make dedup` again"
+        )
     crops = {c.id: c.row for c in read_rows(layout.crops_manifest, CropRow.parse)[0]}
-    label_index, vocab = opened.labels(LABEL) if opened.meta.get("label_vocab", {}).get(LABEL) else (
-        np.full(len(ids), -1, np.int64), [])
+    label_index, vocab = (
+        opened.labels(LABEL)
+        if opened.meta.get("label_vocab", {}).get(LABEL)
+        else (np.full(len(ids), -1, np.int64), [])
+    )
     label_values = opened.meta.get("labels", {}).get(LABEL) or [None] * len(ids)
     rows = []
     for index, crop_id in enumerate(ids):
@@ -107,8 +116,14 @@ def load_corpus(layout: Layout) -> Corpus:
         row["crop_path"] = crop.get("path")
         row["source_meta"] = json.dumps(crop.get("meta") or {}, ensure_ascii=False, sort_keys=True)
         row.update(align_fields(crop))
-        row.update({"shard_index": index, "label": int(label_index[index]), "label_name": label_values[index],
-                    "label_kind": LABEL})
+        row.update(
+            {
+                "shard_index": index,
+                "label": int(label_index[index]),
+                "label_name": label_values[index],
+                "label_kind": LABEL,
+            }
+        )
         rows.append(row)
     keys = [str(faces[i].get("hashes", {}).get("thumb_sha256") or "") for i in ids]
     return Corpus(opened.images, ids, rows, keys, opened.sha256, {LABEL: vocab})
@@ -138,9 +153,17 @@ def plan_imagefolder(corpus: Corpus) -> list[Planned]:
     planned = []
     for index, crop_id in enumerate(corpus.ids):
         name = f"images/{crop_id}.png"
-        planned.append(Planned(name, _key("png", corpus.pixel_keys[index]),
-                               lambda p, i=index: _write_with(p, lambda fh: fh.write(_png(corpus.images[i])))))
-    meta = [{"file_name": f"images/{crop_id}.png", **row} for crop_id, row in zip(corpus.ids, corpus.rows, strict=True)]
+        planned.append(
+            Planned(
+                name,
+                _key("png", corpus.pixel_keys[index]),
+                lambda p, i=index: _write_with(p, lambda fh: fh.write(_png(corpus.images[i]))),
+            )
+        )
+    meta = [
+        {"file_name": f"images/{crop_id}.png", **row}
+        for crop_id, row in zip(corpus.ids, corpus.rows, strict=True)
+    ]
     planned.append(Planned("metadata.jsonl", _key("metadata", meta), lambda p: atomic.write_jsonl(p, meta)))
     return planned
 
@@ -154,9 +177,11 @@ def _tar(corpus: Corpus, indices: range, fh: IO[bytes]) -> None:
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for index in indices:
             crop_id, row = corpus.ids[index], corpus.rows[index]
-            members = (("png", _png(corpus.images[index])),
-                       ("json", json.dumps(row, ensure_ascii=False, sort_keys=True).encode()),
-                       ("cls", str(row["label"]).encode()))
+            members = (
+                ("png", _png(corpus.images[index])),
+                ("json", json.dumps(row, ensure_ascii=False, sort_keys=True).encode()),
+                ("cls", str(row["label"]).encode()),
+            )
             for ext, payload in members:
                 info = tarfile.TarInfo(f"{crop_id}.{ext}")
                 info.size, info.mtime, info.mode, info.uname, info.gname = len(payload), 0, 0o644, "", ""
@@ -168,7 +193,11 @@ def plan_webdataset(corpus: Corpus, per_shard: int) -> list[Planned]:
     for number, start in enumerate(range(0, len(corpus.ids), per_shard)):
         indices = range(start, min(start + per_shard, len(corpus.ids)))
         key = _key("tar", [corpus.pixel_keys[i] for i in indices], [corpus.rows[i] for i in indices])
-        planned.append(Planned(f"{number:06d}.tar", key, lambda p, r=indices: _write_with(p, lambda fh: _tar(corpus, r, fh))))
+        planned.append(
+            Planned(
+                f"{number:06d}.tar", key, lambda p, r=indices: _write_with(p, lambda fh: _tar(corpus, r, fh))
+            )
+        )
     return planned
 
 
@@ -178,8 +207,10 @@ def _parquet(corpus: Corpus, group: int, fh: IO[bytes]) -> None:
     import pyarrow.parquet as pq
 
     def batch(indices: range) -> pa.Table:
-        rows = [{"image": {"bytes": _png(corpus.images[i]), "path": f"{corpus.ids[i]}.png"}, **corpus.rows[i]}
-                for i in indices]
+        rows = [
+            {"image": {"bytes": _png(corpus.images[i]), "path": f"{corpus.ids[i]}.png"}, **corpus.rows[i]}
+            for i in indices
+        ]
         return pa.Table.from_pylist(rows, schema=schema)
 
     probe = [{"image": {"bytes": b"", "path": ""}, **row} for row in corpus.rows]
@@ -187,7 +218,9 @@ def _parquet(corpus: Corpus, group: int, fh: IO[bytes]) -> None:
     features = {field.name: _hf_feature(field.type) for field in schema}
     features["image"] = {"_type": "Image"}
     # The Hub's schema note: `datasets.load_dataset("parquet", ...)` then decodes `image` as a picture.
-    schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}}, sort_keys=True)})
+    schema = schema.with_metadata(
+        {"huggingface": json.dumps({"info": {"features": features}}, sort_keys=True)}
+    )
     with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
         for start in range(0, len(corpus.ids), group):
             writer.write_table(batch(range(start, min(start + group, len(corpus.ids)))), row_group_size=group)
@@ -201,8 +234,15 @@ def _hf_feature(kind: Any) -> Any:
         return {kind.field(i).name: _hf_feature(kind.field(i).type) for i in range(kind.num_fields)}
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return {"feature": _hf_feature(kind.value_type), "_type": "List"}
-    names = {pa.string(): "string", pa.large_string(): "large_string", pa.int64(): "int64", pa.float64(): "float64",
-             pa.bool_(): "bool", pa.null(): "null", pa.binary(): "binary"}
+    names = {
+        pa.string(): "string",
+        pa.large_string(): "large_string",
+        pa.int64(): "int64",
+        pa.float64(): "float64",
+        pa.bool_(): "bool",
+        pa.null(): "null",
+        pa.binary(): "binary",
+    }
     return {"dtype": names.get(kind, str(kind)), "_type": "Value"}
 
 
@@ -214,12 +254,20 @@ def plan_parquet(corpus: Corpus, group: int) -> list[Planned]:
 def plan_card(layout: Layout) -> list[Planned]:
     """The dataset card (also as README.md) and its grid, copied byte for byte."""
     planned = []
-    copies = ((layout.shard_card, layout.shard_card.name), (layout.shard_samples, layout.shard_samples.name),
-              (layout.shard_card, "README.md"))  # README.md: where a dataset hub looks for the card
+    copies = (
+        (layout.shard_card, layout.shard_card.name),
+        (layout.shard_samples, layout.shard_samples.name),
+        (layout.shard_card, "README.md"),
+    )  # README.md: where a dataset hub looks for the card
     for source, name in copies:
         if source.is_file():
-            planned.append(Planned(name, _key("card", hashlib.sha256(source.read_bytes()).hexdigest()),
-                                   lambda p, s=source: _write_with(p, lambda fh: shutil.copyfileobj(s.open("rb"), fh))))
+            planned.append(
+                Planned(
+                    name,
+                    _key("card", hashlib.sha256(source.read_bytes()).hexdigest()),
+                    lambda p, s=source: _write_with(p, lambda fh: shutil.copyfileobj(s.open("rb"), fh)),
+                )
+            )
     return planned
 
 
@@ -239,7 +287,11 @@ def _read_state(out: Path, fmt: str) -> dict[str, str]:
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION or state.get("format") != fmt:
         return {}
     files = state.get("files")
-    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(files, dict) else {}
+    return (
+        {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(files, dict)
+        else {}
+    )
 
 
 def _check_out(out: Path, fmt: str) -> None:
@@ -248,7 +300,9 @@ def _check_out(out: Path, fmt: str) -> None:
         raise ConfigError(f"--out {out} exists and is not a folder")
     state = out / STATE_NAME
     if out.is_dir() and any(out.iterdir()) and not state.is_file():
-        raise ConfigError(f"--out {out} is not empty and holds no {STATE_NAME}: choose an empty or new folder")
+        raise ConfigError(
+            f"--out {out} is not empty and holds no {STATE_NAME}: choose an empty or new folder"
+        )
     if state.is_file():
         try:
             found = json.loads(state.read_text(encoding="utf-8")).get("format")
@@ -275,8 +329,10 @@ def export(layout: Layout, options: Options, progress: bool = True) -> ExportRes
     old = _read_state(out, options.fmt)
     if not (out / STATE_NAME).is_file():
         # Claim the folder before the first file, so an export killed half-way is resumed, not refused.
-        atomic.write_json(out / STATE_NAME, {"version": STATE_VERSION, "format": options.fmt, "complete": False,
-                                             "files": {}})
+        atomic.write_json(
+            out / STATE_NAME,
+            {"version": STATE_VERSION, "format": options.fmt, "complete": False, "files": {}},
+        )
     written = unchanged = 0
     for item in _bar(planned, options.fmt, progress):
         path = out / item.name
@@ -299,22 +355,43 @@ def export(layout: Layout, options: Options, progress: bool = True) -> ExportRes
         if target.is_file():
             target.unlink()
             removed += 1
-    atomic.write_json(out / STATE_NAME, {"version": STATE_VERSION, "format": options.fmt, "complete": True,
-                                         "shard_sha256": corpus.sha256, "count": len(corpus.ids),
-                                         "label_vocab": corpus.label_vocab,
-                                         "files": {item.name: item.key for item in planned}})
+    atomic.write_json(
+        out / STATE_NAME,
+        {
+            "version": STATE_VERSION,
+            "format": options.fmt,
+            "complete": True,
+            "shard_sha256": corpus.sha256,
+            "count": len(corpus.ids),
+            "label_vocab": corpus.label_vocab,
+            "files": {item.name: item.key for item in planned},
+        },
+    )
     return ExportResult(written, unchanged, removed, sorted(names))
 
 
 def _bar(items: list[Planned], fmt: str, progress: bool) -> Iterator[Planned]:
-    yield from tqdm(items, desc=f"dedup export: {fmt}", unit="file", file=sys.stderr, dynamic_ncols=True,
-                    disable=not progress)
+    yield from tqdm(
+        items,
+        desc=f"dedup export: {fmt}",
+        unit="file",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not progress,
+    )
 
 
 def summary(result: ExportResult, options: Options, seconds: float) -> dict[str, Any]:
     size = sum((options.out / name).stat().st_size for name in result.files if (options.out / name).is_file())
     if not result.files:
         raise PipelineError(f"nothing was exported to {options.out}")
-    return {"format": options.fmt, "folder": str(options.out), "files": len(result.files),
-            "written": result.written, "unchanged": result.unchanged, "removed": result.removed,
-            "MiB": round(size / 2**20, 2), "seconds": round(seconds, 2)}
+    return {
+        "format": options.fmt,
+        "folder": str(options.out),
+        "files": len(result.files),
+        "written": result.written,
+        "unchanged": result.unchanged,
+        "removed": result.removed,
+        "MiB": round(size / 2**20, 2),
+        "seconds": round(seconds, 2),
+    }

@@ -46,17 +46,32 @@ def previously_published(layout: Layout) -> dict[str, str]:
     return published
 
 
-def publish(layout: Layout, kept: list[tuple[str, int, str]], cache: Path, side: int, workers: int,
-            progress: bool = True) -> tuple[int, int]:
+def publish(
+    layout: Layout,
+    kept: list[tuple[str, int, str]],
+    cache: Path,
+    side: int,
+    workers: int,
+    progress: bool = True,
+) -> tuple[int, int]:
     """Make faces64/ hold exactly the kept faces, given (id, cache row, thumb digest); returns (written, removed)."""
     out = layout.faces_dir
     out.mkdir(parents=True, exist_ok=True)
     before = previously_published(layout)
-    tasks = [(str(cache), side, row, str(layout.face(crop_id))) for crop_id, row, digest in kept
-             if before.get(crop_id) != digest or not layout.face(crop_id).exists()]
+    tasks = [
+        (str(cache), side, row, str(layout.face(crop_id)))
+        for crop_id, row, digest in kept
+        if before.get(crop_id) != digest or not layout.face(crop_id).exists()
+    ]
     if tasks:
-        bar = tqdm(total=len(tasks), desc="dedup: faces64", unit="face", file=sys.stderr, dynamic_ncols=True,
-                   disable=not progress)
+        bar = tqdm(
+            total=len(tasks),
+            desc="dedup: faces64",
+            unit="face",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not progress,
+        )
         workers = min(workers, max(1, len(tasks) // 64))
         with pool(workers) as executor:
             for _ in executor.map(_write_face, tasks, chunksize=64):

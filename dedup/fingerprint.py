@@ -87,7 +87,11 @@ def square(image: Image.Image) -> Image.Image:
 
 
 def thumbnail(image: Image.Image, size: int, resize_filter: str) -> Image.Image:
-    return ImageOps.fit(image, (size, size), method=FILTERS[resize_filter]) if image.size != (size, size) else image
+    return (
+        ImageOps.fit(image, (size, size), method=FILTERS[resize_filter])
+        if image.size != (size, size)
+        else image
+    )
 
 
 def colour_signature(rgb: np.ndarray) -> np.ndarray:
@@ -115,14 +119,25 @@ def compute(job: Job) -> Fingerprint:
         image = square(load_rgb(job.crop_path))
     except FileNotFoundError:
         return Fingerprint(job.crop_id, error=f"missing: {job.crop_path} does not exist")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
         return Fingerprint(job.crop_id, error=f"unreadable: {exc.__class__.__name__}: {exc}"[:300])
     pixels = np.asarray(image)
     side = image.size[0]
     if side < job.min_side:
-        return Fingerprint(job.crop_id, error=f"too_small: {side}px crop would be upscaled more than 2x to {job.output_size}px",
-                           pixel_sha256=pixel_digest(pixels), width=side, height=side)
+        return Fingerprint(
+            job.crop_id,
+            error=f"too_small: {side}px crop would be upscaled more than 2x to {job.output_size}px",
+            pixel_sha256=pixel_digest(pixels),
+            width=side,
+            height=side,
+        )
     thumb = thumbnail(image, job.output_size, job.resize_filter)
     thumb_pixels = np.asarray(thumb)
     gray = cv2.cvtColor(thumb_pixels, cv2.COLOR_RGB2GRAY)

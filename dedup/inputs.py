@@ -55,8 +55,12 @@ def read_inputs(data_dir: Path) -> Inputs:
         chosen[crop.id] = crop
     if not chosen:
         raise InputError(NO_CROPS.format(manifest=manifest))
-    return Inputs(crops=sorted(chosen.values(), key=lambda c: c.id), demoted=demoted,
-                  malformed=malformed, sources=raw_sources(layout))
+    return Inputs(
+        crops=sorted(chosen.values(), key=lambda c: c.id),
+        demoted=demoted,
+        malformed=malformed,
+        sources=raw_sources(layout),
+    )
 
 
 def raw_sources(layout: Layout) -> dict[str, dict[str, Any]]:

@@ -87,15 +87,22 @@ def _member(m: MemberView, crop_link: Callable[[str], str]) -> str:
             lines.append(f'<a href="{e(link)}" rel="noreferrer">{text}</a>' if link else text)
     cls = "kept" if m.kept else "dup"
     src = e(quote(crop_link(m.path)))
-    return (f'<figure class="{cls}"><img loading="lazy" src="{src}" alt="{e(m.id)}">'
-            f"<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
+    return (
+        f'<figure class="{cls}"><img loading="lazy" src="{src}" alt="{e(m.id)}">'
+        f"<figcaption>{'<br>'.join(lines)}</figcaption></figure>"
+    )
 
 
 def _searchable(c: ClusterView) -> str:
     parts = []
     for m in c.members:
         meta = m.source.get("meta") if isinstance(m.source.get("meta"), dict) else {}
-        parts += [m.id, str(meta.get("title", "")), str(meta.get("character", "")), str(m.source.get("url", ""))]
+        parts += [
+            m.id,
+            str(meta.get("title", "")),
+            str(meta.get("character", "")),
+            str(m.source.get("url", "")),
+        ]
     return " ".join(parts).lower()
 
 
@@ -105,12 +112,16 @@ def render(clusters: list[ClusterView], counts: dict[str, Any], crop_link: Calla
     rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in counts.items())
     body = []
     for c in clusters:
-        kinds = sorted({"exact" if m.relation.startswith("exact") else "near" for m in c.members if not m.kept})
+        kinds = sorted(
+            {"exact" if m.relation.startswith("exact") else "near" for m in c.members if not m.kept}
+        )
         body.append(
             f'<section class="cluster" id="c{e(c.cluster_id)}" data-kinds="{e(" ".join(kinds))}" '
             f'data-text="{e(_searchable(c))}"><div>cluster {e(c.cluster_id)} · {len(c.members)} faces · '
             f'<span class="why">kept: {e(c.why)}</span></div><div class="members">'
-            + "".join(_member(m, crop_link) for m in c.members) + "</div></section>")
+            + "".join(_member(m, crop_link) for m in c.members)
+            + "</div></section>"
+        )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width'><title>dedup report</title>"
@@ -121,7 +132,9 @@ def render(clusters: list[ClusterView], counts: dict[str, Any], crop_link: Calla
         '<option value="near">with near duplicates</option></select> '
         f'showing <span id="shown">{len(clusters)}</span> of {len(clusters)} clusters. '
         "The kept face has a green frame. Images are the source-resolution crops.</p>"
-        + "".join(body) + f"<script>{SCRIPT}</script></body></html>\n")
+        + "".join(body)
+        + f"<script>{SCRIPT}</script></body></html>\n"
+    )
 
 
 def write_report(layout: Layout, clusters: list[ClusterView], counts: dict[str, Any]) -> None:

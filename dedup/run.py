@@ -55,23 +55,45 @@ def low_information(record: dict, cfg: DedupConfig) -> bool:
     return record["gray_std"] < cfg.min_contrast or ones < floor or bits - ones < floor
 
 
-def fingerprint_all(data_dir: Path, crops: list[CropRow], cfg: DedupConfig, state: State, cache: ThumbCache,
-                    progress: bool = True) -> int:
+def fingerprint_all(
+    data_dir: Path,
+    crops: list[CropRow],
+    cfg: DedupConfig,
+    state: State,
+    cache: ThumbCache,
+    progress: bool = True,
+) -> int:
     """Hash the crops that have no fingerprint yet, committing as results arrive.
 
     Thumbnail rows are flushed to the cache before the batch that points at them is
     committed, so a kill at any instant loses at most the uncommitted batch.
     """
-    jobs = [Job(c.id, str(data_dir / c.path), cfg.hash, cfg.hash_size, cfg.output_size, cfg.resize_filter,
-                cfg.min_crop_side) for c in crops]
+    jobs = [
+        Job(
+            c.id,
+            str(data_dir / c.path),
+            cfg.hash,
+            cfg.hash_size,
+            cfg.output_size,
+            cfg.resize_filter,
+            cfg.min_crop_side,
+        )
+        for c in crops
+    ]
     if not jobs:
         return 0
     workers = min(worker_count(cfg), max(1, len(jobs) // 32))
     pending: list[tuple[str, Fingerprint, int | None]] = []
     paths = {c.id: c.path for c in crops}
     next_row = state.next_thumb_row()
-    bar = tqdm(total=len(jobs), desc="dedup: hashing", unit="crop", file=sys.stderr, dynamic_ncols=True,
-               disable=not progress)
+    bar = tqdm(
+        total=len(jobs),
+        desc="dedup: hashing",
+        unit="crop",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not progress,
+    )
     executor = pool(workers)
 
     last_save = time.monotonic()
@@ -126,29 +148,43 @@ def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple
     ddist = np.bitwise_count(dhashes[i] ^ dhashes[j]).astype(np.int64)
     keep = ddist <= cfg.confirm_dhash if cfg.confirm_dhash >= 0 else np.ones(i.size, dtype=bool)
     if cfg.max_colour_distance >= 0 and i.size:
-        colours = np.frombuffer(bytes.fromhex("".join(contents[sha]["colour_hex"] for sha in eligible)),
-                                np.uint8).reshape(len(eligible), -1).astype(np.int16)
+        colours = (
+            np.frombuffer(bytes.fromhex("".join(contents[sha]["colour_hex"] for sha in eligible)), np.uint8)
+            .reshape(len(eligible), -1)
+            .astype(np.int16)
+        )
         keep &= np.abs(colours[i] - colours[j]).mean(axis=1) <= cfg.max_colour_distance
-    pairs = [(eligible[a], eligible[b], int(d), int(d2))
-             for a, b, d, d2 in zip(i[keep], j[keep], dist[keep], ddist[keep], strict=True)]
+    pairs = [
+        (eligible[a], eligible[b], int(d), int(d2))
+        for a, b, d, d2 in zip(i[keep], j[keep], dist[keep], ddist[keep], strict=True)
+    ]
     state.save_search((eligible[k] for k in query), pairs)
     return int(query.size), len(pairs), low_info
 
 
-def cluster_active(crops: list[CropRow], prints: dict[str, dict], pairs: list[tuple], cfg: DedupConfig,
-                   artwork: list[tuple[int, int]] = ()) -> list[Cluster]:
+def cluster_active(
+    crops: list[CropRow],
+    prints: dict[str, dict],
+    pairs: list[tuple],
+    cfg: DedupConfig,
+    artwork: list[tuple[int, int]] = (),
+) -> list[Cluster]:
     """`artwork` are extra (index, index) links into `crops`: the same face in two copies of one picture."""
     members = [Member(c.id, c.face_area, prints[c.id]["sharpness"]) for c in crops]
     by_content: dict[str, list[int]] = {}
     for index, c in enumerate(crops):
         by_content.setdefault(prints[c.id]["pixel_sha256"], []).append(index)
     links = [(group[0], other) for group in by_content.values() for other in group[1:]]
-    links += [(by_content[a][0], by_content[b][0]) for a, b, _, _ in pairs if a in by_content and b in by_content]
+    links += [
+        (by_content[a][0], by_content[b][0]) for a, b, _, _ in pairs if a in by_content and b in by_content
+    ]
     links += list(artwork)
     return build_clusters(members, links, cfg.keep)
 
 
-def same_artwork(crops: list[CropRow], prints: dict[str, dict], cfg: DedupConfig) -> dict[tuple[str, str], tuple[int, float]]:
+def same_artwork(
+    crops: list[CropRow], prints: dict[str, dict], cfg: DedupConfig
+) -> dict[tuple[str, str], tuple[int, float]]:
     """(id, id) -> (source dHash distance, box IoU) for crops of one artwork stored twice.
 
     The colour guard applies here too: a recoloured edition of a picture is kept as its own face.
@@ -156,8 +192,10 @@ def same_artwork(crops: list[CropRow], prints: dict[str, dict], cfg: DedupConfig
     found = {}
     for link in artwork_links(crops, cfg.same_artwork, cfg.same_artwork_min_iou):
         a, b = crops[link.a].id, crops[link.b].id
-        if cfg.max_colour_distance >= 0 and colour_distance(
-                prints[a]["colour_hex"], prints[b]["colour_hex"]) > cfg.max_colour_distance:
+        if (
+            cfg.max_colour_distance >= 0
+            and colour_distance(prints[a]["colour_hex"], prints[b]["colour_hex"]) > cfg.max_colour_distance
+        ):
             continue
         found[(a, b)] = found[(b, a)] = (link.source_distance, link.iou)
     return found
@@ -200,12 +238,21 @@ def check_cache(state: State, cache: ThumbCache, verify: bool) -> None:
         verify = True
     if verify:
         rows = cache.rows()
-        damaged = [rec["thumb_row"] for rec in state.prints().values() if rec["thumb_row"] is not None
-                   and rec["thumb_row"] < len(rows) and pixel_digest(np.asarray(rows[rec["thumb_row"]])) != rec["thumb_sha256"]]
+        damaged = [
+            rec["thumb_row"]
+            for rec in state.prints().values()
+            if rec["thumb_row"] is not None
+            and rec["thumb_row"] < len(rows)
+            and pixel_digest(np.asarray(rows[rec["thumb_row"]])) != rec["thumb_sha256"]
+        ]
     lost = state.forget_thumbs(cache.row_count(), damaged)
     if lost:
-        logger.warning("%s was damaged (%d thumbnail row(s) lost or changed); it is only a cache, so those crops "
-                       "are hashed again", cache.path, lost)
+        logger.warning(
+            "%s was damaged (%d thumbnail row(s) lost or changed); it is only a cache, so those crops "
+            "are hashed again",
+            cache.path,
+            lost,
+        )
 
 
 def check_faces(layout: Layout, verify: bool) -> None:
@@ -221,8 +268,11 @@ def check_faces(layout: Layout, verify: bool) -> None:
     finally:
         state.close()
     if checked.damaged:
-        logger.warning("%d faces64 PNG(s) changed since they were written, e.g. %s; writing them again",
-                       len(checked.damaged), found[checked.damaged[0]])
+        logger.warning(
+            "%d faces64 PNG(s) changed since they were written, e.g. %s; writing them again",
+            len(checked.damaged),
+            found[checked.damaged[0]],
+        )
 
 
 def record_faces(layout: Layout, kept: list[str]) -> None:
@@ -234,8 +284,15 @@ def record_faces(layout: Layout, kept: list[str]) -> None:
         state.close()
 
 
-def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCache, laps: Laps,
-               progress: bool, verify: bool = False) -> Found:
+def find_pairs(
+    layout: Layout,
+    inputs: Inputs,
+    cfg: DedupConfig,
+    cache: ThumbCache,
+    laps: Laps,
+    progress: bool,
+    verify: bool = False,
+) -> Found:
     """Fingerprint the crops not hashed yet (or moved, or missing last time), then search what is new."""
     state = State(layout.dedup_state)
     try:
@@ -244,8 +301,12 @@ def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCac
             cache.reset()
         check_cache(state, cache, verify)
         prints = state.prints()
-        retry = [c.id for c in inputs.crops if c.id in prints and (
-            prints[c.id]["path"] != c.path or (prints[c.id]["error"] or "").startswith("missing"))]
+        retry = [
+            c.id
+            for c in inputs.crops
+            if c.id in prints
+            and (prints[c.id]["path"] != c.path or (prints[c.id]["error"] or "").startswith("missing"))
+        ]
         state.forget(retry)
         for crop_id in retry:
             prints.pop(crop_id)
@@ -262,8 +323,9 @@ def find_pairs(layout: Layout, inputs: Inputs, cfg: DedupConfig, cache: ThumbCac
     return Found(prints, pairs, rehash, research, hashed, searched, new_pairs, low_info)
 
 
-def group(inputs: Inputs, found: Found, cfg: DedupConfig, decided: dict[str, str] | None = None
-          ) -> tuple[list[Cluster], dict]:
+def group(
+    inputs: Inputs, found: Found, cfg: DedupConfig, decided: dict[str, str] | None = None
+) -> tuple[list[Cluster], dict]:
     """Duplicate clusters of the usable crops, and the same-artwork links that joined some of them.
 
     `decided` (crop id -> split | keep, from dedup/decisions.jsonl) is a person's word and wins over the hashes.
@@ -272,21 +334,33 @@ def group(inputs: Inputs, found: Found, cfg: DedupConfig, decided: dict[str, str
     artwork = same_artwork(usable, found.prints, cfg)
     index_of = {c.id: k for k, c in enumerate(usable)}
     links = [(index_of[a], index_of[b]) for a, b in artwork if a < b]
-    return apply_decisions(cluster_active(usable, found.prints, found.pairs, cfg, links), decided or {}), artwork
+    return apply_decisions(
+        cluster_active(usable, found.prints, found.pairs, cfg, links), decided or {}
+    ), artwork
 
 
-def summary_counts(inputs: Inputs, found: Found, described: outputs.Described, artwork: dict,
-                   faces_changed: tuple[int, int], rebuilt: bool) -> dict[str, Any]:
+def summary_counts(
+    inputs: Inputs,
+    found: Found,
+    described: outputs.Described,
+    artwork: dict,
+    faces_changed: tuple[int, int],
+    rebuilt: bool,
+) -> dict[str, Any]:
     added, removed = faces_changed
     return {
-        "accepted crops": len(inputs.crops), "hashed this run": found.hashed,
+        "accepted crops": len(inputs.crops),
+        "hashed this run": found.hashed,
         "re-hashed (settings changed)": "yes" if found.rehashed else "no",
         "re-searched (settings changed)": "yes" if found.researched else "no",
-        "contents searched this run": found.searched, "new near pairs": found.new_pairs,
+        "contents searched this run": found.searched,
+        "new near pairs": found.new_pairs,
         "low-information contents": found.low_info,
         "same-artwork links": len(artwork) // 2,
-        "duplicate clusters": len(described.views), "kept faces": len(described.faces),
-        "faces64 added/removed": f"{added}/{removed}", "shard": "rebuilt" if rebuilt else "unchanged",
+        "duplicate clusters": len(described.views),
+        "kept faces": len(described.faces),
+        "faces64 added/removed": f"{added}/{removed}",
+        "shard": "rebuilt" if rebuilt else "unchanged",
         "dropped": described.dropped_by_reason() or {"none": 0},
     }
 
@@ -309,8 +383,16 @@ def run(data_dir: Path, cfg: DedupConfig, progress: bool = True, verify: bool = 
     laps.lap("cluster")
     described = outputs.describe(clusters, inputs, found.prints, artwork, cfg)
     check_faces(layout, verify)
-    faces_changed = outputs.publish_faces(layout, described, found.prints, cache, cfg, worker_count(cfg),
-                                          republish=found.rehashed, progress=progress)
+    faces_changed = outputs.publish_faces(
+        layout,
+        described,
+        found.prints,
+        cache,
+        cfg,
+        worker_count(cfg),
+        republish=found.rehashed,
+        progress=progress,
+    )
     record_faces(layout, kept)
     laps.lap("faces64")
     rebuilt = outputs.publish_shard(layout, kept, inputs, found.prints, cache, cfg, progress)

@@ -54,8 +54,9 @@ def _distance(hashes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return np.bitwise_count(hashes[i] ^ hashes[j]).sum(axis=1, dtype=np.int64)
 
 
-def near_pairs(hashes: np.ndarray, threshold: int, bits: int = 64, query: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def near_pairs(
+    hashes: np.ndarray, threshold: int, bits: int = 64, query: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every unordered pair (i, j), i < j, at Hamming distance <= threshold, with at least one
     of i, j in `query` (all indices when None). Returns (i, j, distance) sorted by (i, j).
 
@@ -83,15 +84,22 @@ def near_pairs(hashes: np.ndarray, threshold: int, bits: int = 64, query: np.nda
     return i, j, _distance(hashes, i, j)
 
 
-def _keep(i: np.ndarray, j: np.ndarray, is_query: np.ndarray, n: int, dist: np.ndarray, threshold: int) -> np.ndarray:
+def _keep(
+    i: np.ndarray, j: np.ndarray, is_query: np.ndarray, n: int, dist: np.ndarray, threshold: int
+) -> np.ndarray:
     """Pair codes min*n+max of verified pairs, each unordered pair once (i is always a query)."""
     ok = (dist <= threshold) & (i != j) & ((i < j) | ~is_query[j])
     lo, hi = np.minimum(i[ok], j[ok]), np.maximum(i[ok], j[ok])
     return lo * n + hi
 
 
-def _multi_index(hashes: np.ndarray, threshold: int, query: np.ndarray, is_query: np.ndarray,
-                 layout: list[tuple[int, int, int]]) -> list[np.ndarray]:
+def _multi_index(
+    hashes: np.ndarray,
+    threshold: int,
+    query: np.ndarray,
+    is_query: np.ndarray,
+    layout: list[tuple[int, int, int]],
+) -> list[np.ndarray]:
     n = hashes.shape[0]
     found = []
     for word, shift, width in layout:
@@ -120,12 +128,14 @@ def _multi_index(hashes: np.ndarray, threshold: int, query: np.ndarray, is_query
     return found
 
 
-def _brute_force(hashes: np.ndarray, threshold: int, query: np.ndarray, is_query: np.ndarray) -> list[np.ndarray]:
+def _brute_force(
+    hashes: np.ndarray, threshold: int, query: np.ndarray, is_query: np.ndarray
+) -> list[np.ndarray]:
     n = hashes.shape[0]
     block = max(1, BRUTE_BLOCK_CELLS // (n * hashes.shape[1]))
     found = []
     for start in range(0, query.size, block):
-        q = query[start:start + block]
+        q = query[start : start + block]
         dist = np.bitwise_count(hashes[q][:, None, :] ^ hashes[None, :, :]).sum(axis=2, dtype=np.int16)
         qi, dj = np.nonzero(dist <= threshold)
         qi = q[qi]

@@ -38,8 +38,21 @@ CREATE TABLE IF NOT EXISTS pairs (
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("id", "path", "error", "pixel_sha256", "width", "height", "hash_hex", "dhash_hex", "gray_std",
-          "sharpness", "thumb_sha256", "colour_hex", "thumb_row")
+FIELDS = (
+    "id",
+    "path",
+    "error",
+    "pixel_sha256",
+    "width",
+    "height",
+    "hash_hex",
+    "dhash_hex",
+    "gray_std",
+    "sharpness",
+    "thumb_sha256",
+    "colour_hex",
+    "thumb_row",
+)
 
 
 class State:
@@ -69,7 +82,9 @@ class State:
         rehash = self._meta("hashing") not in (None, hashing)
         research = rehash or self._meta("matching") not in (None, matching)
         if not research and not self._pairs_read_back():
-            logger.warning("%s: a stored near pair did not read back (damaged); searching every face again", self.path)
+            logger.warning(
+                "%s: a stored near pair did not read back (damaged); searching every face again", self.path
+            )
             research = True
         with self.db:
             if rehash:
@@ -88,8 +103,11 @@ class State:
         records = [dict(zip(FIELDS, row, strict=True)) for row in cursor]
         bad = [rec["id"] for rec in records if not _valid_print(rec)]
         if bad:
-            logger.warning("%s: %d fingerprint(s) did not read back (damaged); hashing those crops again",
-                           self.path, len(bad))
+            logger.warning(
+                "%s: %d fingerprint(s) did not read back (damaged); hashing those crops again",
+                self.path,
+                len(bad),
+            )
             with self.db:
                 self.db.executemany("DELETE FROM prints WHERE id = ?", ((i,) for i in bad))
                 self.db.execute("DELETE FROM searched")
@@ -113,8 +131,13 @@ class State:
         """Forget the fingerprints whose thumbnail row is past the end of the cache file (it was
         truncated) or damaged, so they are hashed again; returns how many."""
         bad = set(damaged_rows)
-        lost = [crop_id for crop_id, row in self.db.execute("SELECT id, thumb_row FROM prints WHERE thumb_row IS NOT NULL")
-                if row >= rows_on_disk or row in bad]
+        lost = [
+            crop_id
+            for crop_id, row in self.db.execute(
+                "SELECT id, thumb_row FROM prints WHERE thumb_row IS NOT NULL"
+            )
+            if row >= rows_on_disk or row in bad
+        ]
         self.forget(lost)
         return len(lost)
 
@@ -124,10 +147,28 @@ class State:
         return 0 if row is None else row + 1
 
     def save_prints(self, items: Iterable[tuple[str, Fingerprint, int | None]]) -> None:
-        rows = [(fp.crop_id, path, fp.error, fp.pixel_sha256, fp.width, fp.height, fp.hash_hex, fp.dhash_hex,
-                 fp.gray_std, fp.sharpness, fp.thumb_sha256, fp.colour_hex, row) for path, fp, row in items]
+        rows = [
+            (
+                fp.crop_id,
+                path,
+                fp.error,
+                fp.pixel_sha256,
+                fp.width,
+                fp.height,
+                fp.hash_hex,
+                fp.dhash_hex,
+                fp.gray_std,
+                fp.sharpness,
+                fp.thumb_sha256,
+                fp.colour_hex,
+                row,
+            )
+            for path, fp, row in items
+        ]
         with self.db:
-            self.db.executemany(f"INSERT OR REPLACE INTO prints VALUES ({', '.join('?' * len(FIELDS))})", rows)
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO prints VALUES ({', '.join('?' * len(FIELDS))})", rows
+            )
 
     def searched(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT pixel_sha256 FROM searched")}
@@ -136,16 +177,20 @@ class State:
         """Record new pairs and mark their query contents searched, in one transaction, so a kill
         leaves either both or neither."""
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?)",
-                                ((min(a, b), max(a, b), d, d2) for a, b, d, d2 in pairs))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?)",
+                ((min(a, b), max(a, b), d, d2) for a, b, d, d2 in pairs),
+            )
             self.db.executemany("INSERT OR IGNORE INTO searched VALUES (?)", ((s,) for s in searched))
 
     def pairs(self) -> list[tuple[str, str, int, int]]:
         return list(self.db.execute("SELECT a, b, distance, dhash_distance FROM pairs"))
 
     def _pairs_read_back(self) -> bool:
-        return all(_hex(a, 64) and _hex(b, 64) and isinstance(d, int) and isinstance(d2, int)
-                   for a, b, d, d2 in self.pairs())
+        return all(
+            _hex(a, 64) and _hex(b, 64) and isinstance(d, int) and isinstance(d2, int)
+            for a, b, d, d2 in self.pairs()
+        )
 
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -162,7 +207,13 @@ def _valid_print(rec: dict) -> bool:
     if rec["error"] is not None:
         return isinstance(rec["error"], str)
     numbers = (rec["gray_std"], rec["sharpness"])
-    return (_hex(rec["pixel_sha256"], 64) and _hex(rec["thumb_sha256"], 64) and _hex(rec["hash_hex"])
-            and _hex(rec["dhash_hex"], 16) and _hex(rec["colour_hex"]) and len(rec["colour_hex"]) % 2 == 0
-            and all(isinstance(v, int | float) and math.isfinite(v) for v in numbers)
-            and all(isinstance(v, int) and v >= 0 for v in (rec["width"], rec["height"], rec["thumb_row"])))
+    return (
+        _hex(rec["pixel_sha256"], 64)
+        and _hex(rec["thumb_sha256"], 64)
+        and _hex(rec["hash_hex"])
+        and _hex(rec["dhash_hex"], 16)
+        and _hex(rec["colour_hex"])
+        and len(rec["colour_hex"]) % 2 == 0
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in numbers)
+        and all(isinstance(v, int) and v >= 0 for v in (rec["width"], rec["height"], rec["thumb_row"]))
+    )

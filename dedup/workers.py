@@ -30,4 +30,6 @@ def pool(workers: int) -> Executor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     # Workers end with this process, even when it is killed with -9 (`pipeline.lifeline`).
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=lifeline.init_worker, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=lifeline.init_worker, initargs=(os.getpid(),)
+    )

@@ -36,28 +36,44 @@ DESCRIPTIONS = {
 
 def _shared_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     add_common_arguments(parser, defaults=defaults)
-    parser.add_argument("--cascade", default=None if defaults else argparse.SUPPRESS,
-                        help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)")
+    parser.add_argument(
+        "--cascade",
+        default=None if defaults else argparse.SUPPRESS,
+        help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)",
+    )
     add_output_arguments(parser, defaults=defaults)
     add_wait_argument(parser, defaults=defaults)
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m facecrop", description=DESCRIPTIONS["run"],
-                                  epilog="Without a subcommand: run. See `python -m facecrop SUBCOMMAND --help`.")
+    top = argparse.ArgumentParser(
+        prog="python -m facecrop",
+        description=DESCRIPTIONS["run"],
+        epilog="Without a subcommand: run. See `python -m facecrop SUBCOMMAND --help`.",
+    )
     _shared_options(top, defaults=True)
     commands = top.add_subparsers(dest="command", metavar="[SUBCOMMAND]")
-    sub = {name: commands.add_parser(name, help=text, description=text) for name, text in DESCRIPTIONS.items()}
+    sub = {
+        name: commands.add_parser(name, help=text, description=text) for name, text in DESCRIPTIONS.items()
+    }
     for command in sub.values():
         _shared_options(command, defaults=False)
     for command, defaults in ((top, True), (sub["run"], False)):
-        command.add_argument("--verify", action="store_true", default=False if defaults else argparse.SUPPRESS,
-                             help="check every crop and raw image by sha256 (a plain run checks sizes and mtimes)")
+        command.add_argument(
+            "--verify",
+            action="store_true",
+            default=False if defaults else argparse.SUPPRESS,
+            help="check every crop and raw image by sha256 (a plain run checks sizes and mtimes)",
+        )
     for name in ("promote", "demote"):
         sub[name].add_argument("ids", nargs="+", metavar="ID", help="crop ids as in crops/manifest.jsonl")
-    sub["demote"].add_argument("--reason", default=DEFAULT_DEMOTE_REASON, help="why (a-z0-9_-; default: manual)")
+    sub["demote"].add_argument(
+        "--reason", default=DEFAULT_DEMOTE_REASON, help="why (a-z0-9_-; default: manual)"
+    )
     sub["rejects"].add_argument("--reason", help="list only rejects with this reason")
-    sub["rejects"].add_argument("--html", action="store_true", help="(re)build DATA/rejects/index.html and print its path")
+    sub["rejects"].add_argument(
+        "--html", action="store_true", help="(re)build DATA/rejects/index.html and print its path"
+    )
     return top
 
 
@@ -73,7 +89,9 @@ def crop(args: argparse.Namespace, config: FacecropConfig, log: logging.Logger) 
     print_summary("facecrop", result.counts)
     log.info("rejects page: %s", result.page)
     if result.counts["faces"] == 0:
-        log.warning("no faces found in any image; see why with `make rejects` (or `python -m facecrop rejects`)")
+        log.warning(
+            "no faces found in any image; see why with `make rejects` (or `python -m facecrop rejects`)"
+        )
     return 0
 
 
@@ -86,7 +104,11 @@ def rejects(args: argparse.Namespace, config: FacecropConfig) -> int:
         page = rejects_page.build(args.data, rows, config.thresholds)
         data = rejects_page.page_data(args.data, rows, config.thresholds)
         print(page)
-        print_summary("facecrop rejects", {"rejected": data["totals"]["rejected"], "by reason": data["counts"] or {"(none)": 0}}, sys.stdout)
+        print_summary(
+            "facecrop rejects",
+            {"rejected": data["totals"]["rejected"], "by reason": data["counts"] or {"(none)": 0}},
+            sys.stdout,
+        )
         return 0
     print(listing.format_listing(rows, config.thresholds, args.reason))
     return 0
@@ -95,7 +117,11 @@ def rejects(args: argparse.Namespace, config: FacecropConfig) -> int:
 def overrule_ids(args: argparse.Namespace, config: FacecropConfig) -> int:
     changed = overrule(args.data, args.ids, args.command, getattr(args, "reason", None), config.thresholds)
     for row in changed:
-        print(f"{row['id']}: {row['decision']}" + (f" ({row['reason']})" if row["reason"] else "") + f" -> {row['path']}")
+        print(
+            f"{row['id']}: {row['decision']}"
+            + (f" ({row['reason']})" if row["reason"] else "")
+            + f" -> {row['path']}"
+        )
     return 0
 
 
@@ -114,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     args.command = args.command or "run"
     log = configure_logging(args, "facecrop")
     read_only = args.command == "rejects" and not args.html  # a listing writes nothing, so it needs no lock
-    return run_stage("facecrop", lambda: dispatch(args, log),
-                     interrupted="interrupted; finished images are saved, re-run to do the rest",
-                     data=None if read_only else args.data, wait=args.wait)
+    return run_stage(
+        "facecrop",
+        lambda: dispatch(args, log),
+        interrupted="interrupted; finished images are saved, re-run to do the rest",
+        data=None if read_only else args.data,
+        wait=args.wait,
+    )
 
 
 if __name__ == "__main__":

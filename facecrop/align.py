@@ -81,8 +81,14 @@ class Outcome:
         }
 
 
-def plan(eyes: Eyes | None, box: tuple[int, int, int, int], box_side: int, image_w: int, image_h: int,
-         settings: AlignSettings) -> Outcome:
+def plan(
+    eyes: Eyes | None,
+    box: tuple[int, int, int, int],
+    box_side: int,
+    image_w: int,
+    image_h: int,
+    settings: AlignSettings,
+) -> Outcome:
     """Decide whether (and how) this face is aligned; `box_side` is the box crop's side, for `scale`."""
     if eyes is None:
         return Outcome(None, "no_eyes", None, None)
@@ -126,11 +132,14 @@ def outside_share(plan: Plan, image_w: int, image_h: int) -> float:
 
 def cut(image: np.ndarray, plan: Plan) -> np.ndarray:
     """The aligned square at source resolution: one rotation (bicubic), edges replicated like box crops."""
-    return cv2.warpAffine(image, plan.matrix(), (plan.side, plan.side), flags=cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, plan.matrix(), (plan.side, plan.side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def eyes_in_crop(eyes: Eyes, plan: Plan) -> list[tuple[float, float]]:
     """Where the source eyes land in the crop (for tests and the benchmark): the map applied to each."""
     m = plan.matrix()
-    return [(m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]) for x, y in sorted(eyes)]
+    return [
+        (m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]) for x, y in sorted(eyes)
+    ]

@@ -19,7 +19,9 @@ from pipeline.errors import PipelineError
 from pipeline.layout import CASCADE_NAME, Layout
 
 CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"
-CASCADE_URL = "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
+CASCADE_URL = (
+    "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
+)
 ENV_VAR = "ANIMEFACE_CASCADE"
 HOW_TO_SUPPLY = (
     f"download {CASCADE_URL} yourself and pass --cascade PATH, set {ENV_VAR}=PATH, "
@@ -67,7 +69,9 @@ def download_cascade(target: Path, *, url: str, expected_sha256: str, timeout: f
         response = requests.get(url, timeout=timeout)
         response.raise_for_status()
     except requests.RequestException as exc:
-        raise CascadeError(f"cannot download the cascade from {url} ({exc.__class__.__name__}); {HOW_TO_SUPPLY}") from exc
+        raise CascadeError(
+            f"cannot download the cascade from {url} ({exc.__class__.__name__}); {HOW_TO_SUPPLY}"
+        ) from exc
     actual = hashlib.sha256(response.content).hexdigest()
     if actual != expected_sha256:
         raise CascadeError(

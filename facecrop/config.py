@@ -44,7 +44,9 @@ class FacecropConfig:
     min_size: int = 64
     margin: float = 0.25  # crop side = face side * (1 + 2 * margin)
     shift: float = -0.1  # move the crop centre by shift * face side (negative = up, towards the hair)
-    work_size: int = 128  # side the crop is resized to before measuring blur/colour, so values compare across sizes
+    work_size: int = (
+        128  # side the crop is resized to before measuring blur/colour, so values compare across sizes
+    )
     max_pixels: int = 64_000_000  # images larger than this are rejected as too_large instead of decoded
     verifier: Literal["all", "unsure", "off"] = "all"
     verify_below_confidence: float = 3.0  # policy "unsure": verify only boxes under this level weight
@@ -76,9 +78,15 @@ class FacecropConfig:
             (self.workers >= 0, "workers must be >= 0"),
             (0 <= self.thresholds.max_padding < 1, "thresholds.max_padding must be within 0..1"),
             (0.05 <= self.align_eye_distance <= 0.9, "align_eye_distance must be within 0.05..0.9"),
-            (0 <= self.align_eye_x <= 1 and 0 <= self.align_eye_y <= 1, "align_eye_x and align_eye_y must be within 0..1"),
+            (
+                0 <= self.align_eye_x <= 1 and 0 <= self.align_eye_y <= 1,
+                "align_eye_x and align_eye_y must be within 0..1",
+            ),
             (0 <= self.align_max_tilt <= 90, "align_max_tilt must be within 0..90 degrees"),
-            (0 < self.align_min_eye_ratio < self.align_max_eye_ratio, "align_min_eye_ratio must be > 0 and < align_max_eye_ratio"),
+            (
+                0 < self.align_min_eye_ratio < self.align_max_eye_ratio,
+                "align_min_eye_ratio must be > 0 and < align_max_eye_ratio",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -107,8 +115,14 @@ class FacecropConfig:
 
     def align_settings(self) -> AlignSettings:
         """The align_* keys as `facecrop.align` takes them."""
-        return AlignSettings(self.align_eye_distance, self.align_eye_x, self.align_eye_y, self.align_max_tilt,
-                             (self.align_min_eye_ratio, self.align_max_eye_ratio), self.thresholds.max_padding)
+        return AlignSettings(
+            self.align_eye_distance,
+            self.align_eye_x,
+            self.align_eye_y,
+            self.align_max_tilt,
+            (self.align_min_eye_ratio, self.align_max_eye_ratio),
+            self.thresholds.max_padding,
+        )
 
 
 def load_config(path: str | Path) -> FacecropConfig:

@@ -17,7 +17,9 @@ VERIFIER_FIELDS = ("likelihood", "hair_color", "eye_colors")
 
 
 def wants_verify(config: FacecropConfig, confidence: float) -> bool:
-    return config.verifier == "all" or (config.verifier == "unsure" and confidence < config.verify_below_confidence)
+    return config.verifier == "all" or (
+        config.verifier == "unsure" and confidence < config.verify_below_confidence
+    )
 
 
 def settle(row: dict[str, Any], failed: list[str]) -> None:

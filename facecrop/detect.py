@@ -31,7 +31,9 @@ def prepare_gray(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
 
 
-def detect(classifier, gray: np.ndarray, scale_factor: float, min_neighbors: int, min_size: int) -> list[Detection]:
+def detect(
+    classifier, gray: np.ndarray, scale_factor: float, min_neighbors: int, min_size: int
+) -> list[Detection]:
     if gray.shape[0] < min_size or gray.shape[1] < min_size:
         return []
     boxes, _levels, weights = classifier.detectMultiScale3(

@@ -25,7 +25,9 @@ class CropSquare:
         return [self.x, self.y, self.side, self.side]
 
 
-def crop_square(box: tuple[int, int, int, int], image_w: int, image_h: int, margin: float, shift: float) -> CropSquare:
+def crop_square(
+    box: tuple[int, int, int, int], image_w: int, image_h: int, margin: float, shift: float
+) -> CropSquare:
     """The square around `box` (x, y, w, h), widened by `margin` per side and moved by `shift` * h."""
     x, y, w, h = box
     face = max(w, h)

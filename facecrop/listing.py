@@ -35,6 +35,12 @@ def format_listing(rows: list[dict[str, Any]], thresholds: Thresholds, only: str
         key, value = rules.deciding_value(row["reason"], row.get("values") or {}, thresholds)
         if key is None:
             value = (row.get("values") or {}).get("error")
-        label = f"{key}={value}" if key else (f"override: {row.get('override')}" if row.get("override") else str(value))
-        lines.append(f"{row['id']:<40} {row['reason']:<15} {label:<28} {row.get('path') or row.get('source_path') or ''}")
+        label = (
+            f"{key}={value}"
+            if key
+            else (f"override: {row.get('override')}" if row.get("override") else str(value))
+        )
+        lines.append(
+            f"{row['id']:<40} {row['reason']:<15} {label:<28} {row.get('path') or row.get('source_path') or ''}"
+        )
     return "\n".join(lines)

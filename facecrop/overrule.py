@@ -28,7 +28,9 @@ def overrule(
 ) -> list[dict[str, Any]]:
     rows = manifest.read_manifest(data_dir)
     if not rows:
-        raise InputMissing(f"no crops manifest at {Layout(data_dir).crops_manifest}: run `python -m facecrop` first")
+        raise InputMissing(
+            f"no crops manifest at {Layout(data_dir).crops_manifest}: run `python -m facecrop` first"
+        )
     by_id = {row["id"]: row for row in rows}
     unknown = [i for i in ids if i not in by_id]
     if unknown:

@@ -23,7 +23,18 @@ from pipeline import atomic
 from pipeline.layout import Layout
 
 PAGE_FIELDS = (
-    "id", "reason", "auto_reason", "override", "source_size", "box", "crop_box", "size", "likelihood", "site", "url", "page_url",
+    "id",
+    "reason",
+    "auto_reason",
+    "override",
+    "source_size",
+    "box",
+    "crop_box",
+    "size",
+    "likelihood",
+    "site",
+    "url",
+    "page_url",
 )
 
 

@@ -43,7 +43,11 @@ class RunResult:
 
 
 def plan(
-    jobs: list[worker.Job], stored: dict, fingerprint: str, files: dict[str, list[str]], config: FacecropConfig
+    jobs: list[worker.Job],
+    stored: dict,
+    fingerprint: str,
+    files: dict[str, list[str]],
+    config: FacecropConfig,
 ) -> tuple[list[worker.Job], list[tuple[str, str, list[dict[str, Any]]]]]:
     """Sources to (re)do — new, detected with other settings, a crop file gone missing, or a row
     that now needs a verdict it never got — and sources merely decided again from stored values."""
@@ -96,8 +100,12 @@ def _pool_run(
 
     try:
         # The workers end with this process, even when it is killed with -9 (`pipeline.lifeline`).
-        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=lifeline.init_worker,
-                                    initargs=(os.getpid(), worker.init, *initargs, 1)) as pool:
+        with cf.ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=lifeline.init_worker,
+            initargs=(os.getpid(), worker.init, *initargs, 1),
+        ) as pool:
             try:
                 for job in jobs:
                     in_flight[pool.submit(worker.run_job, job)] = job
@@ -129,12 +137,19 @@ def run_pooled(jobs: list[worker.Job], workers: int, initargs: tuple, finished) 
         if suspects:
             logger.warning(
                 "a worker process died (killed, or crashed in native code); "
-                "retrying its %d unfinished image(s) one at a time", len(suspects)
+                "retrying its %d unfinished image(s) one at a time",
+                len(suspects),
             )
         for job in suspects:
             # Alone, an image that kills its worker is found out and recorded, not retried forever.
             if _pool_run([job], 1, initargs, finished)[1]:
-                finished((job.sha256, [worker.image_row(job, "process_error", "the worker process died on this image", {})], {}))
+                finished(
+                    (
+                        job.sha256,
+                        [worker.image_row(job, "process_error", "the worker process died on this image", {})],
+                        {},
+                    )
+                )
         unfinished = {job.sha256 for job in suspects} | completed
         queue = [job for job in queue if job.sha256 not in unfinished]
 
@@ -188,8 +203,9 @@ def execute(
     return dict(timing)
 
 
-def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bool = True,
-        verify: bool = False) -> RunResult:
+def run(
+    config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bool = True, verify: bool = False
+) -> RunResult:
     """Plan what is new, process it, then publish the manifest, the files and the rejects page from the state.
 
     Every crop file is checked against what was recorded when it was written (`pipeline.ledger`:
@@ -217,8 +233,11 @@ def run(config: FacecropConfig, data_dir: Path, cascade_path: Path, progress: bo
         published = [job for job in sources.jobs if job.sha256 in stored]
         rows = publish(data_dir, [row for job in published for row in stored[job.sha256][1]], config)
         done = {job.sha256 for job in todo}
-        state.crop_files.record((row["id"], data_dir / row["path"]) for row in rows
-                                if row.get("path") and row["source_sha256"] in done)
+        state.crop_files.record(
+            (row["id"], data_dir / row["path"])
+            for row in rows
+            if row.get("path") and row["source_sha256"] in done
+        )
         state.raw_files.record((job.sha256, data_dir / job.path) for job in todo if job.path)
     finally:
         state.close()
@@ -231,13 +250,24 @@ def check_raw(state: State, data_dir: Path, jobs: list[worker.Job], verify: bool
     """sha256 of the raw images done before that are gone or no longer match their name: left as they
     were (their earlier crops stay), with a warning, until the crawler fetches them again. (An image
     never read before goes to the worker, which records a missing or unreadable one as a decode_error.)"""
-    checked = state.raw_files.check({job.sha256: data_dir / job.path for job in jobs if job.path}, verify=verify,
-                                    expected={job.sha256: job.sha256 for job in jobs})
+    checked = state.raw_files.check(
+        {job.sha256: data_dir / job.path for job in jobs if job.path},
+        verify=verify,
+        expected={job.sha256: job.sha256 for job in jobs},
+    )
     paths = {job.sha256: job.path for job in jobs}
-    for what, keys in (("missing", checked.missing), ("damaged (its bytes no longer match its sha256)", checked.damaged)):
+    for what, keys in (
+        ("missing", checked.missing),
+        ("damaged (its bytes no longer match its sha256)", checked.damaged),
+    ):
         if keys:
-            logger.warning("%d raw image(s) %s, e.g. %s; their crops are kept as they were. Fetch them again with "
-                           "`python -m crawler --verify`", len(keys), what, data_dir / paths[keys[0]])
+            logger.warning(
+                "%d raw image(s) %s, e.g. %s; their crops are kept as they were. Fetch them again with "
+                "`python -m crawler --verify`",
+                len(keys),
+                what,
+                data_dir / paths[keys[0]],
+            )
     return set(checked.bad)
 
 
@@ -245,11 +275,15 @@ def check_crops(state: State, data_dir: Path, verify: bool) -> dict[str, list[st
     """Every crop file on disk by id (`manifest.crop_files`), less those that changed since they were
     written: those are deleted, so `plan` makes them again from their source."""
     files = manifest.crop_files(data_dir)
-    checked = state.crop_files.check({crop_id: data_dir / paths[0] for crop_id, paths in files.items()},
-                                     verify=verify)
+    checked = state.crop_files.check(
+        {crop_id: data_dir / paths[0] for crop_id, paths in files.items()}, verify=verify
+    )
     if checked.damaged:
-        logger.warning("%d crop file(s) changed since they were written, e.g. %s; making them again",
-                       len(checked.damaged), data_dir / files[checked.damaged[0]][0])
+        logger.warning(
+            "%d crop file(s) changed since they were written, e.g. %s; making them again",
+            len(checked.damaged),
+            data_dir / files[checked.damaged[0]][0],
+        )
     for crop_id in checked.damaged:
         for rel in files.pop(crop_id):
             (data_dir / rel).unlink(missing_ok=True)
@@ -271,8 +305,13 @@ def publish(data_dir: Path, automatic: list[dict[str, Any]], config: FacecropCon
     return rows
 
 
-def summary_counts(rows: list[dict[str, Any]], sources: Sources, todo: list[worker.Job], redecided: list,
-                   timing: dict[str, float]) -> dict[str, Any]:
+def summary_counts(
+    rows: list[dict[str, Any]],
+    sources: Sources,
+    todo: list[worker.Job],
+    redecided: list,
+    timing: dict[str, float],
+) -> dict[str, Any]:
     detections = [row for row in rows if row.get("crop_box") is not None]
     rejected = collections.Counter(row["reason"] for row in rows if row["decision"] == "rejected")
     counts = {
@@ -288,8 +327,12 @@ def summary_counts(rows: list[dict[str, Any]], sources: Sources, todo: list[work
         "overrides applied": sum(1 for row in rows if row.get("override")),
         "cpu seconds by phase": {k: round(v, 2) for k, v in timing.items()} or {"(nothing processed)": 0},
     }
-    kinds = collections.Counter(row["align"]["fallback"] or "aligned" for row in detections if row.get("align"))
+    kinds = collections.Counter(
+        row["align"]["fallback"] or "aligned" for row in detections if row.get("align")
+    )
     if kinds:  # align = "eyes": how many faces were aligned, and why the others kept the box crop
-        counts["eye alignment"] = {"aligned": kinds.pop("aligned", 0),
-                                   **{f"box crop ({why})": n for why, n in sorted(kinds.items())}}
+        counts["eye alignment"] = {
+            "aligned": kinds.pop("aligned", 0),
+            **{f"box crop ({why})": n for why, n in sorted(kinds.items())},
+        }
     return counts

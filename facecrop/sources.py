@@ -27,7 +27,9 @@ def require_raw_manifest(data_dir: Path) -> Path:
     """The crawler's manifest, or InputMissing naming the stage that writes it."""
     manifest = Layout(data_dir).raw_manifest
     if not manifest.is_file():
-        raise InputMissing(f"no raw manifest at {manifest}: run the crawler first (`make crawl`, or `make dataset`)")
+        raise InputMissing(
+            f"no raw manifest at {manifest}: run the crawler first (`make crawl`, or `make dataset`)"
+        )
     return manifest
 
 

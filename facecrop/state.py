@@ -51,14 +51,21 @@ class State:
                 value = json.loads(rows)
             except (TypeError, ValueError, RecursionError):
                 value = None
-            if not (isinstance(sha, str) and isinstance(fingerprint, str) and isinstance(value, list)
-                    and all(_valid_row(sha, row) for row in value)):
+            if not (
+                isinstance(sha, str)
+                and isinstance(fingerprint, str)
+                and isinstance(value, list)
+                and all(_valid_row(sha, row) for row in value)
+            ):
                 unreadable += 1
                 continue
             stored[sha] = (fingerprint, value)
         if unreadable:
-            logger.warning("%s: %d stored result(s) did not read back (damaged); those images are detected again",
-                           self.path, unreadable)
+            logger.warning(
+                "%s: %d stored result(s) did not read back (damaged); those images are detected again",
+                self.path,
+                unreadable,
+            )
         return stored
 
     def save(self, results: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
@@ -78,6 +85,10 @@ def _valid_row(sha: str, row: object) -> bool:
     if not isinstance(row, dict):
         return False
     crop_id, reason = row.get("id"), row.get("auto_reason")
-    return (isinstance(crop_id, str) and bool(CROP_ID.match(crop_id)) and crop_id.startswith(sha[:12])
-            and row.get("auto_decision") in ("accepted", "rejected")
-            and (reason is None or (isinstance(reason, str) and bool(REASON_PATTERN.match(reason)))))
+    return (
+        isinstance(crop_id, str)
+        and bool(CROP_ID.match(crop_id))
+        and crop_id.startswith(sha[:12])
+        and row.get("auto_decision") in ("accepted", "rejected")
+        and (reason is None or (isinstance(reason, str) and bool(REASON_PATTERN.match(reason))))
+    )

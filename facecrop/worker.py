@@ -129,12 +129,21 @@ def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str
 
 def decode_source(ctx: Context, job: Job) -> Decoded:
     if not job.path:
-        raise DecodeFailure("decode_error", "the raw manifest row has no usable path (missing, absolute or outside DATA)")
+        raise DecodeFailure(
+            "decode_error", "the raw manifest row has no usable path (missing, absolute or outside DATA)"
+        )
     return decode_file(ctx.data_dir / job.path, ctx.config.max_pixels)
 
 
-def face_row(ctx: Context, job: Job, decoded: Decoded, det: detect.Detection, faces_in_image: int,
-             artwork: str | None, clock: PhaseClock) -> dict[str, Any]:
+def face_row(
+    ctx: Context,
+    job: Job,
+    decoded: Decoded,
+    det: detect.Detection,
+    faces_in_image: int,
+    artwork: str | None,
+    clock: PhaseClock,
+) -> dict[str, Any]:
     """One detection: cut its square, measure it, verify it if no rule rejects it, decide, write the crop."""
     cfg = ctx.config
     row = _base_row(job, f"{job.sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}")
@@ -154,7 +163,9 @@ def face_row(ctx: Context, job: Job, decoded: Decoded, det: detect.Detection, fa
         # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
         verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
         values["likelihood"] = verdict.likelihood
-        row.update(likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors)
+        row.update(
+            likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors
+        )
         failed = rules.failed_rules(values, cfg.thresholds)
     if cfg.align == "eyes":
         crop = aligned_crop(ctx, decoded, det, square, verdict, crop, row)
@@ -174,8 +185,15 @@ def face_row(ctx: Context, job: Job, decoded: Decoded, det: detect.Detection, fa
     return row
 
 
-def aligned_crop(ctx: Context, decoded: Decoded, det: detect.Detection, square: geometry.CropSquare,
-                 verdict: verify.Verdict | None, box_crop: Any, row: dict[str, Any]) -> Any:
+def aligned_crop(
+    ctx: Context,
+    decoded: Decoded,
+    det: detect.Detection,
+    square: geometry.CropSquare,
+    verdict: verify.Verdict | None,
+    box_crop: Any,
+    row: dict[str, Any],
+) -> Any:
     """The eye-aligned crop, or the box crop when the eyes are missing or implausible (`row["align"]` says which).
 
     Every box gets eyes, whatever the rules decided: the crop's pixels then never depend on a
@@ -185,7 +203,9 @@ def aligned_crop(ctx: Context, decoded: Decoded, det: detect.Detection, square: 
     cfg = ctx.config
     if verdict is None:  # a rule rejected the box, or the verifier policy skipped it: eyes only
         verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
-    outcome = align.plan(verdict.eyes, det.box, square.side, decoded.width, decoded.height, cfg.align_settings())
+    outcome = align.plan(
+        verdict.eyes, det.box, square.side, decoded.width, decoded.height, cfg.align_settings()
+    )
     row["align"] = outcome.record(verdict.eyes)
     return align.cut(decoded.image, outcome.plan) if outcome.plan else box_crop
 

@@ -27,7 +27,9 @@ def summary(args: argparse.Namespace) -> int:
     if not layout.data.is_dir():
         raise InputMissing(f"no data directory at {layout.data}; run `make dataset` first")
     if not layout.raw_manifest.is_file():
-        raise InputMissing(f"nothing crawled into {layout.data} yet (no {layout.raw_manifest}); run `make dataset` first")
+        raise InputMissing(
+            f"nothing crawled into {layout.data} yet (no {layout.raw_manifest}); run `make dataset` first"
+        )
     print_summary(f"dataset in {args.data}", dataset_overview(args.data), stream=sys.stdout)
     return 0
 

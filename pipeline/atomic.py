@@ -124,7 +124,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 value = json.loads(line)
             except (json.JSONDecodeError, RecursionError):
-                logger.warning("%s:%d: skipping a line that is not JSON (a torn write or a bad edit)", path, number)
+                logger.warning(
+                    "%s:%d: skipping a line that is not JSON (a torn write or a bad edit)", path, number
+                )
                 continue
             yield number, value
 

@@ -13,10 +13,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, defaults: bool = Tr
     """--config and --data. `defaults=False` is for a subcommand's copy of them: given after the
     subcommand they win, left out they keep what was given before it (or the top-level default)."""
     parser.add_argument(
-        "--config", type=Path, default=Path(DEFAULT_CONFIG) if defaults else argparse.SUPPRESS,
+        "--config",
+        type=Path,
+        default=Path(DEFAULT_CONFIG) if defaults else argparse.SUPPRESS,
         help=f"TOML config file (default: {DEFAULT_CONFIG})",
     )
     parser.add_argument(
-        "--data", type=Path, default=Path(DEFAULT_DATA) if defaults else argparse.SUPPRESS,
+        "--data",
+        type=Path,
+        default=Path(DEFAULT_DATA) if defaults else argparse.SUPPRESS,
         help=f"data directory all stages share (default: {DEFAULT_DATA})",
     )

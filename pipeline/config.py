@@ -23,8 +23,6 @@ KNOWN_SECTIONS = ("crawler", "sources", "facecrop", "dedup", "train")
 T = TypeVar("T")
 
 
-
-
 def read_config(path: str | Path) -> dict[str, Any]:
     """Parse the TOML file and reject unknown top-level sections.
 
@@ -40,7 +38,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be saved as UTF-8") from exc
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be saved as UTF-8"
+        ) from exc
     unknown = sorted(set(table) - set(KNOWN_SECTIONS))
     if unknown:
         raise ConfigError(

@@ -32,7 +32,11 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "train": ("train", (), "train a DCGAN on DATA/shards/faces64.npy"),
     "sample": ("train", ("sample",), "write a grid of images from a checkpoint"),
     "summary": ("pipeline", ("summary",), "the one-screen summary of what the dataset stages wrote"),
-    "review": ("review", (), "a local web app to inspect and overrule crops and duplicate clusters by clicking"),
+    "review": (
+        "review",
+        (),
+        "a local web app to inspect and overrule crops and duplicate clusters by clicking",
+    ),
     "bench": ("bench", (), "every stage's benchmark against its baseline"),
 }
 DATASET_STAGES = ("crawler", "facecrop", "dedup")
@@ -46,15 +50,21 @@ def version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                  epilog=f"`{PROG} COMMAND --help` shows that command's own flags.")
+    top = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=f"`{PROG} COMMAND --help` shows that command's own flags.",
+    )
     top.add_argument("--version", action="version", version=f"{PROG} {version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, _, text) in COMMANDS.items():
         # No options of its own: everything after the name is the stage's, --help included.
         commands.add_parser(name, help=text, add_help=False)
-    dataset = commands.add_parser("dataset", help="crawl -> facecrop -> dedup -> summary, stopping at the first failure",
-                                  description="crawl -> facecrop -> dedup -> summary, stopping at the first failure")
+    dataset = commands.add_parser(
+        "dataset",
+        help="crawl -> facecrop -> dedup -> summary, stopping at the first failure",
+        description="crawl -> facecrop -> dedup -> summary, stopping at the first failure",
+    )
     add_common_arguments(dataset)
     add_output_arguments(dataset)
     add_wait_argument(dataset)
@@ -72,7 +82,11 @@ def stage_main(module: str, argv: list[str]) -> int:
 
 def dataset(args: argparse.Namespace) -> int:
     common = ["--config", str(args.config), "--data", str(args.data)]
-    output = [flag for flag, on in (("--no-progress", args.no_progress), ("-q", args.quiet), ("-v", args.verbose)) if on]
+    output = [
+        flag
+        for flag, on in (("--no-progress", args.no_progress), ("-q", args.quiet), ("-v", args.verbose))
+        if on
+    ]
     steps = [[module, *common, *output] for module in DATASET_STAGES]
     steps.append(["pipeline", "summary", *common])
     try:
@@ -86,7 +100,10 @@ def dataset(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # the lock file itself (a read-only DATA without one)
-        print(f"{PROG}: cannot read or write {exc.filename or args.data}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"{PROG}: cannot read or write {exc.filename or args.data}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return PipelineError.exit_code
     return 0
 

@@ -164,17 +164,23 @@ def standing(latest: dict[str, Decision]) -> dict[str, Decision]:
     return {key: decision for key, decision in latest.items() if decision.action != CLEAR}
 
 
-def append_many(path: Path, items: Iterable[tuple[str, str, str | None]], actions: tuple[str, ...]) -> list[Decision]:
+def append_many(
+    path: Path, items: Iterable[tuple[str, str, str | None]], actions: tuple[str, ...]
+) -> list[Decision]:
     """Validate every (id, action, reason) first, then append them all as one durable write.
 
     Nothing is written when any item is invalid, so a batch is recorded whole or not at all.
     """
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    recorded = [parse({"id": crop_id, "action": action, "reason": reason, "at": now}, actions)
-                for crop_id, action, reason in items]
+    recorded = [
+        parse({"id": crop_id, "action": action, "reason": reason, "at": now}, actions)
+        for crop_id, action, reason in items
+    ]
     if not recorded:
         return []
-    data = "".join(json.dumps(d.to_row(), ensure_ascii=False, sort_keys=True) + "\n" for d in recorded).encode()
+    data = "".join(
+        json.dumps(d.to_row(), ensure_ascii=False, sort_keys=True) + "\n" for d in recorded
+    ).encode()
     with _locked(path, exclusive=True) as fd:
         assert fd is not None
         size = os.fstat(fd).st_size

@@ -35,9 +35,14 @@ class FacesDataset(Dataset):
     i's crop id, which traces it back to its source URL through the manifests.
     """
 
-    def __init__(self, data_dir: str | Path = "data", label: str | None = "hair_color",
-                 transform: Callable[[torch.Tensor], Any] | None = None, raw: bool = False,
-                 verify: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path = "data",
+        label: str | None = "hair_color",
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        raw: bool = False,
+        verify: bool = True,
+    ) -> None:
         self.data_dir = Path(data_dir)
         opened = shard.open_shard(self.data_dir, verify=verify)
         self._images: np.ndarray | None = opened.images

@@ -33,8 +33,10 @@ class Checked:
 class Ledger:
     def __init__(self, db: sqlite3.Connection, table: str) -> None:
         self.db, self.table = db, table
-        db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, bytes INTEGER NOT NULL, "
-                   "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)")
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, bytes INTEGER NOT NULL, "
+            "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)"
+        )
         db.commit()
 
     def record(self, items: Iterable[tuple[str, Path]]) -> None:
@@ -50,15 +52,20 @@ class Ledger:
             self.db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?, ?)", rows)
             self.db.executemany(f"DELETE FROM {self.table} WHERE key = ?", gone)
 
-    def check(self, items: dict[str, Path], *, verify: bool = False,
-              expected: dict[str, str] | None = None) -> Checked:
+    def check(
+        self, items: dict[str, Path], *, verify: bool = False, expected: dict[str, str] | None = None
+    ) -> Checked:
         """Which of `items` (key -> file) are missing or no longer what was recorded.
 
         `expected` gives the sha256 a file must have whatever was recorded (content-addressed
         files); with `verify` every file is hashed, else only those whose size or mtime moved.
         """
-        recorded = {key: (size, mtime, sha) for key, size, mtime, sha
-                    in self.db.execute(f"SELECT key, bytes, mtime_ns, sha256 FROM {self.table}")}
+        recorded = {
+            key: (size, mtime, sha)
+            for key, size, mtime, sha in self.db.execute(
+                f"SELECT key, bytes, mtime_ns, sha256 FROM {self.table}"
+            )
+        }
         expected = expected or {}
         missing, damaged, seen = [], [], []
         for key, path in items.items():
@@ -86,8 +93,10 @@ class Ledger:
     def refresh(self, items: dict[str, Path]) -> None:
         """Record the files among `items` that were (re)written since their record, or have none:
         called after a stage wrote them, so the next run's `check` knows them as they are now."""
-        recorded = {key: (size, mtime) for key, size, mtime
-                    in self.db.execute(f"SELECT key, bytes, mtime_ns FROM {self.table}")}
+        recorded = {
+            key: (size, mtime)
+            for key, size, mtime in self.db.execute(f"SELECT key, bytes, mtime_ns FROM {self.table}")
+        }
         changed = []
         for key, path in items.items():
             try:

@@ -27,7 +27,9 @@ from pipeline.layout import Layout
 logger = logging.getLogger(__name__)
 
 HOLDER_ENV = "ANIMEFACE_DATA_LOCK_HOLDER"  # "<pid>:<lock path>" of a parent holding the lock for its stages
-_FLOCK = "@hhqqi"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (Linux and the BSDs agree on the order)
+_FLOCK = (
+    "@hhqqi"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (Linux and the BSDs agree on the order)
+)
 
 
 def holder(fd: int) -> str:
@@ -41,7 +43,9 @@ def holder(fd: int) -> str:
     if pid <= 0:
         return "another process"
     try:
-        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+        command = " ".join(
+            Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+        )
     except OSError:
         command = ""
     return f"pid {pid}" + (f" ({command[:200]})" if command else "")
@@ -79,8 +83,9 @@ def hold_data(data: Path, *, wait: bool = False, for_children: bool = False) -> 
                 raise
             who = holder(fd)
             if not wait:
-                raise Locked(f"{data} is in use by {who}; wait for it to finish, or pass --wait to start "
-                             "when it does") from None
+                raise Locked(
+                    f"{data} is in use by {who}; wait for it to finish, or pass --wait to start when it does"
+                ) from None
             logger.warning("%s is in use by %s; waiting for it to finish (--wait)", data, who)
             fcntl.lockf(fd, kind)
         previous = os.environ.get(HOLDER_ENV)

@@ -29,16 +29,26 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, defaults: bool = Tr
     """--no-progress, -q and -v: the same three switches on every stage (`defaults` as in
     `pipeline.cli.add_common_arguments`, for a subcommand's copy)."""
     default = False if defaults else argparse.SUPPRESS
-    parser.add_argument("--no-progress", action="store_true", default=default,
-                        help="no progress bars (the summary is still printed)")
-    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=default,
+        help="no progress bars (the summary is still printed)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only warnings and errors"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="also debug messages")
 
 
 def add_wait_argument(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
     """--wait: queue behind another run holding the same DATA instead of exiting with `Locked`'s code."""
-    parser.add_argument("--wait", action="store_true", default=False if defaults else argparse.SUPPRESS,
-                        help="if another run is working in DATA, wait for it to finish (default: exit 7 at once)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="if another run is working in DATA, wait for it to finish (default: exit 7 at once)",
+    )
 
 
 def configure_logging(args: argparse.Namespace, stage: str) -> logging.Logger:
@@ -71,8 +81,14 @@ def _terminate_like_ctrl_c() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | None = None,
-              data: Path | None = None, wait: bool = False) -> int:
+def run_stage(
+    stage: str,
+    body: Callable[[], int | None],
+    *,
+    interrupted: str | None = None,
+    data: Path | None = None,
+    wait: bool = False,
+) -> int:
     """Run `body` and return the process exit code; never lets a traceback out for expected failures.
 
     `interrupted` replaces the generic Ctrl-C line where a stage can say more precisely what is kept.
@@ -88,7 +104,9 @@ def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | 
         print(f"{stage}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        message = interrupted or "interrupted; everything written so far is kept, re-run the same command to finish"
+        message = (
+            interrupted or "interrupted; everything written so far is kept, re-run the same command to finish"
+        )
         print(f"{stage}: {message}", file=sys.stderr)
         return Interrupted.exit_code
     except sqlite3.Error as exc:
@@ -96,7 +114,10 @@ def run_stage(stage: str, body: Callable[[], int | None], *, interrupted: str | 
         return PipelineError.exit_code
     except OSError as exc:
         where = exc.filename or "DATA"
-        fix = " (the disk is full: free some space and re-run; everything finished is kept)" \
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        fix = (
+            " (the disk is full: free some space and re-run; everything finished is kept)"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else ""
+        )
         print(f"{stage}: cannot read or write {where}: {exc.strerror or exc}{fix}", file=sys.stderr)
         return PipelineError.exit_code

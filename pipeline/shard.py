@@ -43,10 +43,14 @@ def label_vocab(labels: dict[str, Sequence[str | None]]) -> dict[str, list[str]]
     return {name: sorted({v for v in values if v is not None}) for name, values in labels.items()}
 
 
-def content_key(ids: list[str], pixel_digests: list[str], labels: dict[str, list], config: dict[str, Any]) -> str:
+def content_key(
+    ids: list[str], pixel_digests: list[str], labels: dict[str, list], config: dict[str, Any]
+) -> str:
     """Everything the shard's bytes and sidecar depend on, except the time it was written."""
-    blob = json.dumps({"ids": ids, "pixels": pixel_digests, "labels": labels, "config": config,
-                       "version": FORMAT_VERSION}, sort_keys=True)
+    blob = json.dumps(
+        {"ids": ids, "pixels": pixel_digests, "labels": labels, "config": config, "version": FORMAT_VERSION},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -74,7 +78,11 @@ def write_shard(
     digest = hashlib.sha256()
     with atomic.atomic_open(npy, "wb") as fh:
         out = _HashingWriter(fh, digest)
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+            "fortran_order": False,
+            "shape": shape,
+        }
         np.lib.format.write_array_header_1_0(out, header)
         written = 0
         for row in rows:
@@ -86,9 +94,17 @@ def write_shard(
         if written != count:
             raise ValueError(f"shard expected {count} rows, got {written}")
     meta = {
-        "version": FORMAT_VERSION, "count": count, "shape": list(shape), "dtype": "uint8",
-        "sha256": digest.hexdigest(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ids": list(ids), "labels": labels, "label_vocab": label_vocab(labels), "config": config, **extra,
+        "version": FORMAT_VERSION,
+        "count": count,
+        "shape": list(shape),
+        "dtype": "uint8",
+        "sha256": digest.hexdigest(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ids": list(ids),
+        "labels": labels,
+        "label_vocab": label_vocab(labels),
+        "config": config,
+        **extra,
     }
     atomic.write_json(meta_path, meta)
     return meta
@@ -173,8 +189,9 @@ class Shard:
         return ids, vocab
 
 
-def open_shard(data_dir: str | Path, image_size: int | None = None, verify: bool = True,
-               allow_empty: bool = False) -> Shard:
+def open_shard(
+    data_dir: str | Path, image_size: int | None = None, verify: bool = True, allow_empty: bool = False
+) -> Shard:
     """Memory-map the shard after checking it against its sidecar; every failure is one ShardError line.
 
     `image_size` None accepts any square side; `verify` re-hashes the .npy (3.7 GB at 300k faces).
@@ -197,8 +214,11 @@ def open_shard(data_dir: str | Path, image_size: int | None = None, verify: bool
         )
     if images.shape[0] == 0 and not allow_empty:
         raise ShardError(f"{npy} is empty (0 faces); {RUN_DATASET_FIRST} with sources that yield faces")
-    if meta.get("count") != images.shape[0] or list(meta.get("shape", [])) != list(images.shape) \
-            or len(meta.get("ids", [])) != images.shape[0]:
+    if (
+        meta.get("count") != images.shape[0]
+        or list(meta.get("shape", [])) != list(images.shape)
+        or len(meta.get("ids", [])) != images.shape[0]
+    ):
         raise ShardError(
             f"{meta_path} describes count={meta.get('count')} shape={meta.get('shape')} but {npy} holds "
             f"{list(images.shape)}; {RUN_DATASET_FIRST}"
@@ -206,8 +226,10 @@ def open_shard(data_dir: str | Path, image_size: int | None = None, verify: bool
     if verify:
         actual = file_digest(npy)
         if actual != meta.get("sha256"):
-            raise ShardError(f"{npy} has sha256 {actual[:16]}…, {meta_path} records {str(meta.get('sha256'))[:16]}…; "
-                             f"the shard is damaged or half-written; {RUN_DATASET_FIRST}")
+            raise ShardError(
+                f"{npy} has sha256 {actual[:16]}…, {meta_path} records {str(meta.get('sha256'))[:16]}…; "
+                f"the shard is damaged or half-written; {RUN_DATASET_FIRST}"
+            )
     return Shard(images=images, meta=meta, npy_path=npy)
 
 

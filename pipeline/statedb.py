@@ -35,7 +35,8 @@ def damaged(exc: sqlite3.Error) -> bool:
     """Whether SQLite's error means the file's content is unreadable (not a lock, a full disk or permissions)."""
     text = str(exc).lower()
     return isinstance(exc, sqlite3.DatabaseError) and (
-        "not a database" in text or "malformed" in text or "corrupt" in text or "damaged" in text)
+        "not a database" in text or "malformed" in text or "corrupt" in text or "damaged" in text
+    )
 
 
 def _check(db: sqlite3.Connection) -> None:
@@ -92,10 +93,16 @@ def connect(path: Path, *, cache: bool, redo: str = "", **kwargs: Any) -> sqlite
         if not cache:
             raise StateDamaged(
                 f"{path} is damaged ({exc}); move it aside (mv '{path}' '{path}{DAMAGED_SUFFIX}') and re-run: "
-                "the stored files and the manifests are kept") from None
+                "the stored files and the manifests are kept"
+            ) from None
         aside = move_aside(path)
-        logger.warning("%s was damaged (%s); it only saves work, so it was moved to %s and is rebuilt now%s",
-                       path, exc, aside.name, f" ({redo})" if redo else "")
+        logger.warning(
+            "%s was damaged (%s); it only saves work, so it was moved to %s and is rebuilt now%s",
+            path,
+            exc,
+            aside.name,
+            f" ({redo})" if redo else "",
+        )
         db = sqlite3.connect(path, **kwargs)
         db.text_factory = _lenient_text
         db.execute("PRAGMA journal_mode=WAL")
@@ -114,6 +121,8 @@ def explain(exc: sqlite3.Error) -> str:
     if "locked" in lowered or "busy" in lowered:
         return f"{where}: in use by another process ({text}); wait for it and re-run"
     if damaged(exc):
-        return (f"{where} is damaged ({text}); move it aside (mv '{where}' '{where}{DAMAGED_SUFFIX}') and re-run: "
-                "the stored files and the manifests are kept")
+        return (
+            f"{where} is damaged ({text}); move it aside (mv '{where}' '{where}{DAMAGED_SUFFIX}') and re-run: "
+            "the stored files and the manifests are kept"
+        )
     return f"{where}: {text}"

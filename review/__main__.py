@@ -23,10 +23,14 @@ from review.server import make_server
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m review",
-        description="A local web app to inspect and overrule crops and duplicate clusters by clicking.")
+        description="A local web app to inspect and overrule crops and duplicate clusters by clicking.",
+    )
     add_common_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1; anything else exposes DATA to your network)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; anything else exposes DATA to your network)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
     add_output_arguments(parser)
     return parser
@@ -35,7 +39,9 @@ def parser() -> argparse.ArgumentParser:
 def review(args: argparse.Namespace, log: logging.Logger) -> int:
     layout = Layout(args.data)
     if not layout.crops_manifest.is_file():
-        raise InputMissing(f"no crops manifest at {layout.crops_manifest}: run `make dataset` (or facecrop) first")
+        raise InputMissing(
+            f"no crops manifest at {layout.crops_manifest}: run `make dataset` (or facecrop) first"
+        )
     if args.config.exists():
         thresholds = load_config(args.config).thresholds  # the thresholds the rejects were decided by
     else:

@@ -29,12 +29,16 @@ class ActionError(ValueError):
 def _items(body: Any, allowed: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
-        raise ActionError("expected {\"items\": [{\"id\": ..., \"action\": ...}, ...]}")
+        raise ActionError('expected {"items": [{"id": ..., "action": ...}, ...]}')
     if len(items) > MAX_BATCH:
         raise ActionError(f"at most {MAX_BATCH} decisions per request")
     out = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or item.get("action") not in allowed:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("id"), str)
+            or item.get("action") not in allowed
+        ):
             raise ActionError(f"each item needs an 'id' and an 'action' out of {', '.join(allowed)}")
         reason = item.get("reason")
         if reason is not None and not isinstance(reason, str):
@@ -65,14 +69,18 @@ class Actions:
             for crop_id, _, _ in items:
                 k = self.crops.find(crop_id)
                 if k is None or not self.crops.has_crop[k]:
-                    raise ActionError(f"no crop {crop_id!r} to promote or demote (image-level rows have none)")
+                    raise ActionError(
+                        f"no crop {crop_id!r} to promote or demote (image-level rows have none)"
+                    )
             previous = [_previous(self.crops.overrides.get(crop_id), crop_id) for crop_id, _, _ in items]
             try:
                 decisions.record_overrides(self.data, items)
             except decisions.BadDecision as exc:
                 raise ActionError(str(exc)) from exc
             self.crops.refresh()
-            cards = [self.crops.card(self.crops.find(crop_id)) for crop_id in dict.fromkeys(i for i, _, _ in items)]
+            cards = [
+                self.crops.card(self.crops.find(crop_id)) for crop_id in dict.fromkeys(i for i, _, _ in items)
+            ]
             return {"items": cards, "previous": previous, "counts": self.crops.counts()}
 
     def decide_clusters(self, body: Any) -> dict[str, Any]:
@@ -89,10 +97,16 @@ class Actions:
                 touched[k] = None
                 if action == "keep":
                     # One keeper per cluster: a person's earlier "keep" on another member is withdrawn.
-                    rows += [(m, decisions.CLEAR) for m in self.clusters.clusters[k].members
-                             if m != crop_id and (d := self.clusters.decided.get(m)) and d.action == "keep"]
+                    rows += [
+                        (m, decisions.CLEAR)
+                        for m in self.clusters.clusters[k].members
+                        if m != crop_id and (d := self.clusters.decided.get(m)) and d.action == "keep"
+                    ]
                 rows.append((crop_id, action))
-            previous = [_previous(self.clusters.decided.get(crop_id), crop_id) for crop_id in dict.fromkeys(i for i, _ in rows)]
+            previous = [
+                _previous(self.clusters.decided.get(crop_id), crop_id)
+                for crop_id in dict.fromkeys(i for i, _ in rows)
+            ]
             decisions.record_dedup_decisions(self.data, rows)
             self.clusters.refresh()
             return {"clusters": [self.clusters.view(k, self.crops) for k in touched], "previous": previous}

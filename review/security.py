@@ -24,11 +24,19 @@ from urllib.parse import unquote
 from pipeline.manifests import safe_relative
 
 TOKEN_HEADER = "X-Review-Token"
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-               ".webp": "image/webp", ".bmp": "image/bmp"}  # never .svg or .html: they can carry script
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+}  # never .svg or .html: they can carry script
 HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -56,7 +64,9 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
     names = {host, "127.0.0.1", "localhost", "[::1]"}
     if not is_loopback(host):
         names |= {socket.gethostname(), socket.getfqdn()}
-        with contextlib.suppress(OSError):  # the machine's own addresses, as a browser on the network names it
+        with contextlib.suppress(
+            OSError
+        ):  # the machine's own addresses, as a browser on the network names it
             names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
     return frozenset(f"{name}:{port}".lower() for name in names if name)
 

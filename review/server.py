@@ -34,8 +34,11 @@ from review.views import SORT_KEYS, VALUE, ClusterIndex, CropIndex, Stale, data_
 
 logger = logging.getLogger("review")
 
-STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
-          "index.html": "text/html; charset=utf-8"}
+STATIC = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "index.html": "text/html; charset=utf-8",
+}
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -50,7 +53,9 @@ class App:
         self.actions = Actions(self.data, self.crops, self.clusters)
         self.thumbs = Thumbs()
         self.allowed: frozenset[str] = frozenset()
-        self.static = {name: resources.files("review").joinpath("static").joinpath(name).read_bytes() for name in STATIC}
+        self.static = {
+            name: resources.files("review").joinpath("static").joinpath(name).read_bytes() for name in STATIC
+        }
 
     def refresh(self) -> None:
         self.crops.refresh()
@@ -75,7 +80,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ responses
     def send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        headers = {**security.HEADERS, "Content-Type": content_type, "Content-Length": str(len(body)), **(extra or {})}
+        headers = {
+            **security.HEADERS,
+            "Content-Type": content_type,
+            "Content-Length": str(len(body)),
+            **(extra or {}),
+        }
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -97,8 +107,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             self.error(404, "not found")
             return
-        self.send(200, body, security.IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
-                  {"Cache-Control": "private, max-age=60"})
+        self.send(
+            200,
+            body,
+            security.IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+            {"Cache-Control": "private, max-age=60"},
+        )
 
     # ------------------------------------------------------------------ dispatch
     def handle_one(self, method: str) -> None:
@@ -135,8 +149,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         app = self.app
         if path in ("/", "/index.html"):
             self.send(200, app.static["index.html"], STATIC["index.html"])
-        elif path.startswith("/static/") and path[len("/static/"):] in STATIC:
-            name = path[len("/static/"):]
+        elif path.startswith("/static/") and path[len("/static/") :] in STATIC:
+            name = path[len("/static/") :]
             self.send(200, app.static[name], STATIC[name])
         elif path == "/api/summary":
             self.send_json(data_summary(app.crops, app.clusters))
@@ -145,8 +159,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sort = query.get("sort", [VALUE if view != "accepted" else "likelihood"])[0]
             if sort not in SORT_KEYS and sort not in (VALUE, "id"):
                 raise ActionError(f"unknown sort {sort!r}")
-            page = app.crops.page(view, query.get("reason", [None])[0], sort, query.get("desc", ["0"])[0] == "1",
-                                  _int(query, "offset", 0), _int(query, "limit", 100))
+            page = app.crops.page(
+                view,
+                query.get("reason", [None])[0],
+                sort,
+                query.get("desc", ["0"])[0] == "1",
+                _int(query, "offset", 0),
+                _int(query, "limit", 100),
+            )
             self.send_json({"total": page.total, "offset": page.offset, "items": page.items})
         elif path == "/api/clusters":
             page = app.clusters.page(app.crops, _int(query, "offset", 0), _int(query, "limit", 20))
@@ -162,16 +182,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/favicon.ico":
             self.send(204, b"", "image/x-icon")
         elif path.startswith("/thumb/"):
-            found = app.crops.crop_file(path[len("/thumb/"):])
+            found = app.crops.crop_file(path[len("/thumb/") :])
             body = app.thumbs.get(found) if found else None
             if body is None:
                 self.error(404, "not found")
             else:
                 self.send(200, body, "image/jpeg", {"Cache-Control": "private, max-age=60"})
         elif path.startswith("/crop/"):
-            self.send_image(app.crops.crop_file(path[len("/crop/"):]))
+            self.send_image(app.crops.crop_file(path[len("/crop/") :]))
         elif path.startswith("/file/"):
-            self.send_image(security.data_file(app.data, path[len("/file/"):]))
+            self.send_image(security.data_file(app.data, path[len("/file/") :]))
         else:
             self.error(404, "not found")
 
@@ -206,8 +226,9 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def make_server(data_dir: Path, thresholds: Thresholds, host: str = "127.0.0.1", port: int = 0,
-                token: str | None = None) -> tuple[Server, App, str]:
+def make_server(
+    data_dir: Path, thresholds: Thresholds, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+) -> tuple[Server, App, str]:
     """A bound (not yet serving) server, its app, and the URL to open (with the token)."""
     app = App(data_dir, thresholds, token or security.new_token())
     handler = type("BoundHandler", (Handler,), {"app": app})

@@ -120,7 +120,10 @@ class CropIndex:
                     if not isinstance(row, dict) or not isinstance(row.get("id"), str):
                         continue
                     vals = row.get("values") if isinstance(row.get("values"), dict) else {}
-                    decision, reason = row.get("auto_decision", row.get("decision")), row.get("auto_reason", row.get("reason"))
+                    decision, reason = (
+                        row.get("auto_decision", row.get("decision")),
+                        row.get("auto_reason", row.get("reason")),
+                    )
                     ids.append(row["id"])
                     offsets.append(start)
                     has_crop.append(row.get("crop_box") is not None)
@@ -128,8 +131,11 @@ class CropIndex:
                     auto_state.append(self.code(decision, reason))
                     for key, (name, _) in SORT_KEYS.items():
                         values[key].append(_number(vals.get(name, row.get(name))))
-                    decided = (rules.deciding_value(str(reason), vals, self.thresholds)[1]
-                               if decision != ACCEPTED else None)
+                    decided = (
+                        rules.deciding_value(str(reason), vals, self.thresholds)[1]
+                        if decision != ACCEPTED
+                        else None
+                    )
                     values[VALUE].append(_number(decided))
         self.ids = ids
         self.position = {crop_id: k for k, crop_id in enumerate(ids)}
@@ -144,8 +150,9 @@ class CropIndex:
             self.order(sort, False)
 
     def _read_log(self) -> None:
-        new, self.log_offset = decisions.read_new(self.layout.overrides_log, decisions.OVERRIDE_ACTIONS,
-                                                  self.log_offset)
+        new, self.log_offset = decisions.read_new(
+            self.layout.overrides_log, decisions.OVERRIDE_ACTIONS, self.log_offset
+        )
         if self.log_offset == 0 and not new:
             return
         for crop_id, decision in new.items():
@@ -165,8 +172,12 @@ class CropIndex:
     def current(self, k: int) -> tuple[str, str | None]:
         """(decision, reason) of row k now: facecrop's own reading of the automatic decision and the log."""
         auto_decision, auto_reason = self.auto[k]
-        row = {"id": self.ids[k], "auto_decision": auto_decision, "auto_reason": auto_reason,
-               "crop_box": [0] if self.has_crop[k] else None}
+        row = {
+            "id": self.ids[k],
+            "auto_decision": auto_decision,
+            "auto_reason": auto_reason,
+            "crop_box": [0] if self.has_crop[k] else None,
+        }
         out = overrides.apply(row, self.overrides.get(self.ids[k]))
         return out["decision"], out["reason"]
 
@@ -176,8 +187,12 @@ class CropIndex:
             per = np.bincount(self.state, minlength=len(self.reasons)) if self.state.size else []
             rejected = {name: int(per[k]) for k, name in enumerate(self.reasons) if k and per[k]}
             order = [r for r in rules.ORDER if r in rejected] + sorted(set(rejected) - set(rules.ORDER))
-            return {"accepted": int(per[0]) if len(per) else 0, "rejected": {r: rejected[r] for r in order},
-                    "total": len(self.ids), "decisions": len(self.overrides)}
+            return {
+                "accepted": int(per[0]) if len(per) else 0,
+                "rejected": {r: rejected[r] for r in order},
+                "total": len(self.ids),
+                "decisions": len(self.overrides),
+            }
 
     def order(self, sort: str, descending: bool) -> np.ndarray:
         """Row indices sorted by `sort` (missing values last either way), cached until the manifest changes."""
@@ -192,7 +207,9 @@ class CropIndex:
                 self.orders[key] = np.argsort(keyed, kind="stable")
         return self.orders[key]
 
-    def page(self, view: str, reason: str | None, sort: str, descending: bool, offset: int, limit: int) -> Page:
+    def page(
+        self, view: str, reason: str | None, sort: str, descending: bool, offset: int, limit: int
+    ) -> Page:
         with self.lock:
             if view == ACCEPTED:
                 wanted = 0
@@ -203,7 +220,7 @@ class CropIndex:
             order = self.order(sort, descending)
             chosen = order[self.state[order] == wanted]
             offset = max(0, min(offset, max(0, chosen.size - 1)))
-            rows = chosen[offset:offset + max(1, min(limit, MAX_LIMIT))]
+            rows = chosen[offset : offset + max(1, min(limit, MAX_LIMIT))]
             return Page(int(chosen.size), offset, [self.card(int(k)) for k in rows])
 
     def row(self, k: int) -> dict[str, Any]:
@@ -229,8 +246,12 @@ class CropIndex:
                 return None
             row = self.row(k)
             decision, reason = self.current(k)
-            candidates = [safe_relative(row.get("path")), rel_crop(crop_id), rel_reject(str(reason), crop_id),
-                          rel_reject(str(self.auto[k][1]), crop_id)]
+            candidates = [
+                safe_relative(row.get("path")),
+                rel_crop(crop_id),
+                rel_reject(str(reason), crop_id),
+                rel_reject(str(self.auto[k][1]), crop_id),
+            ]
             for rel in candidates:
                 if rel and (self.layout.data / rel).is_file():
                     return self.layout.data / rel
@@ -246,14 +267,20 @@ class CropIndex:
         card = {field: row.get(field) for field in CARD_FIELDS}
         source = safe_relative(row.get("source_path"))
         card.update(
-            decision=decision, reason=reason, auto_decision=self.auto[k][0], auto_reason=self.auto[k][1],
+            decision=decision,
+            reason=reason,
+            auto_decision=self.auto[k][0],
+            auto_reason=self.auto[k][1],
             override=override.action if override else None,
             pending=(decision, reason) != (row.get("decision"), row.get("reason")),
             has_crop=bool(self.has_crop[k]),
-            values={key: v for key, v in values.items() if key != "failed"}, failed=values.get("failed") or [],
+            values={key: v for key, v in values.items() if key != "failed"},
+            failed=values.get("failed") or [],
             likelihood=row.get("likelihood", values.get("likelihood")),
             source=f"/file/{source}" if source else None,
-            title=meta.get("title"), character=meta.get("character"), tags=meta.get("tags"),
+            title=meta.get("title"),
+            character=meta.get("character"),
+            tags=meta.get("tags"),
             deciding=self.deciding(reason, values) if decision != ACCEPTED else None,
         )
         return card
@@ -263,8 +290,13 @@ class CropIndex:
         key, value = rules.deciding_value(str(reason), values, self.thresholds)
         for rule in rules.RULES:
             if rule.reason == reason and rule.value_key == key:
-                return {"key": key, "value": value, "op": "<" if rule.fails_below else ">",
-                        "threshold": getattr(self.thresholds, rule.threshold_key), "meaning": rule.meaning}
+                return {
+                    "key": key,
+                    "value": value,
+                    "op": "<" if rule.fails_below else ">",
+                    "threshold": getattr(self.thresholds, rule.threshold_key),
+                    "meaning": rule.meaning,
+                }
         meaning = rules.IMAGE_REASONS.get(str(reason)) or ("a person demoted it" if reason else None)
         return {"key": None, "value": values.get("error"), "op": None, "threshold": None, "meaning": meaning}
 
@@ -296,8 +328,9 @@ class ClusterIndex:
             if stat != self.manifest_stat:
                 self.manifest_stat = stat
                 self._load()
-            new, self.log_offset = decisions.read_new(self.layout.dedup_decisions_log, decisions.DEDUP_ACTIONS,
-                                                      self.log_offset)
+            new, self.log_offset = decisions.read_new(
+                self.layout.dedup_decisions_log, decisions.DEDUP_ACTIONS, self.log_offset
+            )
             for crop_id, decision in new.items():
                 if decision.action == decisions.CLEAR:
                     self.decided.pop(crop_id, None)
@@ -315,11 +348,21 @@ class ClusterIndex:
                     except (ValueError, RecursionError):
                         continue
                     duplicates = row.get("duplicates") if isinstance(row, dict) else None
-                    if not isinstance(duplicates, list) or not duplicates or not isinstance(row.get("id"), str):
+                    if (
+                        not isinstance(duplicates, list)
+                        or not duplicates
+                        or not isinstance(row.get("id"), str)
+                    ):
                         continue
                     members = [row["id"], *[d for d in duplicates if isinstance(d, str)]]
-                    clusters.append(ClusterRow(str(row.get("cluster_id", "")), row["id"], members,
-                                               str(row.get("kept_because", ""))))
+                    clusters.append(
+                        ClusterRow(
+                            str(row.get("cluster_id", "")),
+                            row["id"],
+                            members,
+                            str(row.get("kept_because", "")),
+                        )
+                    )
         clusters.sort(key=lambda c: (-len(c.members), c.kept))
         self.clusters = clusters
         self.member_of = {m: k for k, c in enumerate(clusters) for m in c.members}
@@ -334,7 +377,9 @@ class ClusterIndex:
         with self.lock, crops.lock:  # always this order (clusters, then crops), as actions take them
             total = len(self.clusters)
             offset = max(0, min(offset, max(0, total - 1)))
-            items = [self.view(k, crops) for k in range(offset, min(total, offset + max(1, min(limit, MAX_LIMIT))))]
+            items = [
+                self.view(k, crops) for k in range(offset, min(total, offset + max(1, min(limit, MAX_LIMIT))))
+            ]
             return Page(total, offset, items)
 
     def view(self, k: int, crops: CropIndex) -> dict[str, Any]:
@@ -347,12 +392,21 @@ class ClusterIndex:
             position = crops.find(crop_id)
             card = crops.card(position) if position is not None else {"id": crop_id, "has_crop": False}
             decision = self.decided.get(crop_id)
-            card.update(was_kept=crop_id == c.kept, kept=crop_id == kept_now,
-                        split=bool(decision and decision.action == "split"),
-                        dedup_decision=decision.action if decision else None)
+            card.update(
+                was_kept=crop_id == c.kept,
+                kept=crop_id == kept_now,
+                split=bool(decision and decision.action == "split"),
+                dedup_decision=decision.action if decision else None,
+            )
             members.append(card)
-        return {"index": k, "cluster_id": c.cluster_id, "kept": c.kept, "kept_now": kept_now,
-                "why": together.why if together and kept_now != c.kept else c.why, "members": members}
+        return {
+            "index": k,
+            "cluster_id": c.cluster_id,
+            "kept": c.kept,
+            "kept_now": kept_now,
+            "why": together.why if together and kept_now != c.kept else c.why,
+            "members": members,
+        }
 
     def cluster_of(self, crop_id: str) -> int | None:
         return self.member_of.get(crop_id)

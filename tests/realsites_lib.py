@@ -81,7 +81,12 @@ RELATED_CHARA_SONG = (
 
 
 def getchu_item(
-    realsites: Path, product_id: int, images: int, *, title: str | None = None, related_chara_song: bool = True
+    realsites: Path,
+    product_id: int,
+    images: int,
+    *,
+    title: str | None = None,
+    related_chara_song: bool = True,
 ) -> bytes:
     """The real /item/ page with its id swapped for `product_id`, keeping ceil(images / 2) characters.
 
@@ -97,7 +102,9 @@ def getchu_item(
     keep = (images + 1) // 2
     if keep > GETCHU_ITEM_CHARACTERS:
         raise ValueError(f"the recorded page has {GETCHU_ITEM_CHARACTERS} characters, asked for {keep}")
-    rows = [img.find_parent("tr") for img in soup.find_all("img", src=re.compile(rf"c{product_id}chara\d+\.jpg$"))]
+    rows = [
+        img.find_parent("tr") for img in soup.find_all("img", src=re.compile(rf"c{product_id}chara\d+\.jpg$"))
+    ]
     for row in rows[keep:]:
         separator = row.find_next_sibling("tr")
         if separator is not None and separator.find("hr") is not None:
@@ -131,13 +138,21 @@ def danbooru_robots(realsites: Path) -> bytes:
     """Danbooru's robots.txt template rendered as the live site renders it (realsites/README.md):
     web crawlers allowed, each `<%= name_path %>` as `/name`, the honeypot as its real path."""
     template = (realsites / "danbooru" / "danbooru_robots_index.text.erb").read_text(encoding="utf-8")
-    template = re.sub(r"<%= post_path\(2884633, i_am_dumb: \"true\"\) %>", "/posts/2884633?i_am_dumb=true", template)
-    template = re.sub(r"<%= sitemap_url\([^%]*sitemap: \"(\w+)\"\) %>", r"https://danbooru.donmai.us/sitemap_\1.xml", template)
+    template = re.sub(
+        r"<%= post_path\(2884633, i_am_dumb: \"true\"\) %>", "/posts/2884633?i_am_dumb=true", template
+    )
+    template = re.sub(
+        r"<%= sitemap_url\([^%]*sitemap: \"(\w+)\"\) %>",
+        r"https://danbooru.donmai.us/sitemap_\1.xml",
+        template,
+    )
     template = re.sub(r"<%= (\w+?)_path(?:\(format: :(\w+)\))? %>", _path, template)
     template = re.sub(r"<%#.*?%>", "", template)
     template = re.sub(r"<% (?:if|end)[^%]*%>", "", template)
     if "<%" in template:
-        raise ValueError("unrendered ERB left in the robots template: " + template[template.index("<%") :][:80])
+        raise ValueError(
+            "unrendered ERB left in the robots template: " + template[template.index("<%") :][:80]
+        )
     return template.encode("utf-8")
 
 

@@ -14,21 +14,44 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = {"crawler": ["crawler"], "facecrop": ["facecrop"], "dedup": ["dedup"], "summary": ["pipeline", "summary"]}
+MODULES = {
+    "crawler": ["crawler"],
+    "facecrop": ["facecrop"],
+    "dedup": ["dedup"],
+    "summary": ["pipeline", "summary"],
+}
 
 
 def env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
 
 
-def stage(name: str, data: Path, config: Path, *extra: str, cascade: Path | None = None,
-          timeout: float = 300) -> subprocess.CompletedProcess:
+def stage(
+    name: str, data: Path, config: Path, *extra: str, cascade: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`python -m STAGE --config C --data D EXTRA...` in a subprocess, as a user runs it."""
-    command = [sys.executable, "-m", *MODULES[name], "--config", str(config), "--data", str(data), "--no-progress", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        *MODULES[name],
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--no-progress",
+        *extra,
+    ]
     if cascade is not None:
         command += ["--cascade", str(cascade)]
-    return subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -47,8 +70,11 @@ def one_line(result: subprocess.CompletedProcess, label: str) -> str:
 
 
 def write_config(path: Path, art: Path, extra: str = "") -> Path:
-    path.write_text(f'[crawler]\nrate_per_host = 0\n[[sources]]\nkind = "folder"\npath = "{art}"\n'
-                    f"[facecrop]\nworkers = 1\n[dedup]\nworkers = 1\n{extra}", encoding="utf-8")
+    path.write_text(
+        f'[crawler]\nrate_per_host = 0\n[[sources]]\nkind = "folder"\npath = "{art}"\n'
+        f"[facecrop]\nworkers = 1\n[dedup]\nworkers = 1\n{extra}",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -74,8 +100,11 @@ def copy_data(data: Path, into: Path) -> Path:
 
 def tree_bytes(root: Path, *skip_suffixes: str) -> dict[str, bytes]:
     """Every file under `root` by relative path (the state files left out: they may differ)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(skip_suffixes)}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(skip_suffixes)
+    }
 
 
 def garble(path: Path, offset: int = 200, count: int = 30) -> None:

@@ -36,10 +36,23 @@ def test_raw_path_rule_is_where_the_crawler_stores(tmp_path: Path) -> None:
 
 def test_layout_paths_are_under_data(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
-    files = [layout.raw_manifest, layout.crawl_state, layout.crops_manifest, layout.overrides_log,
-             layout.facecrop_state, layout.rejects_page, layout.faces_manifest, layout.dedup_report,
-             layout.dropped_log, layout.dedup_decisions_log, layout.dedup_state, layout.thumb_cache,
-             layout.shard_npy, layout.shard_json, layout.cascade]
+    files = [
+        layout.raw_manifest,
+        layout.crawl_state,
+        layout.crops_manifest,
+        layout.overrides_log,
+        layout.facecrop_state,
+        layout.rejects_page,
+        layout.faces_manifest,
+        layout.dedup_report,
+        layout.dropped_log,
+        layout.dedup_decisions_log,
+        layout.dedup_state,
+        layout.thumb_cache,
+        layout.shard_npy,
+        layout.shard_json,
+        layout.cascade,
+    ]
     assert len(set(files)) == len(files)
     assert all(path.is_relative_to(tmp_path) for path in files)
     assert layout.path(rel_raw("cd" * 32, "png")) == layout.raw_image("cd" * 32, "png")
@@ -49,8 +62,15 @@ def test_layout_paths_are_under_data(tmp_path: Path) -> None:
 
 
 def _write(data: Path, images: np.ndarray, hair: list[str | None]) -> dict:
-    return shard.write_shard(data, iter(images), len(images), images.shape[1:], ids=[f"id{i}" for i in range(len(images))],
-                             labels={"hair_color": hair}, config={"threshold": 4})
+    return shard.write_shard(
+        data,
+        iter(images),
+        len(images),
+        images.shape[1:],
+        ids=[f"id{i}" for i in range(len(images))],
+        labels={"hair_color": hair},
+        config={"threshold": 4},
+    )
 
 
 def test_shard_round_trip(tmp_path: Path) -> None:
@@ -72,7 +92,9 @@ def test_shard_of_an_unknown_version_is_refused_naming_the_file(tmp_path: Path) 
     sidecar = Layout(tmp_path).shard_json
     meta = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**meta, "version": shard.FORMAT_VERSION + 1}))
-    with pytest.raises(shard.ShardError, match=f"{sidecar}: shard format version {shard.FORMAT_VERSION + 1} is unknown"):
+    with pytest.raises(
+        shard.ShardError, match=f"{sidecar}: shard format version {shard.FORMAT_VERSION + 1} is unknown"
+    ):
         shard.open_shard(tmp_path)
     assert shard.shard_count(tmp_path) is None
     assert shard.ShardError.exit_code == 4  # rebuilding the shard is running an earlier stage
@@ -81,8 +103,16 @@ def test_shard_of_an_unknown_version_is_refused_naming_the_file(tmp_path: Path) 
 def test_content_key_keeps_a_current_shard(tmp_path: Path) -> None:
     images = np.zeros((1, 8, 8, 3), np.uint8)
     key = shard.content_key(["id0"], ["digest"], {"hair_color": [None]}, {})
-    shard.write_shard(tmp_path, iter(images), 1, (8, 8, 3), ids=["id0"], labels={"hair_color": [None]}, config={},
-                      content_key=key)
+    shard.write_shard(
+        tmp_path,
+        iter(images),
+        1,
+        (8, 8, 3),
+        ids=["id0"],
+        labels={"hair_color": [None]},
+        config={},
+        content_key=key,
+    )
     assert shard.is_current(tmp_path, key)
     assert not shard.is_current(tmp_path, shard.content_key(["id1"], ["digest"], {"hair_color": [None]}, {}))
 
@@ -103,7 +133,9 @@ def test_overrides_last_row_wins_and_bad_rows_are_skipped_with_file_and_line(tmp
         latest = decisions.read_overrides(tmp_path)
     assert latest["a_1_2_3_4"].action == "promote" and latest["a_1_2_3_4"].reason is None
     assert latest["b_1_2_3_4"] == decisions.Decision("b_1_2_3_4", "demote", "manual", latest["b_1_2_3_4"].at)
-    assert latest["c_1_2_3_4"].action == "demote" and latest["c_1_2_3_4"].reason == "manual"  # the demotion stands
+    assert (
+        latest["c_1_2_3_4"].action == "demote" and latest["c_1_2_3_4"].reason == "manual"
+    )  # the demotion stands
     warned = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"{log}:3: ") and "explode" in m for m in warned), warned
     assert any(m.startswith(f"{log}:4: ") and "'id'" in m for m in warned), warned
@@ -122,7 +154,9 @@ def test_dedup_decisions_log_round_trip(tmp_path: Path) -> None:
     decisions.record_dedup_decision(tmp_path, "a_0_0_9_9", "keep")
     latest = decisions.read_dedup_decisions(tmp_path)
     assert {k: v.action for k, v in latest.items()} == {"a_0_0_9_9": "keep", "b_0_0_9_9": "keep"}
-    assert len(Layout(tmp_path).dedup_decisions_log.read_text().splitlines()) == 3  # appended, never rewritten
+    assert (
+        len(Layout(tmp_path).dedup_decisions_log.read_text().splitlines()) == 3
+    )  # appended, never rewritten
     with pytest.raises(decisions.BadDecision):
         decisions.record_dedup_decision(tmp_path, "a_0_0_9_9", "promote")
 
@@ -137,18 +171,39 @@ def test_manifest_rows_parse_and_say_why_not(tmp_path: Path) -> None:
     with pytest.raises(RowError, match="sha256"):
         RawImage.parse({"sha256": "nope"})
     path = tmp_path / "manifest.jsonl"
-    atomic.write_jsonl(path, [{"id": "x_0_0_10_20", "decision": "accepted", "box": [0, 0, 10, 20], "path": "crops/x.png"},
-                              {"decision": "accepted"}])
+    atomic.write_jsonl(
+        path,
+        [
+            {"id": "x_0_0_10_20", "decision": "accepted", "box": [0, 0, 10, 20], "path": "crops/x.png"},
+            {"decision": "accepted"},
+        ],
+    )
     rows, bad = read_rows(path, CropRow.parse)
-    assert [(r.id, r.accepted, r.face_area, r.is_detection) for r in rows] == [("x_0_0_10_20", True, 200, True)]
+    assert [(r.id, r.accepted, r.face_area, r.is_detection) for r in rows] == [
+        ("x_0_0_10_20", True, 200, True)
+    ]
     assert bad == [(2, "manifest row without an id")]
 
 
 def test_face_row_round_trip() -> None:
-    face = FaceRow(id="x", path="faces64/x.png", source_sha256="f" * 64, source_path=None, cluster_id="c",
-                   cluster_size=2, duplicates=["y"], kept_because="larger", hashes={"thumb_sha256": "t"},
-                   hash_kind="phash", hash_bits=64, face_area=100, crop_side=10, sharpness=1.0, hair_color=None,
-                   eye_colors=None)
+    face = FaceRow(
+        id="x",
+        path="faces64/x.png",
+        source_sha256="f" * 64,
+        source_path=None,
+        cluster_id="c",
+        cluster_size=2,
+        duplicates=["y"],
+        kept_because="larger",
+        hashes={"thumb_sha256": "t"},
+        hash_kind="phash",
+        hash_bits=64,
+        face_area=100,
+        crop_side=10,
+        sharpness=1.0,
+        hair_color=None,
+        eye_colors=None,
+    )
     row = json.loads(json.dumps(face.to_row()))
     assert row["crop_id"] == "x" and FaceRow.parse(row) == face and face.thumb_sha256 == "t"
 
@@ -164,13 +219,21 @@ def test_console_version_is_the_installed_distribution() -> None:
 
 def test_console_subcommand_is_the_stage(tmp_path: Path) -> None:
     atomic.write_jsonl(Layout(tmp_path).raw_manifest, [{"sha256": "a" * 64}])
-    via_console = subprocess.run([str(CONSOLE), "summary", "--data", str(tmp_path)], capture_output=True, text=True,
-                                 timeout=60)
-    via_module = subprocess.run([sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)], cwd=REPO,
-                                capture_output=True, text=True, timeout=60)
+    via_console = subprocess.run(
+        [str(CONSOLE), "summary", "--data", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    via_module = subprocess.run(
+        [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert via_console.returncode == via_module.returncode == 0
     assert via_console.stdout == via_module.stdout and "images crawled      1" in via_console.stdout
-    help_text = subprocess.run([str(CONSOLE), "facecrop", "--help"], capture_output=True, text=True, timeout=60)
+    help_text = subprocess.run(
+        [str(CONSOLE), "facecrop", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert help_text.returncode == 0 and "promote" in help_text.stdout and "--cascade" in help_text.stdout
     listing = subprocess.run([str(CONSOLE), "--help"], capture_output=True, text=True, timeout=60).stdout
     for command in ("crawl", "facecrop", "dedup", "train", "dataset", "sample", "summary", "bench"):

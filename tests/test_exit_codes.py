@@ -24,8 +24,13 @@ from pipeline.shard import write_shard
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Path(sys.executable).parent / "animefaces"
 # stage name in `animefaces` -> `python -m` module and its argv prefix
-STAGES = {"crawl": ("crawler", []), "facecrop": ("facecrop", []), "dedup": ("dedup", []), "train": ("train", []),
-          "summary": ("pipeline", ["summary"])}
+STAGES = {
+    "crawl": ("crawler", []),
+    "facecrop": ("facecrop", []),
+    "dedup": ("dedup", []),
+    "train": ("train", []),
+    "summary": ("pipeline", ["summary"]),
+}
 READS_CONFIG = ("crawl", "facecrop", "dedup", "train")
 NEEDS_EARLIER_OUTPUT = ("facecrop", "dedup", "train", "summary")
 
@@ -46,8 +51,15 @@ def run(how: str, stage: str, args: list[str], cwd: Path) -> subprocess.Complete
     module, prefix = STAGES[stage]
     command = [str(CONSOLE), stage] if how == "animefaces" else [sys.executable, "-m", module, *prefix]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*command, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_line(result: subprocess.CompletedProcess, stage_label: str) -> str:
@@ -92,7 +104,11 @@ def test_missing_earlier_output_is_4_everywhere(tmp_path: Path, stage: str, how:
     data.mkdir()
     config = tmp_path / "ok.toml"
     config.write_text(TINY_TRAIN)
-    extra = ["--runs-dir", str(tmp_path / "runs"), "--device", "cpu", "--max-steps", "1"] if stage == "train" else []
+    extra = (
+        ["--runs-dir", str(tmp_path / "runs"), "--device", "cpu", "--max-steps", "1"]
+        if stage == "train"
+        else []
+    )
     result = run(how, stage, ["--config", str(config), "--data", str(data), *extra], tmp_path)
     assert result.returncode == InputMissing.exit_code == 4, result.stderr
     line = one_line(result, label(stage))
@@ -131,13 +147,33 @@ def blocked(stage: str, tmp_path: Path, cascade: Path) -> list[str]:
         layout.crops_dir.mkdir()
         crop_id = "a" * 12 + "_0_0_96_96"
         _image(layout.path(rel_crop(crop_id)), 1)
-        atomic.write_jsonl(layout.crops_manifest, [{
-            "id": crop_id, "source_sha256": "a" * 64, "source_path": rel_raw("a" * 64, "png"), "box": [0, 0, 96, 96],
-            "size": 96, "decision": "accepted", "reason": None, "path": rel_crop(crop_id), "override": None}])
+        atomic.write_jsonl(
+            layout.crops_manifest,
+            [
+                {
+                    "id": crop_id,
+                    "source_sha256": "a" * 64,
+                    "source_path": rel_raw("a" * 64, "png"),
+                    "box": [0, 0, 96, 96],
+                    "size": 96,
+                    "decision": "accepted",
+                    "reason": None,
+                    "path": rel_crop(crop_id),
+                    "override": None,
+                }
+            ],
+        )
         layout.dedup_dir.write_text("not a folder")
     elif stage == "train":
-        write_shard(data, iter(np.zeros((16, 64, 64, 3), np.uint8)), 16, (64, 64, 3),
-                    ids=[f"f{i}" for i in range(16)], labels={"hair_color": [None] * 16}, config={})
+        write_shard(
+            data,
+            iter(np.zeros((16, 64, 64, 3), np.uint8)),
+            16,
+            (64, 64, 3),
+            ids=[f"f{i}" for i in range(16)],
+            labels={"hair_color": [None] * 16},
+            config={},
+        )
         runs = tmp_path / "runs"
         runs.write_text("not a folder")
         args += ["--runs-dir", str(runs), "--device", "cpu", "--max-steps", "1"]
@@ -149,8 +185,9 @@ def blocked(stage: str, tmp_path: Path, cascade: Path) -> list[str]:
 
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("stage", STAGES)
-def test_unwritable_or_unreadable_path_is_1_and_one_line(tmp_path: Path, stage: str, how: str,
-                                                          cascade_path: Path) -> None:
+def test_unwritable_or_unreadable_path_is_1_and_one_line(
+    tmp_path: Path, stage: str, how: str, cascade_path: Path
+) -> None:
     result = run(how, stage, blocked(stage, tmp_path, cascade_path), tmp_path)
     assert result.returncode == PipelineError.exit_code == 1, result.stderr
     line = one_line(result, label(stage))
@@ -160,7 +197,12 @@ def test_unwritable_or_unreadable_path_is_1_and_one_line(tmp_path: Path, stage: 
 def test_dataset_stops_at_the_first_failing_stage_with_its_code(tmp_path: Path) -> None:
     config = tmp_path / "typo.toml"
     config.write_text(TYPO_CONFIG)
-    result = subprocess.run([str(CONSOLE), "dataset", "--config", str(config), "--data", str(tmp_path / "data")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(CONSOLE), "dataset", "--config", str(config), "--data", str(tmp_path / "data")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert one_line(result, "crawler")  # the crawler's line only: facecrop, dedup and summary never ran

@@ -87,7 +87,9 @@ def test_resolver_uses_verified_copy_in_data_models(cascade_path: Path, tmp_path
     assert resolve_cascade(None, tmp_path, url=_closed_port_url()) == cached
 
 
-def test_resolver_downloads_and_verifies(cascade_path: Path, tmp_path: Path, monkeypatch, serve_bytes) -> None:
+def test_resolver_downloads_and_verifies(
+    cascade_path: Path, tmp_path: Path, monkeypatch, serve_bytes
+) -> None:
     monkeypatch.delenv("ANIMEFACE_CASCADE", raising=False)
     url = serve_bytes(cascade_path.read_bytes())
     path = resolve_cascade(None, tmp_path, url=url)

@@ -23,21 +23,41 @@ def _crops(data: Path, count: int) -> None:
         crop_id = f"{k:012x}_0_0_96_96"
         pixels = np.random.default_rng(k).integers(0, 255, (96, 96, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(layout.path(rel_crop(crop_id)))
-        rows.append({"id": crop_id, "source_sha256": f"{k:064x}", "box": [0, 0, 96, 96], "size": 96,
-                     "decision": "accepted", "reason": None, "path": rel_crop(crop_id), "override": None})
+        rows.append(
+            {
+                "id": crop_id,
+                "source_sha256": f"{k:064x}",
+                "box": [0, 0, 96, 96],
+                "size": 96,
+                "decision": "accepted",
+                "reason": None,
+                "path": rel_crop(crop_id),
+                "override": None,
+            }
+        )
     atomic.write_jsonl(layout.crops_manifest, rows)
 
 
 def _dedup(data: Path, *flags: str) -> subprocess.CompletedProcess:
     config = data.parent / "empty.toml"
     config.write_text("")
-    return subprocess.run([sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), *flags],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_quiet_verbose_and_no_progress(tmp_path: Path) -> None:
     runs = {}
-    for name, flags in (("default", ()), ("quiet", ("-q",)), ("bars_off", ("--no-progress",)), ("verbose", ("-v",))):
+    for name, flags in (
+        ("default", ()),
+        ("quiet", ("-q",)),
+        ("bars_off", ("--no-progress",)),
+        ("verbose", ("-v",)),
+    ):
         data = tmp_path / name / "data"  # a fresh DATA each, so every run does the same work
         _crops(data, 3)
         runs[name] = result = _dedup(data, *flags)

@@ -21,24 +21,78 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
     atomic.write_jsonl(
         tmp_path / "crops" / "manifest.jsonl",
         [
-            {"id": "aaa_1", "source_sha256": "a" * 64, "box": [0, 0, 80, 80], "decision": "accepted", "reason": None},
-            {"id": "aaa_2", "source_sha256": "a" * 64, "box": [9, 9, 80, 80], "decision": "accepted", "reason": None},
-            {"id": "aaa_3", "source_sha256": "a" * 64, "box": [5, 5, 30, 30], "decision": "rejected", "reason": "too_small"},
-            {"id": "bbb_image", "source_sha256": "b" * 64, "box": None, "decision": "rejected", "reason": "decode_error"},
+            {
+                "id": "aaa_1",
+                "source_sha256": "a" * 64,
+                "box": [0, 0, 80, 80],
+                "decision": "accepted",
+                "reason": None,
+            },
+            {
+                "id": "aaa_2",
+                "source_sha256": "a" * 64,
+                "box": [9, 9, 80, 80],
+                "decision": "accepted",
+                "reason": None,
+            },
+            {
+                "id": "aaa_3",
+                "source_sha256": "a" * 64,
+                "box": [5, 5, 30, 30],
+                "decision": "rejected",
+                "reason": "too_small",
+            },
+            {
+                "id": "bbb_image",
+                "source_sha256": "b" * 64,
+                "box": None,
+                "decision": "rejected",
+                "reason": "decode_error",
+            },
         ],
     )
-    face = FaceRow(id="aaa_1", path=rel_face("aaa_1"), source_sha256="a" * 64, source_path=None, cluster_id="c1",
-                   cluster_size=2, duplicates=["aaa_2"], kept_because="larger source face", hashes={}, hash_kind="phash",
-                   hash_bits=64, face_area=6400, crop_side=120, sharpness=300.0, hair_color=None, eye_colors=None)
+    face = FaceRow(
+        id="aaa_1",
+        path=rel_face("aaa_1"),
+        source_sha256="a" * 64,
+        source_path=None,
+        cluster_id="c1",
+        cluster_size=2,
+        duplicates=["aaa_2"],
+        kept_because="larger source face",
+        hashes={},
+        hash_kind="phash",
+        hash_bits=64,
+        face_area=6400,
+        crop_side=120,
+        sharpness=300.0,
+        hair_color=None,
+        eye_colors=None,
+    )
     atomic.write_jsonl(Layout(tmp_path).faces_manifest, [face.to_row()])
-    write_shard(tmp_path, iter([np.zeros((64, 64, 3), np.uint8)]), 1, (64, 64, 3), ids=["aaa_1"],
-                labels={"hair_color": [None]}, config={})
+    write_shard(
+        tmp_path,
+        iter([np.zeros((64, 64, 3), np.uint8)]),
+        1,
+        (64, 64, 3),
+        ids=["aaa_1"],
+        labels={"hair_color": [None]},
+        config={},
+    )
 
     out = subprocess.run(
         [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)],
-        cwd=repo_root, capture_output=True, text=True, check=True, timeout=60,
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
-    lines = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines() if re.search(r"\S\s{2,}\S", line))
+    lines = dict(
+        re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        for line in out.splitlines()
+        if re.search(r"\S\s{2,}\S", line)
+    )
     assert lines["images crawled"] == "2"
     assert lines["faces found"] == "3"
     assert lines["accepted"] == "2"
@@ -52,7 +106,13 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
 def test_summary_without_data_dir_is_one_clear_line(tmp_path: Path, repo_root: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path / "absent")],
-        cwd=repo_root, capture_output=True, text=True, timeout=60,
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 4
-    assert result.stderr.strip() == f"pipeline: no data directory at {tmp_path / 'absent'}; run `make dataset` first"
+    assert (
+        result.stderr.strip()
+        == f"pipeline: no data directory at {tmp_path / 'absent'}; run `make dataset` first"
+    )

@@ -15,11 +15,18 @@ from reliability_lib import one_line, stage
 from pipeline.errors import ConfigError
 
 CASES = {
-    "facecrop min_likelihood nan": ("facecrop", "[facecrop.thresholds]\nmin_likelihood = nan\n",
-                                    "[facecrop].thresholds.min_likelihood"),
+    "facecrop min_likelihood nan": (
+        "facecrop",
+        "[facecrop.thresholds]\nmin_likelihood = nan\n",
+        "[facecrop].thresholds.min_likelihood",
+    ),
     "facecrop margin inf": ("facecrop", "[facecrop]\nmargin = inf\n", "[facecrop].margin"),
     "facecrop shift -inf": ("facecrop", "[facecrop]\nshift = -inf\n", "[facecrop].shift"),
-    "dedup max_colour_distance nan": ("dedup", "[dedup]\nmax_colour_distance = nan\n", "[dedup].max_colour_distance"),
+    "dedup max_colour_distance nan": (
+        "dedup",
+        "[dedup]\nmax_colour_distance = nan\n",
+        "[dedup].max_colour_distance",
+    ),
     "dedup min_contrast inf": ("dedup", "[dedup]\nmin_contrast = inf\n", "[dedup].min_contrast"),
     "crawler backoff inf": ("crawler", "[crawler]\nbackoff = inf\n", "[crawler].backoff"),
 }
@@ -39,7 +46,7 @@ def test_non_finite_float_settings_are_config_errors(tmp_path: Path, case: str) 
 @pytest.mark.parametrize("name", ["crawler", "facecrop", "dedup"])
 def test_non_utf8_toml_is_a_config_error(tmp_path: Path, name: str) -> None:
     config = tmp_path / "latin1.toml"
-    config.write_bytes('[dedup]\n# r\xe9glages\nthreshold = 4\n'.encode("latin-1"))
+    config.write_bytes("[dedup]\n# r\xe9glages\nthreshold = 4\n".encode("latin-1"))
     result = stage(name, tmp_path / "data", config)
     assert result.returncode == ConfigError.exit_code, result.stderr
     line = one_line(result, name)

@@ -24,16 +24,21 @@ from pipeline.layout import Layout
 
 pytestmark = pytest.mark.testdata
 
-IMAGES = ["style2paints_refs__1.png", "style2paints_refs__10.png", "style2paints_refs__11.png",
-          "style2paints_refs__12.png"]
+IMAGES = [
+    "style2paints_refs__1.png",
+    "style2paints_refs__10.png",
+    "style2paints_refs__11.png",
+    "style2paints_refs__12.png",
+]
 # State files may differ after a repair; the rejects page embeds the DATA path it was built for.
 STATE_FILES = (".sqlite", ".sqlite-wal", ".sqlite-shm", ".lock", ".damaged", "thumbs.u8", "index.html")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, testdata: Path, cascade_path: Path) -> tuple[Path, Path]:
-    data, config = build_pipeline(tmp_path_factory.mktemp("built"), [testdata / "full" / n for n in IMAGES],
-                                  cascade_path)
+    data, config = build_pipeline(
+        tmp_path_factory.mktemp("built"), [testdata / "full" / n for n in IMAGES], cascade_path
+    )
     assert len(list(Layout(data).faces_dir.glob("*.png"))) >= 2
     return data, config
 
@@ -63,8 +68,9 @@ BAD_OVERRIDE_ROWS = {
 
 
 @pytest.mark.parametrize("case", BAD_OVERRIDE_ROWS)
-def test_a_bad_overrides_row_is_skipped_with_file_and_line(data: Path, config: Path, cascade_path: Path,
-                                                          case: str) -> None:
+def test_a_bad_overrides_row_is_skipped_with_file_and_line(
+    data: Path, config: Path, cascade_path: Path, case: str
+) -> None:
     layout = Layout(data)
     crop = sorted(layout.crops_dir.glob("*.png"))[0].stem
     row = BAD_OVERRIDE_ROWS[case](crop)
@@ -86,6 +92,7 @@ def test_a_bad_overrides_row_is_skipped_with_file_and_line(data: Path, config: P
 
 
 # ---------------------------------------------------------------- 9: damaged state files
+
 
 def _truncate(path: Path) -> None:
     size = path.stat().st_size
@@ -129,8 +136,9 @@ def test_a_damaged_crawl_state_is_one_line_naming_it(data: Path, config: Path, d
 
 @pytest.mark.parametrize("damage", DAMAGE)
 @pytest.mark.parametrize("which", ["facecrop", "dedup"])
-def test_a_damaged_cache_state_is_rebuilt_and_said(data: Path, config: Path, cascade_path: Path, which: str,
-                                                   damage: str) -> None:
+def test_a_damaged_cache_state_is_rebuilt_and_said(
+    data: Path, config: Path, cascade_path: Path, which: str, damage: str
+) -> None:
     """facecrop.sqlite and dedup/state.sqlite only save work: rebuilt, with a warning, to the same outputs."""
     layout = Layout(data)
     path = layout.facecrop_state if which == "facecrop" else layout.dedup_state
@@ -144,7 +152,9 @@ def test_a_damaged_cache_state_is_rebuilt_and_said(data: Path, config: Path, cas
     assert tree_bytes(data, *STATE_FILES) == before
 
 
-def test_a_garbled_facecrop_row_is_redone_naming_the_file(data: Path, config: Path, cascade_path: Path) -> None:
+def test_a_garbled_facecrop_row_is_redone_naming_the_file(
+    data: Path, config: Path, cascade_path: Path
+) -> None:
     """The case that printed `facecrop: Expecting value: line 1 column 9` and named no file."""
     path = Layout(data).facecrop_state
     before = tree_bytes(data, *STATE_FILES)
@@ -158,19 +168,35 @@ def test_a_garbled_facecrop_row_is_redone_naming_the_file(data: Path, config: Pa
 
 
 ROW_DAMAGE = {
-    "dedup print not UTF-8": ("dedup", "UPDATE prints SET hash_hex = CAST(x'ff99' AS TEXT) WHERE rowid = 1", "hashing"),
-    "dedup print wrong shape": ("dedup", "UPDATE prints SET dhash_hex = 'zz', width = 'x' WHERE rowid = 1", "hashing"),
+    "dedup print not UTF-8": (
+        "dedup",
+        "UPDATE prints SET hash_hex = CAST(x'ff99' AS TEXT) WHERE rowid = 1",
+        "hashing",
+    ),
+    "dedup print wrong shape": (
+        "dedup",
+        "UPDATE prints SET dhash_hex = 'zz', width = 'x' WHERE rowid = 1",
+        "hashing",
+    ),
     "dedup pair wrong shape": ("dedup", "INSERT INTO pairs VALUES ('../x', 'b', 'c', 'd')", "searching"),
-    "facecrop row not UTF-8": ("facecrop", "UPDATE sources SET rows = CAST(x'5b7b22ff' AS TEXT) WHERE rowid = 1",
-                               "detected again"),
-    "facecrop row unsafe reason": ("facecrop", "UPDATE sources SET rows = json_set(rows, '$[0].auto_decision', "
-                                   "'rejected', '$[0].auto_reason', '../../ESCAPED') WHERE rowid = 1", "detected again"),
+    "facecrop row not UTF-8": (
+        "facecrop",
+        "UPDATE sources SET rows = CAST(x'5b7b22ff' AS TEXT) WHERE rowid = 1",
+        "detected again",
+    ),
+    "facecrop row unsafe reason": (
+        "facecrop",
+        "UPDATE sources SET rows = json_set(rows, '$[0].auto_decision', "
+        "'rejected', '$[0].auto_reason', '../../ESCAPED') WHERE rowid = 1",
+        "detected again",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", ROW_DAMAGE)
-def test_damage_inside_a_cache_row_is_redone_not_trusted(data: Path, config: Path, cascade_path: Path,
-                                                         case: str) -> None:
+def test_damage_inside_a_cache_row_is_redone_not_trusted(
+    data: Path, config: Path, cascade_path: Path, case: str
+) -> None:
     """Damage SQLite's own check cannot see (a value garbled in place): the row is validated and redone."""
     which, sql, said = ROW_DAMAGE[case]
     layout = Layout(data)
@@ -223,6 +249,7 @@ def test_a_garbled_thumbnail_cache_is_checked_and_its_rows_hashed_again(data: Pa
 
 # ---------------------------------------------------------------- 8: silent damage to files a stage owns or reads
 
+
 def test_a_garbled_faces64_png_is_repaired_on_a_plain_rerun(data: Path, config: Path) -> None:
     before = tree_bytes(data, *STATE_FILES)
     face = sorted(Layout(data).faces_dir.glob("*.png"))[0]
@@ -232,7 +259,9 @@ def test_a_garbled_faces64_png_is_repaired_on_a_plain_rerun(data: Path, config: 
     assert tree_bytes(data, *STATE_FILES) == before
 
 
-def test_damage_that_keeps_size_and_mtime_is_found_by_verify(data: Path, config: Path, cascade_path: Path) -> None:
+def test_damage_that_keeps_size_and_mtime_is_found_by_verify(
+    data: Path, config: Path, cascade_path: Path
+) -> None:
     """A plain re-run trusts a file whose size and mtime are as recorded; --verify hashes every one."""
     layout = Layout(data)
     before = tree_bytes(data, *STATE_FILES)
@@ -258,8 +287,9 @@ def test_a_garbled_crop_is_made_again(data: Path, config: Path, cascade_path: Pa
 
 
 @pytest.mark.parametrize("damage", ["deleted", "garbled"])
-def test_a_damaged_raw_image_is_noticed_and_its_crops_kept(data: Path, config: Path, cascade_path: Path,
-                                                           damage: str) -> None:
+def test_a_damaged_raw_image_is_noticed_and_its_crops_kept(
+    data: Path, config: Path, cascade_path: Path, damage: str
+) -> None:
     layout = Layout(data)
     before = tree_bytes(layout.crops_dir, *STATE_FILES)
     raw = sorted(p for p in layout.raw_dir.rglob("*") if p.is_file() and p.name != "manifest.jsonl")[0]
@@ -283,12 +313,17 @@ def test_the_crawler_stores_a_damaged_raw_image_again(data: Path, config: Path, 
         garble(raw)
     result = ok(stage("crawler", data, config, *(["--verify"] if damage == "garbled" else [])))
     assert "fetching them again" in result.stderr, result.stderr
-    assert tree_bytes(layout.raw_dir, "manifest.jsonl") == {k: v for k, v in before.items() if k != "manifest.jsonl"}
+    assert tree_bytes(layout.raw_dir, "manifest.jsonl") == {
+        k: v for k, v in before.items() if k != "manifest.jsonl"
+    }
     rows = [json.loads(line) for line in layout.raw_manifest.read_text().splitlines()]
-    assert [r["sha256"] for r in rows] == [json.loads(line)["sha256"] for line in before["manifest.jsonl"].splitlines()]
+    assert [r["sha256"] for r in rows] == [
+        json.loads(line)["sha256"] for line in before["manifest.jsonl"].splitlines()
+    ]
 
 
 # ---------------------------------------------------------------- 11: two runs on one DATA
+
 
 def _hold_lock(data: Path) -> int:
     """Hold DATA's lock from the test process, as another run would."""
@@ -298,8 +333,9 @@ def _hold_lock(data: Path) -> int:
 
 
 @pytest.mark.parametrize("name", ["crawler", "facecrop", "dedup"])
-def test_a_second_run_on_the_same_data_says_who_holds_it(data: Path, config: Path, cascade_path: Path,
-                                                         name: str) -> None:
+def test_a_second_run_on_the_same_data_says_who_holds_it(
+    data: Path, config: Path, cascade_path: Path, name: str
+) -> None:
     fd = _hold_lock(data)
     try:
         result = stage(name, data, config, cascade=cascade_path if name == "facecrop" else None)
@@ -310,7 +346,8 @@ def test_a_second_run_on_the_same_data_says_who_holds_it(data: Path, config: Pat
 
 
 def test_a_second_dataset_run_says_who_holds_it_and_one_alone_runs_under_its_own_lock(
-        data: Path, config: Path, cascade_path: Path) -> None:
+    data: Path, config: Path, cascade_path: Path
+) -> None:
     console = Path(sys.executable).parent / "animefaces"
     command = [str(console), "dataset", "--config", str(config), "--data", str(data), "--no-progress"]
     fd = _hold_lock(data)
@@ -320,16 +357,33 @@ def test_a_second_dataset_run_says_who_holds_it_and_one_alone_runs_under_its_own
         os.close(fd)
     assert second.returncode == Locked.exit_code, second.stderr
     assert f"pid {os.getpid()}" in one_line(second, "animefaces")
-    alone = subprocess.run(command, cwd=REPO, env=dict(env(), ANIMEFACE_CASCADE=str(cascade_path)),
-                           capture_output=True, text=True, timeout=300)
+    alone = subprocess.run(
+        command,
+        cwd=REPO,
+        env=dict(env(), ANIMEFACE_CASCADE=str(cascade_path)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert alone.returncode == 0, alone.stderr  # each stage works under the lock `dataset` holds for it
 
 
 def test_wait_queues_behind_the_holder(data: Path, config: Path) -> None:
     fd = _hold_lock(data)
-    command = [sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), "--no-progress", "--wait"]
-    process = subprocess.Popen(command, cwd=REPO, env=env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "dedup",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--no-progress",
+        "--wait",
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
     try:
         assert "waiting" in process.stderr.readline()
         assert process.poll() is None
@@ -353,12 +407,15 @@ def test_the_stale_temp_sweep_keeps_live_writers_files(data: Path, config: Path,
 
 # ---------------------------------------------------------------- 12: a full disk, read-only DATA
 
+
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 16 MiB tmpfs (needs root; skipped elsewhere): a disk that really fills up."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
     if made.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
@@ -369,17 +426,23 @@ def small_disk(tmp_path: Path):
 
 @pytest.mark.parametrize("fault", ["full", "full, files only", "read-only"])
 @pytest.mark.parametrize("name", ["crawler", "facecrop", "dedup"])
-def test_a_full_or_read_only_disk_is_one_line(built, small_disk: Path, cascade_path: Path, name: str,
-                                              fault: str) -> None:
+def test_a_full_or_read_only_disk_is_one_line(
+    built, small_disk: Path, cascade_path: Path, name: str, fault: str
+) -> None:
     data, config = copy_data(built[0], small_disk), built[1]
     layout = Layout(data)
     if fault == "full, files only":  # the state is intact; only output files are to be written
-        owned = {"crawler": [p for p in layout.raw_dir.rglob("*.png")], "facecrop": [*layout.crops_dir.glob("*.png")],
-                 "dedup": [*layout.faces_dir.glob("*.png")]}[name]
+        owned = {
+            "crawler": [p for p in layout.raw_dir.rglob("*.png")],
+            "facecrop": [*layout.crops_dir.glob("*.png")],
+            "dedup": [*layout.faces_dir.glob("*.png")],
+        }[name]
     else:
-        owned = {"crawler": [layout.crawl_state, layout.raw_manifest],
-                 "facecrop": [layout.facecrop_state, layout.crops_manifest],
-                 "dedup": [layout.dedup_state, layout.thumb_cache, layout.faces_manifest]}[name]
+        owned = {
+            "crawler": [layout.crawl_state, layout.raw_manifest],
+            "facecrop": [layout.facecrop_state, layout.crops_manifest],
+            "dedup": [layout.dedup_state, layout.thumb_cache, layout.faces_manifest],
+        }[name]
     for path in owned:
         path.unlink()  # work to redo, so the stage must write
     if fault.startswith("full"):
@@ -397,7 +460,11 @@ def test_a_full_or_read_only_disk_is_one_line(built, small_disk: Path, cascade_p
     assert result.returncode == PipelineError.exit_code, result.stderr
     line = one_line(result, name)
     assert str(data) in line, line
-    assert ("full" in line) if fault.startswith("full") else ("read-only" in line.lower() or "writ" in line.lower()), line
+    assert (
+        ("full" in line)
+        if fault.startswith("full")
+        else ("read-only" in line.lower() or "writ" in line.lower())
+    ), line
     if fault == "read-only":
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     else:

@@ -35,8 +35,14 @@ def test_make_targets_take_paths_with_spaces(tmp_path: Path, testdata: Path, cas
     data = root / "my data"
     env = dict(os.environ, ANIMEFACE_CASCADE=str(cascade_path), PYTHONPATH=str(REPO))
     for target in ("dataset", "rejects"):
-        result = subprocess.run(["make", "-s", "-o", STAMP, target, f"DATA={data}", f"CONFIG={config}",
-                                 "ARGS=--no-progress"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["make", "-s", "-o", STAMP, target, f"DATA={data}", f"CONFIG={config}", "ARGS=--no-progress"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     layout = Layout(data)
     assert layout.raw_manifest.is_file() and layout.crops_manifest.is_file() and layout.shard_npy.is_file()

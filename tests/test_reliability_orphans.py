@@ -38,7 +38,7 @@ def descendants(root: int) -> set[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
         if state != "Z":
             children.setdefault(int(ppid), []).append(int(entry))
     found, stack = set(), [root]
@@ -54,7 +54,7 @@ def alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:
@@ -92,13 +92,16 @@ def facecrop_data(root: Path, testdata: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("name", ["facecrop", "dedup"])
-def test_kill_9_of_the_main_process_leaves_no_process_behind(tmp_path: Path, testdata: Path, cascade_path: Path,
-                                                             name: str) -> None:
+def test_kill_9_of_the_main_process_leaves_no_process_behind(
+    tmp_path: Path, testdata: Path, cascade_path: Path, name: str
+) -> None:
     data, config = (facecrop_data if name == "facecrop" else dedup_data)(tmp_path, testdata)
     command = [sys.executable, "-m", name, "--config", str(config), "--data", str(data), "--no-progress"]
     if name == "facecrop":
         command += ["--cascade", str(cascade_path)]
-    main = subprocess.Popen(command, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main = subprocess.Popen(
+        command, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         # The forkserver and both workers (and, for dedup, the resource tracker) have started.
         wait_until(lambda: len(descendants(main.pid)) >= 3 or main.poll() is not None, 120, "the workers")

@@ -48,36 +48,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_arguments(parser)
     add_output_arguments(parser)
-    parser.add_argument("--run", default="default", help="run name; files go to RUNS_DIR/RUN/ (default: default)")
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
-                        help=f"where runs live (default: {DEFAULT_RUNS_DIR})")
-    parser.add_argument("--wait", action="store_true",
-                        help="if another trainer is working on this --run, wait for it to finish (default: exit 7 "
-                        "at once, naming its pid)")
+    parser.add_argument(
+        "--run", default="default", help="run name; files go to RUNS_DIR/RUN/ (default: default)"
+    )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=DEFAULT_RUNS_DIR,
+        help=f"where runs live (default: {DEFAULT_RUNS_DIR})",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another trainer is working on this --run, wait for it to finish (default: exit 7 "
+        "at once, naming its pid)",
+    )
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--max-steps", type=int, help="stop when the run reaches this many steps in total")
     bound.add_argument("--epochs", type=int, help="stop after this many passes over the shard in total")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto (CUDA if present)")
-    parser.add_argument("--fid", action=argparse.BooleanOptionalAction, default=None,
-                        help="score FID at the end of the run (default: yes, except on a CPU for a run shorter than "
-                        "fid_every); on a run that already reached its target, --fid scores its last.pt")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto (CUDA if present)"
+    )
+    parser.add_argument(
+        "--fid",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score FID at the end of the run (default: yes, except on a CPU for a run shorter than "
+        "fid_every); on a run that already reached its target, --fid scores its last.pt",
+    )
     commands = parser.add_subparsers(dest="command", title="subcommands", metavar="{sample}")
     add_sample_parser(commands)
     return parser
 
 
 def add_sample_parser(commands: argparse._SubParsersAction) -> None:
-    sample = commands.add_parser("sample", help="write a grid of images from a checkpoint's EMA generator",
-                                 description="Write a grid of images from a checkpoint's EMA generator.")
+    sample = commands.add_parser(
+        "sample",
+        help="write a grid of images from a checkpoint's EMA generator",
+        description="Write a grid of images from a checkpoint's EMA generator.",
+    )
     add_output_arguments(sample, defaults=False)  # `-q sample` and `sample -q` both count
-    sample.add_argument("--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)")
-    sample.add_argument("--n", type=int, default=64,
-                        help="number of images (default: 64); with --interpolate, a multiple of its STEPS")
+    sample.add_argument(
+        "--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)"
+    )
+    sample.add_argument(
+        "--n",
+        type=int,
+        default=64,
+        help="number of images (default: 64); with --interpolate, a multiple of its STEPS",
+    )
     sample.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default: grid.png)")
-    sample.add_argument("--truncation", type=float, metavar="PSI", help="truncated-normal latents in [-PSI, PSI]")
+    sample.add_argument(
+        "--truncation", type=float, metavar="PSI", help="truncated-normal latents in [-PSI, PSI]"
+    )
     sample.add_argument("--label", help="class to draw (conditional checkpoints), e.g. blue")
-    sample.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
-                        help="write --n / STEPS rows, each a walk (slerp) of STEPS images (>= 2) between two latents")
+    sample.add_argument(
+        "--interpolate",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="write --n / STEPS rows, each a walk (slerp) of STEPS images (>= 2) between two latents",
+    )
     sample.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
     sample.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
@@ -96,8 +127,16 @@ def sample_command(args: argparse.Namespace) -> int:
     from train.runtime import pick_device
     from train.sample import make_samples
 
-    count = make_samples(args.ckpt, args.n, args.out, args.truncation, args.label, args.interpolate, args.seed,
-                         pick_device(args.device))
+    count = make_samples(
+        args.ckpt,
+        args.n,
+        args.out,
+        args.truncation,
+        args.label,
+        args.interpolate,
+        args.seed,
+        pick_device(args.device),
+    )
     logging.getLogger("train sample").info("wrote %d images to %s", count, args.out)
     return 0
 
@@ -122,15 +161,19 @@ def train_command(args: argparse.Namespace) -> int:
             announce(trainer, target)
             if target and trainer.step >= target:
                 return finished_already(trainer, args.fid)
-            final_fid = bool(target) and wants_final_fid(args.fid, cfg, rt, target - trainer.step)  # 0: no end
+            final_fid = bool(target) and wants_final_fid(
+                args.fid, cfg, rt, target - trainer.step
+            )  # 0: no end
             result = trainer.fit(target, final_fid=final_fid)
     finally:
         distributed.shutdown(ctx)
     if ctx.main:
         report(result, run_dir)  # printed with -q too, as every stage's closing summary
     if result.interrupted:
-        raise Interrupted(f"interrupted at step {result.step}; {run_dir / 'last.pt'} is saved, re-run the same "
-                          "command to continue")
+        raise Interrupted(
+            f"interrupted at step {result.step}; {run_dir / 'last.pt'} is saved, re-run the same "
+            "command to continue"
+        )
     return 0
 
 
@@ -220,11 +263,15 @@ def open_data(data_dir: Path, cfg: TrainConfig, ctx: Dist) -> Shard:
     return open_shard(data_dir, cfg.image_size, verify=ctx.main)
 
 
-def build_trainer(cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: Dist, run_dir: Path, progress: bool) -> Trainer:
+def build_trainer(
+    cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: Dist, run_dir: Path, progress: bool
+) -> Trainer:
     """Models and optimizers, restored from the run's last.pt when there is one."""
     from train.loop import Trainer, load_resume
 
-    trainer = Trainer(cfg, shard, rt, ctx, run_dir, progress=progress)  # conditional: reads labels (ShardError)
+    trainer = Trainer(
+        cfg, shard, rt, ctx, run_dir, progress=progress
+    )  # conditional: reads labels (ShardError)
     payload = load_resume(run_dir)
     if payload is not None:
         trainer.restore(payload)
@@ -235,9 +282,16 @@ def announce(trainer: Trainer, target: int) -> None:
     if not trainer.ctx.main:
         return
     resumed = f", resuming at step {trainer.step}" if trainer.step else ""
-    log.info("%s on %s x%d: %d faces, %d steps/epoch, target step %s%s", trainer.run_dir, trainer.rt.describe(),
-             trainer.ctx.world, trainer.shard.count, trainer.batches.steps_per_epoch, target or "none (until Ctrl-C)",
-             resumed)
+    log.info(
+        "%s on %s x%d: %d faces, %d steps/epoch, target step %s%s",
+        trainer.run_dir,
+        trainer.rt.describe(),
+        trainer.ctx.world,
+        trainer.shard.count,
+        trainer.batches.steps_per_epoch,
+        target or "none (until Ctrl-C)",
+        resumed,
+    )
     if trainer.rt.cpu_bf16:
         log.info("%s", trainer.rt.cpu_bf16)
 
@@ -247,12 +301,22 @@ def finished_already(trainer: Trainer, fid: bool | None) -> int:
     if not trainer.ctx.main:
         return 0
     if not fid:
-        log.info("%s already reached step %d; nothing to do (raise --max-steps/--epochs to continue, or add --fid "
-                 "to score its last.pt)", trainer.run_dir, trainer.step)
+        log.info(
+            "%s already reached step %d; nothing to do (raise --max-steps/--epochs to continue, or add --fid "
+            "to score its last.pt)",
+            trainer.run_dir,
+            trainer.step,
+        )
         return 0
     score = trainer.compute_fid()
-    log.info("FID of %s at step %d: %.2f (KID %.4f); %s", trainer.run_dir / "last.pt", trainer.step, score.fid,
-             score.kid, score.protocol)
+    log.info(
+        "FID of %s at step %d: %.2f (KID %.4f); %s",
+        trainer.run_dir / "last.pt",
+        trainer.step,
+        score.fid,
+        score.kid,
+        score.protocol,
+    )
     return 0
 
 
@@ -264,28 +328,39 @@ def wants_final_fid(option: bool | None, cfg: TrainConfig, rt: Runtime, steps_th
     if not cfg.fid_every:
         return False
     if rt.device.type == "cpu" and steps_this_run < cfg.fid_every:
-        log.info("skipping the final FID: this CPU run is %d steps, shorter than fid_every = %d, and %d + %d "
-                 "InceptionV3 passes take minutes on a CPU; add --fid to score it (on a finished run, --fid scores "
-                 "its last.pt)", steps_this_run, cfg.fid_every, cfg.fid_samples, cfg.fid_samples)
+        log.info(
+            "skipping the final FID: this CPU run is %d steps, shorter than fid_every = %d, and %d + %d "
+            "InceptionV3 passes take minutes on a CPU; add --fid to score it (on a finished run, --fid scores "
+            "its last.pt)",
+            steps_this_run,
+            cfg.fid_every,
+            cfg.fid_samples,
+            cfg.fid_samples,
+        )
         return False
     return True
 
 
 def report(result: FitResult, run_dir: Path) -> None:
     """The closing summary: what the run reached and where its time went."""
-    print_summary(f"train {run_dir}", {
-        "steps this run": result.step - result.start_step,
-        "step now": result.step,
-        "images seen": result.images_seen,
-        "img/s (incl. eval)": round(result.images_seen / max(result.seconds, 1e-9), 1),
-        "interrupted (saved)": "yes" if result.interrupted else "no",
-        "last FID": "-" if result.last_fid is None else round(result.last_fid, 2),
-        "best FID (step)": "-" if result.best_fid is None else f"{result.best_fid:.2f} ({result.best_step})",
-        "collapse alarms": result.collapse_alarms,
-        "checkpoint": str(run_dir / "last.pt"),
-        "time (s)": {name: round(seconds, 1) for name, seconds in result.times.items()},
-        "after the last step (s)": round(result.after_last_step, 1),
-    })
+    print_summary(
+        f"train {run_dir}",
+        {
+            "steps this run": result.step - result.start_step,
+            "step now": result.step,
+            "images seen": result.images_seen,
+            "img/s (incl. eval)": round(result.images_seen / max(result.seconds, 1e-9), 1),
+            "interrupted (saved)": "yes" if result.interrupted else "no",
+            "last FID": "-" if result.last_fid is None else round(result.last_fid, 2),
+            "best FID (step)": "-"
+            if result.best_fid is None
+            else f"{result.best_fid:.2f} ({result.best_step})",
+            "collapse alarms": result.collapse_alarms,
+            "checkpoint": str(run_dir / "last.pt"),
+            "time (s)": {name: round(seconds, 1) for name, seconds in result.times.items()},
+            "after the last step (s)": round(result.after_last_step, 1),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen, device=x.device)
     ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen, device=x.device)
     gb, gx, gy = torch.meshgrid(
-        torch.arange(n, device=x.device), torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij"
+        torch.arange(n, device=x.device),
+        torch.arange(h, device=x.device),
+        torch.arange(w, device=x.device),
+        indexing="ij",
     )
     gx = torch.clamp(gx + tx + 1, 0, h + 1)
     gy = torch.clamp(gy + ty + 1, 0, w + 1)
@@ -43,7 +46,10 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen, device=x.device)
     oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen, device=x.device)
     gb, gx, gy = torch.meshgrid(
-        torch.arange(n, device=x.device), torch.arange(ch, device=x.device), torch.arange(cw, device=x.device), indexing="ij"
+        torch.arange(n, device=x.device),
+        torch.arange(ch, device=x.device),
+        torch.arange(cw, device=x.device),
+        indexing="ij",
     )
     gx = torch.clamp(gx + ox - ch // 2, 0, h - 1)
     gy = torch.clamp(gy + oy - cw // 2, 0, w - 1)

@@ -14,9 +14,18 @@ from pipeline.config import ConfigError
 
 
 class DeviceBatches:
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None, batch_size: int, device: torch.device,
-                 seed: int, rank: int = 0, world: int = 1, flip: bool = True,
-                 memory_format: torch.memory_format = torch.channels_last):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray | None,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        flip: bool = True,
+        memory_format: torch.memory_format = torch.channels_last,
+    ):
         rows = images[rank::world]
         if rows.shape[0] < batch_size:
             raise ConfigError(
@@ -25,7 +34,9 @@ class DeviceBatches:
             )
         # NHWC uint8 on the device; a permuted view of it is already channels_last NCHW.
         self.images = torch.from_numpy(np.array(rows, copy=True)).to(device)
-        self.labels = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels[rank::world])).to(device)
+        self.labels = (
+            None if labels is None else torch.from_numpy(np.ascontiguousarray(labels[rank::world])).to(device)
+        )
         self.batch_size, self.device, self.flip = batch_size, device, flip
         self.seed, self.rank = seed, rank
         self.memory_format = memory_format
@@ -52,7 +63,7 @@ class DeviceBatches:
     def batch(self, step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The real batch of global step `step`, in [-1, 1], randomly mirrored with `gen`."""
         epoch, pos = divmod(step, self.steps_per_epoch)
-        idx = self._order_for(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
+        idx = self._order_for(epoch)[pos * self.batch_size : (pos + 1) * self.batch_size]
         x = self.images.index_select(0, idx).permute(0, 3, 1, 2)
         x = x.to(torch.float32, memory_format=self.memory_format).div_(127.5).sub_(1.0)
         if self.flip:

@@ -35,8 +35,24 @@ log = logging.getLogger("train")
 FORMAT = "anime-face-pipeline/dcgan"
 VERSION = 2  # 2 added `sha256`; version 1 files still load, unverified, with a warning
 READABLE_VERSIONS = (1, 2)
-REQUIRED = ("step", "model", "label_vocab", "shard_sha256", "world", "G", "D", "G_ema", "opt_g", "opt_d", "scaler",
-            "rng", "train_gen", "best_fid", "best_step", "collapse_best")
+REQUIRED = (
+    "step",
+    "model",
+    "label_vocab",
+    "shard_sha256",
+    "world",
+    "G",
+    "D",
+    "G_ema",
+    "opt_g",
+    "opt_d",
+    "scaler",
+    "rng",
+    "train_gen",
+    "best_fid",
+    "best_step",
+    "collapse_best",
+)
 
 
 class CheckpointError(PipelineError):
@@ -127,14 +143,23 @@ def save(path: Path, payload: dict[str, Any], previous_step: int | None = None) 
             fh.write(buffer.getbuffer())
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        why = "the disk is full" if full else "the folder is not writable" \
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "a write error"
+        why = (
+            "the disk is full"
+            if full
+            else "the folder is not writable"
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+            else "a write error"
+        )
         at = f" (step {previous_step})" if previous_step else ""
-        kept = f"the previous {path.name}{at} is kept and a re-run resumes from it" if path.exists() \
+        kept = (
+            f"the previous {path.name}{at} is kept and a re-run resumes from it"
+            if path.exists()
             else "no earlier checkpoint exists"
+        )
         raise CheckpointWriteError(
             f"cannot write {path}: {exc.strerror or exc} ({why}: free some space or make {path.parent} writable, "
-            f"then re-run the same command); {kept}") from exc
+            f"then re-run the same command); {kept}"
+        ) from exc
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -145,18 +170,24 @@ def load(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointMissing(f"no checkpoint at {path}; train one first (`make train`, then use runs/NAME/last.pt)")
+        raise CheckpointMissing(
+            f"no checkpoint at {path}; train one first (`make train`, then use runs/NAME/last.pt)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a damaged file
-        raise CheckpointError(f"{path} is damaged: torch cannot read it ({exc.__class__.__name__}: "
-                              f"{_first_line(exc)}); {_fix(path)}") from exc
+        raise CheckpointError(
+            f"{path} is damaged: torch cannot read it ({exc.__class__.__name__}: "
+            f"{_first_line(exc)}); {_fix(path)}"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an anime-face-pipeline DCGAN checkpoint; {_fix(path)}")
     version = payload.get("version")
     if version not in READABLE_VERSIONS:
-        raise CheckpointError(f"{path} has checkpoint version {version!r}; this trainer reads versions "
-                              f"{', '.join(map(str, READABLE_VERSIONS))}")
+        raise CheckpointError(
+            f"{path} has checkpoint version {version!r}; this trainer reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     recorded = payload.pop("sha256", None)
     if version >= 2:
         try:
@@ -164,14 +195,21 @@ def load(path: Path) -> dict[str, Any]:
         except TypeError as exc:
             raise CheckpointError(f"{path} is damaged: {exc}; {_fix(path)}") from exc
         if recorded != actual:
-            raise CheckpointError(f"{path} is damaged: its content does not match the sha256 recorded when it was "
-                                  f"written (bytes changed on disk or in a copy); {_fix(path)}")
+            raise CheckpointError(
+                f"{path} is damaged: its content does not match the sha256 recorded when it was "
+                f"written (bytes changed on disk or in a copy); {_fix(path)}"
+            )
     else:
-        log.warning("%s was written before checkpoints carried a checksum (version 1): it cannot be verified; "
-                    "the next save adds one", path)
+        log.warning(
+            "%s was written before checkpoints carried a checksum (version 1): it cannot be verified; "
+            "the next save adds one",
+            path,
+        )
     missing = [key for key in REQUIRED if key not in payload]
     if missing:
-        raise CheckpointError(f"{path} lacks {', '.join(missing)}: it was not written by this trainer; {_fix(path)}")
+        raise CheckpointError(
+            f"{path} lacks {', '.join(missing)}: it was not written by this trainer; {_fix(path)}"
+        )
     return payload
 
 
@@ -185,9 +223,11 @@ def load_state(path: Path, part: str, target: Any, state: Any) -> None:
     try:
         target.load_state_dict(state)
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: its {part} state does not fit this model ({_first_difference(exc)}); "
-                              f"it was written for another model shape or is not this trainer's; "
-                              f"{_fix(path)}") from exc
+        raise CheckpointError(
+            f"{path}: its {part} state does not fit this model ({_first_difference(exc)}); "
+            f"it was written for another model shape or is not this trainer's; "
+            f"{_fix(path)}"
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -217,8 +257,10 @@ def _fix(path: Path) -> str:
         except Exception:  # a damaged best.pt is simply not offered; torch raises many types
             step = None
     if step is not None:
-        return (f"to resume from {best} (step {step}) copy it over {path}; or move {path} aside to start "
-                "the run afresh")
+        return (
+            f"to resume from {best} (step {step}) copy it over {path}; or move {path} aside to start "
+            "the run afresh"
+        )
     return f"move {path} aside (e.g. to {path.name}.damaged) and re-run to start the run afresh"
 
 

@@ -20,7 +20,12 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "ngf": (1, None, False, False),
     "ndf": (1, None, False, False),
     "batch_size": (1, None, False, False),
-    "lr_g": (0.0, None, True, False),  # Adam needs lr > 0; too large a one diverges, which the loop catches (5)
+    "lr_g": (
+        0.0,
+        None,
+        True,
+        False,
+    ),  # Adam needs lr > 0; too large a one diverges, which the loop catches (5)
     "lr_d": (0.0, None, True, False),
     "beta1": (0.0, 1.0, False, True),  # Adam's betas are in [0, 1)
     "beta2": (0.0, 1.0, False, True),
@@ -81,7 +86,9 @@ class TrainConfig:
     autocast_cpu: Literal["auto", "on", "off"] | bool = "auto"  # auto: on where the CPU has native bf16
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"  # reduce-overhead = CUDA graphs
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = (
+        "default"  # reduce-overhead = CUDA graphs
+    )
     fused_adam: Literal["auto", "on", "off"] = "auto"
     cudnn_benchmark: bool = True
     deterministic: bool = False
@@ -116,7 +123,9 @@ class TrainConfig:
 
         unknown = [p for p in self.policies() if p not in POLICIES]
         if unknown:
-            raise ValueError(f"diffaugment: unknown policy {', '.join(unknown)}; known: {', '.join(POLICIES)}")
+            raise ValueError(
+                f"diffaugment: unknown policy {', '.join(unknown)}; known: {', '.join(POLICIES)}"
+            )
 
     def policies(self) -> list[str]:
         return [p.strip() for p in self.diffaugment.split(",") if p.strip()]
@@ -130,5 +139,3 @@ def load_train_config(config: dict[str, Any], overrides: dict[str, Any] | None =
     table = section(config, "train")
     table.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return build(TrainConfig, table, "[train]")
-
-

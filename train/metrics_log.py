@@ -27,7 +27,9 @@ class MetricsLog:
             except ImportError:
                 pass  # optional extra: pip install '.[tensorboard]'
             else:
-                self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step or None)
+                self.writer = SummaryWriter(
+                    log_dir=str(run_dir / "tensorboard"), purge_step=resume_step or None
+                )
 
     def log(self, row: dict[str, Any]) -> None:
         atomic.append_jsonl(self.path, row)

@@ -25,7 +25,7 @@ class Generator(nn.Module):
         super().__init__()
         self.nz, self.n_classes = nz, n_classes
         depth = _depth(image_size)
-        mult = 2 ** depth
+        mult = 2**depth
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(nz + n_classes, ngf * mult, 4, 1, 0, bias=False),
             nn.BatchNorm2d(ngf * mult),
@@ -84,7 +84,9 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_models(nz: int, ngf: int, ndf: int, image_size: int, n_classes: int) -> tuple[Generator, Discriminator]:
+def build_models(
+    nz: int, ngf: int, ndf: int, image_size: int, n_classes: int
+) -> tuple[Generator, Discriminator]:
     generator = Generator(nz, ngf, image_size, n_classes)
     discriminator = Discriminator(ndf, image_size, n_classes)
     generator.apply(dcgan_init)

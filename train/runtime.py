@@ -89,8 +89,10 @@ def cpu_autocast(setting: str | bool) -> tuple[bool, str]:
     found = cpu_bf16_features()
     if found:
         return True, f"bf16 autocast on CPU: on (auto: the CPU reports {', '.join(found)})"
-    return False, ("bf16 autocast on CPU: off (auto: the CPU reports no avx512_bf16/amx_bf16, so bf16 would be "
-                   "emulated, ~20x slower)")
+    return False, (
+        "bf16 autocast on CPU: off (auto: the CPU reports no avx512_bf16/amx_bf16, so bf16 would be "
+        "emulated, ~20x slower)"
+    )
 
 
 def make_runtime(cfg: TrainConfig, device: torch.device) -> Runtime:
@@ -114,12 +116,17 @@ def make_runtime(cfg: TrainConfig, device: torch.device) -> Runtime:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.deterministic = True
     memory_format = torch.channels_last if switch_on(cfg.channels_last, device) else torch.contiguous_format
-    return Runtime(device=device, amp_dtype=amp_dtype, use_scaler=use_scaler, memory_format=memory_format,
-                   cpu_bf16=cpu_bf16)
+    return Runtime(
+        device=device,
+        amp_dtype=amp_dtype,
+        use_scaler=use_scaler,
+        memory_format=memory_format,
+        cpu_bf16=cpu_bf16,
+    )
 
 
 def switch_on(value: str, device: torch.device) -> bool:
-    """"auto" is on for every device: both switches are the usual CUDA speed-ups, and on this project's idle
+    """ "auto" is on for every device: both switches are the usual CUDA speed-ups, and on this project's idle
     2-core CPU they measured 1.15x (channels_last) and 1.05-1.10x (fused Adam) in `make bench`. ("off" is
     there for a device where they measure slower; runs on a shared, loaded CPU once did.)"""
     return value in ("on", "auto")

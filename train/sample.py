@@ -24,8 +24,10 @@ def load_generator(path: Path, device: torch.device) -> tuple[Generator, dict]:
         g = Generator(shape["nz"], shape["ngf"], shape["image_size"], len(vocab))
         state = {k.removeprefix("module."): v for k, v in payload["G_ema"].items() if k != "n_averaged"}
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        raise checkpoint.CheckpointError(f"{path}: its model description does not make a generator "
-                                         f"({exc.__class__.__name__}: {exc}); it is not this trainer's") from exc
+        raise checkpoint.CheckpointError(
+            f"{path}: its model description does not make a generator "
+            f"({exc.__class__.__name__}: {exc}); it is not this trainer's"
+        ) from exc
     checkpoint.load_state(path, "G_ema", g, state)
     g.to(device).eval()
     return g, payload
@@ -71,17 +73,29 @@ def check_sample_counts(n: int, steps: int) -> None:
     if n <= 0:
         raise ConfigError(f"--n must be > 0, got {n}")
     if steps < 0 or steps == 1:
-        raise ConfigError(f"--interpolate STEPS must be >= 2 (images per walk; 0 = no interpolation), got {steps}")
+        raise ConfigError(
+            f"--interpolate STEPS must be >= 2 (images per walk; 0 = no interpolation), got {steps}"
+        )
     if steps and n % steps:
         lower, upper = n // steps * steps, (n // steps + 1) * steps
         options = f"{lower} or {upper}" if lower else f"{upper}"
-        raise ConfigError(f"--n {n} does not split into walks of --interpolate {steps} images: --n is the total "
-                          f"number of images (n / STEPS walks of STEPS each); pass --n {options}")
+        raise ConfigError(
+            f"--n {n} does not split into walks of --interpolate {steps} images: --n is the total "
+            f"number of images (n / STEPS walks of STEPS each); pass --n {options}"
+        )
 
 
 @torch.no_grad()
-def make_samples(ckpt: Path, n: int, out: Path, truncation: float | None = None, label: str | None = None,
-                 interpolate: int = 0, seed: int = 0, device: torch.device | None = None) -> int:
+def make_samples(
+    ckpt: Path,
+    n: int,
+    out: Path,
+    truncation: float | None = None,
+    label: str | None = None,
+    interpolate: int = 0,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> int:
     """Write the PNG grid of `n` images (`interpolate`: n / interpolate walks); returns how many it holds."""
     check_sample_counts(n, interpolate)
     device = device or torch.device("cpu")
@@ -102,8 +116,8 @@ def make_samples(ckpt: Path, n: int, out: Path, truncation: float | None = None,
         nrow = 8
     outs = []
     for start in range(0, z.shape[0], 256):
-        lab = None if labels is None else labels[start:start + 256].to(device)
-        outs.append(g(z[start:start + 256].to(device), lab).cpu())
+        lab = None if labels is None else labels[start : start + 256].to(device)
+        outs.append(g(z[start : start + 256].to(device), lab).cpu())
     grid = torch.cat(outs)
     images.save_grid(grid, out, nrow=nrow)
     return grid.shape[0]

@@ -15,7 +15,15 @@ from pipeline import shard as contract
 from pipeline.layout import SHARD_NAME
 from pipeline.shard import RUN_DATASET_FIRST, Shard, ShardError, shard_paths
 
-__all__ = ["RUN_DATASET_FIRST", "SHARD_NAME", "Shard", "ShardError", "open_shard", "shard_paths", "write_shard"]
+__all__ = [
+    "RUN_DATASET_FIRST",
+    "SHARD_NAME",
+    "Shard",
+    "ShardError",
+    "open_shard",
+    "shard_paths",
+    "write_shard",
+]
 
 
 def open_shard(data_dir: str | Path, image_size: int = 64, verify: bool = True) -> Shard:
@@ -23,12 +31,19 @@ def open_shard(data_dir: str | Path, image_size: int = 64, verify: bool = True) 
     return contract.open_shard(data_dir, image_size, verify=verify)
 
 
-def write_shard(data_dir: str | Path, images: np.ndarray, ids: list[str] | None = None,
-                hair_color: list[str | None] | None = None) -> Path:
+def write_shard(
+    data_dir: str | Path,
+    images: np.ndarray,
+    ids: list[str] | None = None,
+    hair_color: list[str | None] | None = None,
+) -> Path:
     """A shard in the dedup stage's format from an array; the benchmark and tests make inputs with it."""
     count = int(images.shape[0])
     contract.write_shard(
-        data_dir, iter(images), count, tuple(images.shape[1:]),
+        data_dir,
+        iter(images),
+        count,
+        tuple(images.shape[1:]),
         ids=ids if ids is not None else [f"row{i}" for i in range(count)],
         labels={"hair_color": hair_color if hair_color is not None else [None] * count},
         config={},

@@ -86,7 +86,9 @@ class Site:
         """Origins this source may fetch from and be redirected to: its own, its CDNs, [crawler].cdn_hosts."""
         if self._allowed is None:
             base = getattr(self.source, "base_url", "")
-            self._allowed = AllowedOrigins.of([base] if base else [], [*self.cdn_hosts, *self.fetcher.config.cdn_hosts])
+            self._allowed = AllowedOrigins.of(
+                [base] if base else [], [*self.cdn_hosts, *self.fetcher.config.cdn_hosts]
+            )
         return self._allowed
 
     def check(self) -> None:
@@ -113,7 +115,9 @@ class Site:
         if self._stale_pages < limit:
             return False
         self.counts["listing_stalled"] += 1
-        log.warning("%s: %d listing pages in a row added no new image; the listing ends here", self.kind, limit)
+        log.warning(
+            "%s: %d listing pages in a row added no new image; the listing ends here", self.kind, limit
+        )
         return True
 
     def download(self, item: Item, max_bytes: int) -> Fetched:

@@ -34,7 +34,9 @@ class DanbooruConfig(WebSourceBase):
     base_url: str = "https://danbooru.donmai.us"
     tags: str = "1girl solo"
     per_page: int = 200
-    variant_min_side: int = 512  # smallest resized variant whose shorter side is >= this; 0 = always originals
+    variant_min_side: int = (
+        512  # smallest resized variant whose shorter side is >= this; 0 = always originals
+    )
     ratings: list[str] = dataclasses.field(default_factory=lambda: ["g", "s"])  # kept, by the post's rating
 
     def __post_init__(self) -> None:
@@ -51,7 +53,12 @@ class DanbooruConfig(WebSourceBase):
 
 MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "md5": str, "file_url": str, "tag_string": str, "image_width": int, "image_height": int, "file_ext": str,
+    "md5": str,
+    "file_url": str,
+    "tag_string": str,
+    "image_width": int,
+    "image_height": int,
+    "file_ext": str,
     "rating": str,
 }
 
@@ -70,8 +77,14 @@ def _post_fields(post: object) -> dict:
     row["variants"] = []
     for variant in field(asset, "variants", list) or []:
         try:
-            row["variants"].append({"type": field(variant, "type", str), "url": field(variant, "url", str, required=True),
-                                    "width": field(variant, "width", int), "height": field(variant, "height", int)})
+            row["variants"].append(
+                {
+                    "type": field(variant, "type", str),
+                    "url": field(variant, "url", str, required=True),
+                    "width": field(variant, "width", int),
+                    "height": field(variant, "height", int),
+                }
+            )
         except Malformed:
             continue  # an unusable variant: the original or another variant is taken
     return row
@@ -84,9 +97,11 @@ def choose_variant(post: dict, min_side: int) -> dict | None:
     fitting = [
         v
         for v in post.get("variants", [])
-        if v.get("type") != "original" and v.get("url") and min(v.get("width") or 0, v.get("height") or 0) >= min_side
+        if v.get("type") != "original"
+        and v.get("url")
+        and min(v.get("width") or 0, v.get("height") or 0) >= min_side
     ]
-    return min(fitting, key=lambda v: (v["width"] * v["height"]), default=None)
+    return min(fitting, key=lambda v: v["width"] * v["height"], default=None)
 
 
 class Danbooru(Site):
@@ -124,7 +139,12 @@ class Danbooru(Site):
             self.counts[f"rating_{post.get('rating')}_skipped"] += 1
             return None
         page_url = f"{self.source.base_url}/posts/{post['id']}"
-        meta = {"post_id": post["id"], "tags": post.get("tag_string") or "", "md5": post["md5"], "rating": post["rating"]}
+        meta = {
+            "post_id": post["id"],
+            "tags": post.get("tag_string") or "",
+            "md5": post["md5"],
+            "rating": post["rating"],
+        }
         variant = choose_variant(post, self.source.variant_min_side)
         if variant is not None:
             meta.update(variant=variant["type"], verified="decode")

@@ -32,7 +32,9 @@ def load_json(fetched: Fetched) -> Any:
 def expect(value: Any, kind: type | tuple[type, ...], what: str, fetched: Fetched) -> Any:
     """The page-level shape: a value that is not `kind` makes the whole page unparseable."""
     if not isinstance(value, kind) or isinstance(value, bool) and bool not in _kinds(kind):
-        raise PageRejected("unparseable", f"{fetched.url}: {what} is {type(value).__name__}, expected {_names(kind)}")
+        raise PageRejected(
+            "unparseable", f"{fetched.url}: {what} is {type(value).__name__}, expected {_names(kind)}"
+        )
     return value
 
 

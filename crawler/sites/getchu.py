@@ -57,7 +57,9 @@ class GetchuConfig(WebSourceBase):
         if bad:
             raise ValueError(f"genres must be pc_soft or dvd_game, got {bad}")
         if not self.images or any(kind not in IMAGE_KINDS for kind in self.images):
-            raise ValueError(f"images must be a non-empty list of {', '.join(IMAGE_KINDS)}, got {self.images}")
+            raise ValueError(
+                f"images must be a non-empty list of {', '.join(IMAGE_KINDS)}, got {self.images}"
+            )
 
 
 def decode(fetched: Fetched) -> str:
@@ -89,10 +91,16 @@ def parse_product(fetched: Fetched) -> dict:
     soup = BeautifulSoup(decode(fetched), "html.parser")
     heading = soup.select_one("#soft-title")
     if heading is None:
-        raise PageRejected("age_gate", f"{fetched.url} has no product title (#soft-title): an age check or an error page")
+        raise PageRejected(
+            "age_gate", f"{fetched.url} has no product title (#soft-title): an age check or an error page"
+        )
     match = re.search(r"/item/(\d+)|[?&]id=(\d+)", fetched.url)
     product_id = next((g for g in match.groups() if g), "") if match else ""
-    return {"title": _title(heading), "page_url": fetched.url, "characters": _characters(soup, fetched.url, product_id)}
+    return {
+        "title": _title(heading),
+        "page_url": fetched.url,
+        "characters": _characters(soup, fetched.url, product_id),
+    }
 
 
 def _title(heading: Tag) -> str:
@@ -116,7 +124,11 @@ def _characters(soup: BeautifulSoup, page_url: str, product_id: str) -> list[dic
         if absolute in seen:
             continue
         seen.add(absolute)
-        entry = {"url": absolute, "kind": "standing" if match.group(1) else "character", "number": int(match.group(2))}
+        entry = {
+            "url": absolute,
+            "kind": "standing" if match.group(1) else "character",
+            "number": int(match.group(2)),
+        }
         entry.update(_character_name(node))
         found.append(entry)
     return found

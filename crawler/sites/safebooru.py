@@ -32,7 +32,13 @@ class SafebooruConfig(WebSourceBase):
 
 
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "directory": (int, str), "image": str, "hash": str, "tags": str, "width": int, "height": int, "rating": str,
+    "directory": (int, str),
+    "image": str,
+    "hash": str,
+    "tags": str,
+    "width": int,
+    "height": int,
+    "rating": str,
 }
 
 

@@ -39,7 +39,9 @@ class Urls(Site):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"urls source: {self.source.file} is not a UTF-8 text file of URLs ({exc})") from exc
+            raise ValueError(
+                f"urls source: {self.source.file} is not a UTF-8 text file of URLs ({exc})"
+            ) from exc
         if b"\x00" in data:
             raise ValueError(f"urls source: {self.source.file} is a binary file, not a text file of URLs")
 

@@ -107,8 +107,9 @@ class SiteServer:
             key = request.path if request.path in self.routes else request.path.split("?", 1)[0]
             replies = self.routes.get(key)
             if replies is None:
-                reply: Reply | Callable[[Hit], Reply] = Reply(404, b"<html><body>not found</body></html>",
-                                                             {"Content-Type": "text/html"})
+                reply: Reply | Callable[[Hit], Reply] = Reply(
+                    404, b"<html><body>not found</body></html>", {"Content-Type": "text/html"}
+                )
             else:
                 index = self.served.get(key, 0)
                 self.served[key] = index + 1
@@ -185,7 +186,9 @@ FAST_CRAWLER = {
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """write_config(sources=[{...}], crawler={...}) -> path of a dataset.toml in tmp_path."""
 
-    def write(sources: list[dict[str, Any]], crawler: dict[str, Any] | None = None, name: str = "dataset.toml") -> Path:
+    def write(
+        sources: list[dict[str, Any]], crawler: dict[str, Any] | None = None, name: str = "dataset.toml"
+    ) -> Path:
         lines = ["[crawler]"]
         lines += [f"{k} = {toml_value(v)}" for k, v in {**FAST_CRAWLER, **(crawler or {})}.items()]
         for source in sources:
@@ -204,7 +207,17 @@ def run_crawler() -> Callable[..., subprocess.CompletedProcess]:
 
     def run(config: Path, data: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data), "--no-progress", *extra],
+            [
+                sys.executable,
+                "-m",
+                "crawler",
+                "--config",
+                str(config),
+                "--data",
+                str(data),
+                "--no-progress",
+                *extra,
+            ],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -221,10 +234,20 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     """A valid tiny PNG whose header declares huge dimensions (a decompression bomb)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -283,9 +306,12 @@ def serve_getchu(
     else:
         listing = realsites_lib.getchu_listing(realsites, layout, ids)
     server.route(
-        f"/all/month_title.html?genre={genre}&gage=&year={year}&month={month:02d}", Reply(200, listing, html_headers)
+        f"/all/month_title.html?genre={genre}&gage=&year={year}&month={month:02d}",
+        Reply(200, listing, html_headers),
     )
-    server.route("/php/attestation.html", Reply(200, realsites_lib.AGE_CHECK_PAGE.encode("euc_jp"), html_headers))
+    server.route(
+        "/php/attestation.html", Reply(200, realsites_lib.AGE_CHECK_PAGE.encode("euc_jp"), html_headers)
+    )
     related = "/brandnew/990001/c990001package_s.jpg"  # another product's image: must never be fetched
     server.route(related, Reply(200, next(iter(products.values()))[0], {"Content-Type": "image/jpeg"}))
     paths: dict[int, list[str]] = {}
@@ -308,7 +334,9 @@ def _age_gated(pid: int, page: bytes, headers: dict[str, str], ignore_cookie: bo
     return reply
 
 
-def danbooru_post(server: SiteServer, post_id: int, image: bytes, *, md5: str | None = None, hidden: bool = False) -> dict:
+def danbooru_post(
+    server: SiteServer, post_id: int, image: bytes, *, md5: str | None = None, hidden: bool = False
+) -> dict:
     """A post as /posts.json returns it (trimmed to the fields that matter, shaped like the real API)."""
     import hashlib
 
@@ -343,9 +371,27 @@ def danbooru_post(server: SiteServer, post_id: int, image: bytes, *, md5: str | 
             "image_width": 800,
             "image_height": 1000,
             "variants": [
-                {"type": "180x180", "url": server.url(f"/data/180x180/{digest}.jpg"), "width": 144, "height": 180, "file_ext": "jpg"},
-                {"type": "360x360", "url": server.url(f"/data/360x360/{digest}.jpg"), "width": 288, "height": 360, "file_ext": "jpg"},
-                {"type": "original", "url": server.url(original), "width": 800, "height": 1000, "file_ext": "jpg"},
+                {
+                    "type": "180x180",
+                    "url": server.url(f"/data/180x180/{digest}.jpg"),
+                    "width": 144,
+                    "height": 180,
+                    "file_ext": "jpg",
+                },
+                {
+                    "type": "360x360",
+                    "url": server.url(f"/data/360x360/{digest}.jpg"),
+                    "width": 288,
+                    "height": 360,
+                    "file_ext": "jpg",
+                },
+                {
+                    "type": "original",
+                    "url": server.url(original),
+                    "width": 800,
+                    "height": 1000,
+                    "file_ext": "jpg",
+                },
             ],
         },
     )

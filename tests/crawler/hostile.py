@@ -28,12 +28,16 @@ def send(data: bytes) -> Handler:
 
 
 def image(body: bytes, extra: str = "") -> Handler:
-    head = f"HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: {len(body)}\nConnection: close\n{extra}"
+    head = (
+        f"HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: {len(body)}\nConnection: close\n{extra}"
+    )
     return send(_response(head, body))
 
 
 def redirect(location: str) -> Handler:
-    return send(_response(f"HTTP/1.1 302 Found\nLocation: {location}\nContent-Length: 0\nConnection: close\n"))
+    return send(
+        _response(f"HTTP/1.1 302 Found\nLocation: {location}\nContent-Length: 0\nConnection: close\n")
+    )
 
 
 def trickle(prefix: bytes, byte: bytes, every: float) -> Handler:
@@ -60,21 +64,39 @@ def endless_chunks(every: float) -> Handler:
 
 FAULTS: dict[str, tuple[Handler, str]] = {
     # path: (handler, the reason the crawler must record)
-    "/two-lengths.jpg": (send(_response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: 10\nContent-Length: 20\n",
-                                        b"x" * 20)), "bad_response"),
+    "/two-lengths.jpg": (
+        send(
+            _response(
+                "HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: 10\nContent-Length: 20\n",
+                b"x" * 20,
+            )
+        ),
+        "bad_response",
+    ),
     # An unreadable Content-Length is ignored by http.client: the body runs to the close and is judged.
-    "/length-abc.jpg": (send(_response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: abc\n", b"x" * 20)),
-                        "not_image"),
+    "/length-abc.jpg": (
+        send(_response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: abc\n", b"x" * 20)),
+        "not_image",
+    ),
     "/garbage-status.jpg": (send(b"HELLO THERE\r\n\r\n"), "connection"),  # no HTTP answer at all: retried
-    "/bad-chunks.jpg": (send(_response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nTransfer-Encoding: chunked\n",
-                                       b"zz\r\nnot a chunk\r\n")), "truncated"),
+    "/bad-chunks.jpg": (
+        send(
+            _response(
+                "HTTP/1.1 200 OK\nContent-Type: image/jpeg\nTransfer-Encoding: chunked\n",
+                b"zz\r\nnot a chunk\r\n",
+            )
+        ),
+        "truncated",
+    ),
     "/to-bad-port.jpg": (redirect("http://127.0.0.1:99999/x.jpg"), "bad_redirect"),
     # requests parses a redirect's Location even when it does not follow it, and raises ValueError.
     "/to-bad-ipv6.jpg": (redirect("http://[::1"), "bad_response"),
     "/to-ftp.jpg": (redirect("ftp://127.0.0.1/x.jpg"), "bad_redirect"),
     "/slow-headers.jpg": (trickle(b"HTTP/1.1 200 OK\r\n", b"X", 0.2), "timeout"),
-    "/slow-body.jpg": (trickle(_response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: 6000\n"), b"\xff", 0.2),
-                       "timeout"),
+    "/slow-body.jpg": (
+        trickle(_response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nContent-Length: 6000\n"), b"\xff", 0.2),
+        "timeout",
+    ),
     "/endless-chunks.jpg": (endless_chunks(0.1), "timeout"),
 }
 

@@ -21,7 +21,13 @@ from hostile import FAULTS, HostileServer, image
 from pipeline.atomic import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
-FAST_DEADLINE = {"request_deadline": 1.5, "read_timeout": 1, "connect_timeout": 1, "retries": 2, "backoff": 0.05}
+FAST_DEADLINE = {
+    "request_deadline": 1.5,
+    "read_timeout": 1,
+    "connect_timeout": 1,
+    "retries": 2,
+    "backoff": 0.05,
+}
 
 
 @pytest.fixture
@@ -85,11 +91,26 @@ SHAPES = {
     "an object": ({"posts": []}, "unparseable"),
     "a string": ("posts", "unparseable"),
     "integer md5": ([{"id": 5, "md5": 123, "file_url": "/data/x.jpg", "rating": "g"}], "malformed_posts"),
-    "media_asset a string": ([{"id": 5, "md5": "0" * 32, "file_url": "/data/x.jpg", "rating": "g",
-                               "media_asset": "variants"}], "malformed_posts"),
-    "variants of strings": ([{"id": 5, "md5": "0" * 32, "file_url": "/data/x.jpg", "rating": "g",
-                              "media_asset": {"variants": ["a", 1]}}], "fetched"),
-    "id a string": ([{"id": "five", "md5": "0" * 32, "file_url": "/data/x.jpg", "rating": "g"}], "malformed_posts"),
+    "media_asset a string": (
+        [{"id": 5, "md5": "0" * 32, "file_url": "/data/x.jpg", "rating": "g", "media_asset": "variants"}],
+        "malformed_posts",
+    ),
+    "variants of strings": (
+        [
+            {
+                "id": 5,
+                "md5": "0" * 32,
+                "file_url": "/data/x.jpg",
+                "rating": "g",
+                "media_asset": {"variants": ["a", 1]},
+            }
+        ],
+        "fetched",
+    ),
+    "id a string": (
+        [{"id": "five", "md5": "0" * 32, "file_url": "/data/x.jpg", "rating": "g"}],
+        "malformed_posts",
+    ),
     "file_url a list": ([{"id": 5, "md5": "0" * 32, "file_url": ["x"], "rating": "g"}], "malformed_posts"),
 }
 
@@ -116,7 +137,9 @@ def test_json_nested_200000_deep_is_unparseable(site_server, write_config, run_c
     server = site_server()
     deep = b"[" * 200_000 + b"]" * 200_000
     base = "/index.php?page=dapi&s=post&q=index&json=1"
-    server.route(f"{base}&tags=1girl&pid=0&limit=100", server.Reply(200, deep, {"Content-Type": "application/json"}))
+    server.route(
+        f"{base}&tags=1girl&pid=0&limit=100", server.Reply(200, deep, {"Content-Type": "application/json"})
+    )
     config = write_config([{"kind": "safebooru", "base_url": server.base, "tags": "1girl"}])
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
@@ -154,19 +177,32 @@ def test_endless_listings_end_after_stale_pages(site_server, write_config, run_c
         return server.Reply(200, json.dumps(posts).encode(), {"Content-Type": "application/json"})
 
     server.route("/posts.json", hidden)
-    config = write_config([{"kind": "anilist", "base_url": server.base, "rate": 0},
-                           {"kind": "danbooru", "base_url": server.base, "tags": "1girl"}], {"max_stale_pages": 3})
+    config = write_config(
+        [
+            {"kind": "anilist", "base_url": server.base, "rate": 0},
+            {"kind": "danbooru", "base_url": server.base, "tags": "1girl"},
+        ],
+        {"max_stale_pages": 3},
+    )
     result = run_crawler(config, tmp_path / "data", timeout=60)
     assert result.returncode == 0, result.stderr
     assert len(pages) == 3
-    assert len(server.hits("/posts.json")) + len([h for h in server.hits() if h.path.startswith("/posts.json?")]) >= 3
+    assert (
+        len(server.hits("/posts.json")) + len([h for h in server.hits() if h.path.startswith("/posts.json?")])
+        >= 3
+    )
     assert len([h for h in server.hits() if h.path.startswith("/posts.json")]) == 3
     assert "anilist:listing_stalled" in result.stderr and "danbooru:listing_stalled" in result.stderr
 
 
-def test_crawl_delay_beyond_the_cap_skips_the_host(site_server, small_images, write_config, run_crawler, tmp_path):
+def test_crawl_delay_beyond_the_cap_skips_the_host(
+    site_server, small_images, write_config, run_crawler, tmp_path
+):
     server = site_server()
-    server.route("/robots.txt", server.Reply(200, b"User-agent: *\nCrawl-delay: 100000\n", {"Content-Type": "text/plain"}))
+    server.route(
+        "/robots.txt",
+        server.Reply(200, b"User-agent: *\nCrawl-delay: 100000\n", {"Content-Type": "text/plain"}),
+    )
     url = server.route("/a.jpg", server.Reply(200, small_images[0], {"Content-Type": "image/jpeg"}))
     (tmp_path / "urls.txt").write_text(url + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"max_crawl_delay": 30})
@@ -179,16 +215,26 @@ def test_crawl_delay_beyond_the_cap_skips_the_host(site_server, small_images, wr
     assert not server.hits("/a.jpg")
 
 
-def test_robots_redirect_is_followed_and_a_huge_robots_is_read(site_server, small_images, write_config, run_crawler, tmp_path):
+def test_robots_redirect_is_followed_and_a_huge_robots_is_read(
+    site_server, small_images, write_config, run_crawler, tmp_path
+):
     server, robots_host = site_server(), site_server("127.0.0.2")
     server.route("/robots.txt", server.Reply(301, b"", {"Location": robots_host.url("/robots-file.txt")}))
-    robots_host.route("/robots-file.txt", server.Reply(200, b"User-agent: *\nDisallow: /private/\n", {"Content-Type": "text/plain"}))
-    big, huge_robots = site_server("127.0.0.3"), b"User-agent: *\nDisallow: /private/\n" + b"# padding\n" * 60_000
+    robots_host.route(
+        "/robots-file.txt",
+        server.Reply(200, b"User-agent: *\nDisallow: /private/\n", {"Content-Type": "text/plain"}),
+    )
+    big, huge_robots = (
+        site_server("127.0.0.3"),
+        b"User-agent: *\nDisallow: /private/\n" + b"# padding\n" * 60_000,
+    )
     big.route("/robots.txt", server.Reply(200, huge_robots, {"Content-Type": "text/plain"}))
-    urls = [server.route("/ok.jpg", server.Reply(200, small_images[0], {"Content-Type": "image/jpeg"})),
-            server.route("/private/no.jpg", server.Reply(200, small_images[1], {"Content-Type": "image/jpeg"})),
-            big.route("/ok.jpg", big.Reply(200, small_images[2], {"Content-Type": "image/jpeg"})),
-            big.route("/private/no.jpg", big.Reply(200, small_images[3], {"Content-Type": "image/jpeg"}))]
+    urls = [
+        server.route("/ok.jpg", server.Reply(200, small_images[0], {"Content-Type": "image/jpeg"})),
+        server.route("/private/no.jpg", server.Reply(200, small_images[1], {"Content-Type": "image/jpeg"})),
+        big.route("/ok.jpg", big.Reply(200, small_images[2], {"Content-Type": "image/jpeg"})),
+        big.route("/private/no.jpg", big.Reply(200, small_images[3], {"Content-Type": "image/jpeg"})),
+    ]
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}])
     result = run_crawler(config, tmp_path / "data")
@@ -199,14 +245,34 @@ def test_robots_redirect_is_followed_and_a_huge_robots_is_read(site_server, smal
 
 
 @pytest.mark.parametrize("retry_after", ["-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT"])
-def test_unusable_retry_after_falls_back_to_backoff(retry_after, site_server, small_images, write_config, tmp_path):
+def test_unusable_retry_after_falls_back_to_backoff(
+    retry_after, site_server, small_images, write_config, tmp_path
+):
     server = site_server()
     R = server.Reply
-    url = server.route("/busy.jpg", R(503, b"", {"Retry-After": retry_after}), R(200, small_images[0], {"Content-Type": "image/jpeg"}))
+    url = server.route(
+        "/busy.jpg",
+        R(503, b"", {"Retry-After": retry_after}),
+        R(200, small_images[0], {"Content-Type": "image/jpeg"}),
+    )
     (tmp_path / "urls.txt").write_text(url + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"backoff": 0.4, "retries": 2})
-    result = subprocess.run([sys.executable, "-m", "crawler", "--config", str(config), "--data", str(tmp_path / "data"),
-                             "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crawler",
+            "--config",
+            str(config),
+            "--data",
+            str(tmp_path / "data"),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     first, second = server.hits("/busy.jpg")
     assert second.time - first.time >= 0.4  # the backoff, not an immediate retry
@@ -223,12 +289,19 @@ def test_binary_urls_file_is_a_clear_error(write_config, run_crawler, tmp_path, 
 
 def test_sigterm_on_a_first_crawl_leaves_a_manifest(site_server, face_images, write_config, tmp_path):
     server = site_server(latency=0.2)
-    urls = [server.route(f"/f{n}.jpg", server.Reply(200, face_images[n], {"Content-Type": "image/jpeg"})) for n in range(20)]
+    urls = [
+        server.route(f"/f{n}.jpg", server.Reply(200, face_images[n], {"Content-Type": "image/jpeg"}))
+        for n in range(20)
+    ]
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"workers": 1})
     data = tmp_path / "data"
-    process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data),
-                                "--no-progress"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data), "--no-progress"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(data.rglob("*.jpg")) if data.exists() else []) < 2:
         time.sleep(0.02)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from pipeline.atomic import read_jsonl
 
 
-def test_per_host_spacing_and_hosts_in_parallel(site_server, face_images, write_config, run_crawler, tmp_path):
+def test_per_host_spacing_and_hosts_in_parallel(
+    site_server, face_images, write_config, run_crawler, tmp_path
+):
     rate = 5.0
     servers = [site_server("127.0.0.1"), site_server("127.0.0.2")]
     urls = []
     for s, server in enumerate(servers):
         for n in range(10):
-            urls.append(server.route(f"/img{n}.jpg", server.Reply(200, face_images[s * 10 + n], {"Content-Type": "image/jpeg"})))
+            urls.append(
+                server.route(
+                    f"/img{n}.jpg", server.Reply(200, face_images[s * 10 + n], {"Content-Type": "image/jpeg"})
+                )
+            )
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"rate_per_host": rate, "workers": 8})
     result = run_crawler(config, tmp_path / "data")

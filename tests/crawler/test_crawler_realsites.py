@@ -45,7 +45,9 @@ def test_getchu_listing_counts_on_the_real_pages(realsites, name):
 def test_getchu_2026_listing_layout_hand_made(realsites):
     """HAND-MADE page (no saved 2026 listing exists; shape from realsites/README.md)."""
     body = realsites_lib.getchu_listing_2026([7, 8, 7])
-    assert getchu.parse_month(fetched("https://www.getchu.com/all/month_title.html", body)) == {"ids": ["7", "8"]}
+    assert getchu.parse_month(fetched("https://www.getchu.com/all/month_title.html", body)) == {
+        "ids": ["7", "8"]
+    }
 
 
 def test_getchu_item_page_characters_title_and_names(realsites):
@@ -109,12 +111,19 @@ def test_danbooru_robots_rendered_rfc9309(realsites):
     assert not rules.can_fetch("https://danbooru.donmai.us/posts/2884633?i_am_dumb=true", ua)
     assert not rules.can_fetch("https://danbooru.donmai.us/posts/random", ua)  # longer than Allow: /posts
     assert not rules.can_fetch("https://danbooru.donmai.us/anything/else", ua)  # only Disallow: / matches
-    assert rules.can_fetch("https://danbooru.donmai.us/users/1", ua)  # Allow: /users is longer than Disallow: /
+    assert rules.can_fetch(
+        "https://danbooru.donmai.us/users/1", ua
+    )  # Allow: /users is longer than Disallow: /
 
 
-def test_danbooru_under_its_real_robots_stops_at_once(site_server, realsites, write_config, run_crawler, tmp_path):
+def test_danbooru_under_its_real_robots_stops_at_once(
+    site_server, realsites, write_config, run_crawler, tmp_path
+):
     server = site_server()
-    server.route("/robots.txt", server.Reply(200, realsites_lib.danbooru_robots(realsites), {"Content-Type": "text/plain"}))
+    server.route(
+        "/robots.txt",
+        server.Reply(200, realsites_lib.danbooru_robots(realsites), {"Content-Type": "text/plain"}),
+    )
     posts = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)
     server.route("/posts.json", server.Reply(200, json.dumps(posts).encode(), JSON))
     config = write_config([{"kind": "danbooru", "base_url": server.base, "tags": "1girl solo"}])
@@ -122,7 +131,11 @@ def test_danbooru_under_its_real_robots_stops_at_once(site_server, realsites, wr
     result = run_crawler(config, data)
     assert result.returncode == 6, result.stderr  # the only source could crawl nothing
     assert [h.path for h in server.hits()] == ["/robots.txt"]  # not one disallowed URL fetched
-    stop = [line for line in result.stderr.splitlines() if line.startswith("crawler: source #1 (danbooru) stopped")]
+    stop = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("crawler: source #1 (danbooru) stopped")
+    ]
     assert len(stop) == 1 and "Disallow: /*.json" in stop[0] and "obey_robots = false" in stop[0]
     assert re.search(r"skipped by robots.txt\s+1\n", result.stderr)
     assert "robots_disallowed" in result.stderr
@@ -133,20 +146,37 @@ def test_danbooru_under_its_real_robots_stops_at_once(site_server, realsites, wr
     assert [h.path for h in server.hits()] == ["/robots.txt", "/robots.txt"]
 
 
-def test_danbooru_real_posts_with_obey_robots_off(site_server, realsites, small_images, write_config, run_crawler, tmp_path):
+def test_danbooru_real_posts_with_obey_robots_off(
+    site_server, realsites, small_images, write_config, run_crawler, tmp_path
+):
     """2020 posts (file_url on /data/, md5 checked) and a 2025 post (media_asset.variants, decode-verified)."""
     server = site_server()
-    server.route("/robots.txt", server.Reply(200, realsites_lib.danbooru_robots(realsites), {"Content-Type": "text/plain"}))
+    server.route(
+        "/robots.txt",
+        server.Reply(200, realsites_lib.danbooru_robots(realsites), {"Content-Type": "text/plain"}),
+    )
     old = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)
     new = realsites_lib.danbooru_posts(realsites, "booruhs_post_9969513_2025-09.json", server.base)
     # The recorded md5s are of the real files, which we do not have: the first 2020 post's file is
     # served with other bytes (a md5 mismatch); the 2025 post's 720x720 variant is served as a real image.
-    server.route(old[0]["file_url"].removeprefix(server.base), server.Reply(200, small_images[0], {"Content-Type": "image/png"}))
+    server.route(
+        old[0]["file_url"].removeprefix(server.base),
+        server.Reply(200, small_images[0], {"Content-Type": "image/png"}),
+    )
     variant = next(v for v in new[0]["media_asset"]["variants"] if v["type"] == "720x720")
-    server.route(variant["url"].removeprefix(server.base), server.Reply(200, small_images[1], {"Content-Type": "image/webp"}))
-    server.route("/posts.json?tags=1girl+solo&limit=200", server.Reply(200, json.dumps(new + old[:1]).encode(), JSON))
-    server.route(f"/posts.json?tags=1girl+solo&limit=200&page=b{old[0]['id']}", server.Reply(200, b"[]", JSON))
-    config = write_config([{"kind": "danbooru", "base_url": server.base, "tags": "1girl solo", "obey_robots": False}])
+    server.route(
+        variant["url"].removeprefix(server.base),
+        server.Reply(200, small_images[1], {"Content-Type": "image/webp"}),
+    )
+    server.route(
+        "/posts.json?tags=1girl+solo&limit=200", server.Reply(200, json.dumps(new + old[:1]).encode(), JSON)
+    )
+    server.route(
+        f"/posts.json?tags=1girl+solo&limit=200&page=b{old[0]['id']}", server.Reply(200, b"[]", JSON)
+    )
+    config = write_config(
+        [{"kind": "danbooru", "base_url": server.base, "tags": "1girl solo", "obey_robots": False}]
+    )
     data = tmp_path / "data"
     result = run_crawler(config, data)
     assert result.returncode == 0, result.stderr
@@ -165,11 +195,16 @@ def test_danbooru_real_posts_with_obey_robots_off(site_server, realsites, small_
     assert "md5_mismatch" in again.stderr  # counted as failed earlier
 
 
-def test_danbooru_ratings_filter_is_client_side(site_server, realsites, small_images, write_config, run_crawler, tmp_path):
+def test_danbooru_ratings_filter_is_client_side(
+    site_server, realsites, small_images, write_config, run_crawler, tmp_path
+):
     server = site_server()
     posts = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)[:3]
     for post, image in zip(posts, small_images, strict=False):
-        server.route(post["file_url"].removeprefix(server.base), server.Reply(200, image, {"Content-Type": "image/png"}))
+        server.route(
+            post["file_url"].removeprefix(server.base),
+            server.Reply(200, image, {"Content-Type": "image/png"}),
+        )
     server.route("/posts.json?tags=1girl&limit=200", server.Reply(200, json.dumps(posts).encode(), JSON))
     config = write_config([{"kind": "danbooru", "base_url": server.base, "tags": "1girl", "ratings": ["g"]}])
     result = run_crawler(config, tmp_path / "data")
@@ -180,10 +215,20 @@ def test_danbooru_ratings_filter_is_client_side(site_server, realsites, small_im
 
 
 def test_danbooru_parser_on_both_real_responses(realsites):
-    old = danbooru.parse_posts(fetched("https://danbooru.donmai.us/posts.json", (realsites / "danbooru" / "grabber_search_2020-07.json").read_bytes()))
+    old = danbooru.parse_posts(
+        fetched(
+            "https://danbooru.donmai.us/posts.json",
+            (realsites / "danbooru" / "grabber_search_2020-07.json").read_bytes(),
+        )
+    )
     assert len(old) == 10 and all(p["file_url"].startswith("https://danbooru.donmai.us/data/") for p in old)
     assert all(p["rating"] == "s" and len(p["md5"]) == 32 for p in old)
-    new = danbooru.parse_posts(fetched("https://danbooru.donmai.us/posts.json", (realsites / "danbooru" / "booruhs_post_9969513_2025-09.json").read_bytes()))
+    new = danbooru.parse_posts(
+        fetched(
+            "https://danbooru.donmai.us/posts.json",
+            (realsites / "danbooru" / "booruhs_post_9969513_2025-09.json").read_bytes(),
+        )
+    )
     assert len(new) == 1 and len(new[0]["variants"]) == 5
     assert danbooru.choose_variant(new[0], 512)["type"] == "720x720"
     assert danbooru.choose_variant(new[0], 0) is None
@@ -226,9 +271,15 @@ def test_safebooru_real_post_without_file_url_and_md5_mismatch_is_final(
 def test_x_robots_tag_noai_is_not_stored(site_server, small_images, write_config, run_crawler, tmp_path):
     server = site_server()
     kept = server.route("/a.jpg", server.Reply(200, small_images[0], {"Content-Type": "image/jpeg"}))
-    noai = server.route("/b.jpg", server.Reply(200, small_images[1], {"Content-Type": "image/jpeg", "X-Robots-Tag": "noai"}))
-    other = server.route("/c.jpg", server.Reply(200, small_images[2], {"Content-Type": "image/jpeg",
-                                                                      "x-robots-tag": "otherbot: noimageai"}))
+    noai = server.route(
+        "/b.jpg", server.Reply(200, small_images[1], {"Content-Type": "image/jpeg", "X-Robots-Tag": "noai"})
+    )
+    other = server.route(
+        "/c.jpg",
+        server.Reply(
+            200, small_images[2], {"Content-Type": "image/jpeg", "x-robots-tag": "otherbot: noimageai"}
+        ),
+    )
     (tmp_path / "urls.txt").write_text(f"{kept}\n{noai}\n{other}\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}])
     result = run_crawler(config, tmp_path / "data")

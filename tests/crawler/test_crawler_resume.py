@@ -47,7 +47,11 @@ def kill_when_stored(process: subprocess.Popen, data: Path, count: int, timeout:
     """SIGKILL the crawler once `count` images are in the store; returns how many there were."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        stored = [p for p in (data / "raw").rglob("*.jpg") if not p.name.startswith(".tmp-")] if (data / "raw").exists() else []
+        stored = (
+            [p for p in (data / "raw").rglob("*.jpg") if not p.name.startswith(".tmp-")]
+            if (data / "raw").exists()
+            else []
+        )
         if len(stored) >= count:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
@@ -65,12 +69,18 @@ def test_kill_and_resume_equals_uninterrupted(site_server, getchu, face_images, 
     total = len({bytes(b) for images in products.values() for b in images})
     server = site_server(latency=0.1)
     getchu(server, products, year=2012, month=5)
-    config = write_config([{"kind": "getchu", "base_url": server.base, "years": [2012], "months": [5]}], {"workers": 2})
+    config = write_config(
+        [{"kind": "getchu", "base_url": server.base, "years": [2012], "months": [5]}], {"workers": 2}
+    )
 
     reference = tmp_path / "reference"
     done = subprocess.run(
         [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(reference), "--no-progress"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     reference_requests = len(server.hits())
 
@@ -91,7 +101,9 @@ def test_kill_and_resume_equals_uninterrupted(site_server, getchu, face_images, 
     assert len(image_hits) - len({h.path for h in image_hits}) <= 4
 
 
-def test_second_run_fetches_nothing_and_refresh_finds_new(site_server, getchu, face_images, write_config, run_crawler, tmp_path):
+def test_second_run_fetches_nothing_and_refresh_finds_new(
+    site_server, getchu, face_images, write_config, run_crawler, tmp_path
+):
     server = site_server()
     getchu(server, {10: face_images[0:2], 11: face_images[2:4]}, year=2011, month=2)
     config = write_config([{"kind": "getchu", "base_url": server.base, "years": [2011], "months": [2]}])
@@ -99,14 +111,18 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(site_server, getchu, f
     assert run_crawler(config, data).returncode == 0
     first_hits = len(server.hits())
     manifest_before = (data / "raw" / "manifest.jsonl").read_bytes()
-    files_before = {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name}
+    files_before = {
+        p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name
+    }
 
     again = run_crawler(config, data)
     assert again.returncode == 0, again.stderr
     assert len(server.hits()) == first_hits  # not one request: pages replayed from state, images known
     assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest_before
     # Nothing new: not one file rewritten (downstream stages can trust mtimes).
-    assert {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name} == files_before
+    assert {
+        p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name
+    } == files_before
     assert "already stored by an earlier run          4" in again.stderr
 
     getchu(server, {10: face_images[0:2], 11: face_images[2:4], 12: face_images[4:6]}, year=2011, month=2)
@@ -114,21 +130,33 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(site_server, getchu, f
     assert refreshed.returncode == 0, refreshed.stderr
     new_hits = server.hits()[first_hits:]
     assert sorted(h.path.split("?")[0] for h in new_hits) == sorted(
-        ["/robots.txt", "/all/month_title.html", "/soft.phtml", "/item/12/", "/brandnew/12/c12chara1.jpg",
-         "/brandnew/12/c12charab1.jpg"]
+        [
+            "/robots.txt",
+            "/all/month_title.html",
+            "/soft.phtml",
+            "/item/12/",
+            "/brandnew/12/c12chara1.jpg",
+            "/brandnew/12/c12charab1.jpg",
+        ]
     )
     assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 6
 
 
 def test_ctrl_c_writes_manifest_and_rerun_finishes(site_server, face_images, write_config, tmp_path):
     server = site_server(latency=0.1)
-    urls = [server.route(f"/f{n}.jpg", server.Reply(200, face_images[n], {"Content-Type": "image/jpeg"})) for n in range(30)]
+    urls = [
+        server.route(f"/f{n}.jpg", server.Reply(200, face_images[n], {"Content-Type": "image/jpeg"}))
+        for n in range(30)
+    ]
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"workers": 2})
     data = tmp_path / "data"
     process = start_crawler(config, data)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((data / "raw").rglob("*.jpg")) if (data / "raw").exists() else []) < 4:
+    while (
+        time.monotonic() < deadline
+        and len(list((data / "raw").rglob("*.jpg")) if (data / "raw").exists() else []) < 4
+    ):
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130, process.stderr.read()

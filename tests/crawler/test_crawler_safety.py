@@ -26,8 +26,14 @@ def failures(data: Path) -> dict[str, str]:
         return dict(conn.execute("SELECT url, reason FROM items WHERE status = 'failed'").fetchall())
 
 
-def crawl_urls(tmp_path: Path, write_config, urls: list[str], crawler: dict | None = None, retry_failed: bool = False,
-               **source):
+def crawl_urls(
+    tmp_path: Path,
+    write_config,
+    urls: list[str],
+    crawler: dict | None = None,
+    retry_failed: bool = False,
+    **source,
+):
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt", **source}], crawler)
     settings = load_settings(read_config(config), config)
@@ -73,8 +79,12 @@ def test_bad_bodies_are_rejected_with_reasons(site_server, small_images, bomb, w
     noise = io.BytesIO()
     Image.effect_noise((600, 600), 80).convert("RGB").save(noise, "PNG")  # ...this one does not
     urls = {
-        "truncated_jpeg": server.route("/truncated.jpg", R(200, small_images[0][: len(small_images[0]) * 2 // 3], jpeg)),
-        "html": server.route("/login.jpg", R(200, b"<!DOCTYPE html><html><body>Please log in</body></html>", jpeg)),
+        "truncated_jpeg": server.route(
+            "/truncated.jpg", R(200, small_images[0][: len(small_images[0]) * 2 // 3], jpeg)
+        ),
+        "html": server.route(
+            "/login.jpg", R(200, b"<!DOCTYPE html><html><body>Please log in</body></html>", jpeg)
+        ),
         "oversize": server.route("/huge.png", R(200, noise.getvalue(), {"Content-Type": "image/png"})),
         "bomb": server.route("/bomb.png", R(200, bomb, {"Content-Type": "image/png"})),
         "cut_transfer": server.route("/cut.jpg", R(200, small_images[1], jpeg, action="truncate")),
@@ -120,11 +130,15 @@ def test_redirects_only_within_allowed_hosts(site_server, small_images, write_co
     cdn_url = server.route("/to-cdn.jpg", R(302, b"", {"Location": other.url("/cdn.jpg")}))
     crawl_urls(tmp_path, write_config, [cdn_url], {"cdn_hosts": ["127.0.0.2"]})
     assert sha(small_images[1]) not in stored_shas(tmp_path / "data")
-    crawl_urls(tmp_path, write_config, [cdn_url], {"cdn_hosts": [f"127.0.0.2:{other.port}"]}, retry_failed=True)
+    crawl_urls(
+        tmp_path, write_config, [cdn_url], {"cdn_hosts": [f"127.0.0.2:{other.port}"]}, retry_failed=True
+    )
     assert sha(small_images[1]) in stored_shas(tmp_path / "data")
 
 
-def test_redirect_to_another_port_of_the_same_host_is_off_origin(site_server, small_images, write_config, tmp_path):
+def test_redirect_to_another_port_of_the_same_host_is_off_origin(
+    site_server, small_images, write_config, tmp_path
+):
     server, same_host = site_server(), site_server()
     R = server.Reply
     same_host.route("/other-port.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"}))
@@ -134,14 +148,21 @@ def test_redirect_to_another_port_of_the_same_host_is_off_origin(site_server, sm
     assert not same_host.hits()
 
 
-def test_robots_disallow_is_skipped_and_counted(site_server, small_images, write_config, run_crawler, tmp_path):
+def test_robots_disallow_is_skipped_and_counted(
+    site_server, small_images, write_config, run_crawler, tmp_path
+):
     server = site_server()
     R = server.Reply
-    server.route("/robots.txt", R(200, b"User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n", {"Content-Type": "text/plain"}))
+    server.route(
+        "/robots.txt",
+        R(200, b"User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n", {"Content-Type": "text/plain"}),
+    )
     server.route("/private/a.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"}))
     server.route("/public/b.jpg", R(200, small_images[1], {"Content-Type": "image/jpeg"}))
     server.route("/public/c.jpg", R(200, small_images[2], {"Content-Type": "image/jpeg"}))
-    (tmp_path / "urls.txt").write_text("\n".join(server.url(p) for p in ("/private/a.jpg", "/public/b.jpg", "/public/c.jpg")))
+    (tmp_path / "urls.txt").write_text(
+        "\n".join(server.url(p) for p in ("/private/a.jpg", "/public/b.jpg", "/public/c.jpg"))
+    )
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"workers": 4})
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
@@ -158,7 +179,9 @@ def test_robots_disallow_is_skipped_and_counted(site_server, small_images, write
 def test_same_image_under_two_urls_is_stored_once(site_server, small_images, write_config, tmp_path):
     server = site_server()
     R = server.Reply
-    urls = [server.route(f"/copy{n}.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"})) for n in (1, 2)]
+    urls = [
+        server.route(f"/copy{n}.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"})) for n in (1, 2)
+    ]
     report = crawl_urls(tmp_path, write_config, urls)
     rows = read_jsonl(tmp_path / "data" / "raw" / "manifest.jsonl")
     assert len(rows) == 1 and [p["url"] for p in rows[0]["provenance"]] == urls
@@ -191,7 +214,14 @@ def test_no_network_gives_one_clear_line(write_config, run_crawler, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: connection refused
     config = write_config(
-        [{"kind": "getchu", "base_url": f"http://127.0.0.1:{port}", "years": [2010, 2011], "months": [1, 2, 3]}]
+        [
+            {
+                "kind": "getchu",
+                "base_url": f"http://127.0.0.1:{port}",
+                "years": [2010, 2011],
+                "months": [1, 2, 3],
+            }
+        ]
     )
     result = run_crawler(config, tmp_path / "data", timeout=60)
     assert result.returncode == 3
@@ -210,7 +240,11 @@ def test_retry_after_http_date_and_exhausted_rate_budget(site_server, small_imag
         return R(429, b"", {"Retry-After": email.utils.formatdate(time.time() + 2, usegmt=True)})
 
     def budget_spent(hit):
-        return R(200, small_images[1], {**jpeg, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 2)})
+        return R(
+            200,
+            small_images[1],
+            {**jpeg, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 2)},
+        )
 
     urls = [
         server.route("/date.jpg", busy, R(200, small_images[0], jpeg)),
@@ -221,19 +255,26 @@ def test_retry_after_http_date_and_exhausted_rate_budget(site_server, small_imag
     assert stored_shas(tmp_path / "data") == {sha(small_images[i]) for i in range(3)}
     date_hits = server.hits("/date.jpg")
     assert date_hits[1].time - date_hits[0].time >= 0.9  # an HTTP-date Retry-After (1 s resolution) honoured
-    assert server.hits("/after.jpg")[0].time - server.hits("/budget.jpg")[0].time >= 0.9  # held until the reset
+    assert (
+        server.hits("/after.jpg")[0].time - server.hits("/budget.jpg")[0].time >= 0.9
+    )  # held until the reset
 
 
 def test_max_images_cap_and_retry_failed(site_server, small_images, write_config, run_crawler, tmp_path):
     server = site_server()
     R = server.Reply
     jpeg = {"Content-Type": "image/jpeg"}
-    urls = [server.url("/gone.jpg")] + [server.route(f"/ok{n}.jpg", R(200, small_images[n], jpeg)) for n in range(4)]
+    urls = [server.url("/gone.jpg")] + [
+        server.route(f"/ok{n}.jpg", R(200, small_images[n], jpeg)) for n in range(4)
+    ]
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt", "max_images": 3}])
     data = tmp_path / "data"
     assert run_crawler(config, data).returncode == 0
-    assert stored_shas(data) == {sha(small_images[0]), sha(small_images[1])}  # the first 3 listed, one of them a 404
+    assert stored_shas(data) == {
+        sha(small_images[0]),
+        sha(small_images[1]),
+    }  # the first 3 listed, one of them a 404
     assert not server.hits("/ok2.jpg") and not server.hits("/ok3.jpg")
 
     server.route("/gone.jpg", R(200, small_images[5], jpeg))

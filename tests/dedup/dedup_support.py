@@ -53,12 +53,19 @@ def append_manifest(data: Path, rows: list[dict]) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def run_dedup(data: Path, config_text: str = "", *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_dedup(
+    data: Path, config_text: str = "", *extra: str, check: bool = True
+) -> subprocess.CompletedProcess:
     """`python -m dedup` as a user runs it, in a subprocess."""
     config = data.parent / f"{data.name}.toml"
     config.write_text(config_text)
-    result = subprocess.run([sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), *extra],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"dedup failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result

@@ -13,8 +13,13 @@ from dedup.clusters import Member, build_clusters
 
 
 def test_clusters_follow_chains_and_keep_the_same_face_in_any_input_order() -> None:
-    members = [Member("a", 100, 5.0), Member("b", 400, 1.0), Member("c", 400, 9.0), Member("d", 50, 50.0),
-               Member("e", 10, 1.0)]
+    members = [
+        Member("a", 100, 5.0),
+        Member("b", 400, 1.0),
+        Member("c", 400, 9.0),
+        Member("d", 50, 50.0),
+        Member("e", 10, 1.0),
+    ]
     pairs = [(0, 1), (1, 2), (3, 4)]  # a-b-c chained; d-e
     expected = {(c.kept, tuple(sorted(c.members))) for c in build_clusters(members, pairs, "largest")}
     assert expected == {("c", ("a", "b", "c")), ("d", ("d", "e"))}
@@ -44,7 +49,10 @@ def test_stage_with_a_256_bit_hash(tmp_path: Path, faces) -> None:
     rows = []
     for path in faces[100:106]:
         image = Image.open(path).convert("RGB")
-        rows += [write_crop(data, image, path.name), write_crop(data, variant(image, "jpeg75"), f"{path.name}/q75")]
+        rows += [
+            write_crop(data, image, path.name),
+            write_crop(data, variant(image, "jpeg75"), f"{path.name}/q75"),
+        ]
     write_manifest(data, rows)
     run_dedup(data, "[dedup]\nhash_size = 16\nthreshold = 16\n")
     manifest = read_jsonl(data / "faces64" / "manifest.jsonl")

@@ -38,17 +38,29 @@ def build_data(data: Path, faces: list[Path], count: int = 24) -> dict:
     for k, face in enumerate(faces[:count]):
         image = Image.open(face).convert("RGB")
         site = SITES[k % 2]
-        extra = {"site": site, "url": f"https://{site}.example/{k}.png", "page_url": None,
-                 "meta": {"title": f"t{k}"}, "hair_color": ("#aa0000", None, "#00aa00")[k % 3],
-                 "eye_colors": ["#101010", "#202020"]}
+        extra = {
+            "site": site,
+            "url": f"https://{site}.example/{k}.png",
+            "page_url": None,
+            "meta": {"title": f"t{k}"},
+            "hair_color": ("#aa0000", None, "#00aa00")[k % 3],
+            "eye_colors": ["#101010", "#202020"],
+        }
         if k % 4 == 1:  # as facecrop records an eye-aligned crop (align = "eyes")
             extra["align"] = {"kind": "aligned", "fallback": None, "angle": -4.5, "scale": 1.05}
         elif k % 4 == 3:
             extra["align"] = {"kind": "box", "fallback": "tilt", "angle": 33.0, "scale": None}
         row = write_crop(data, image, face.name, **extra)
         rows.append(row)
-        raw.append({"sha256": row["source_sha256"], "path": row["source_path"], "site": site, "url": extra["url"],
-                    "fetched_at": f"2026-11-{10 + k % 5:02d}T00:00:00+00:00"})
+        raw.append(
+            {
+                "sha256": row["source_sha256"],
+                "path": row["source_path"],
+                "site": site,
+                "url": extra["url"],
+                "fetched_at": f"2026-11-{10 + k % 5:02d}T00:00:00+00:00",
+            }
+        )
         if k < 4:  # a re-encode of the same face from the same source image: a near duplicate
             dup = write_crop(data, variant(image, "jpeg75"), face.name + "/jpeg75", **extra)
             dup["source_sha256"] = row["source_sha256"]
@@ -57,15 +69,24 @@ def build_data(data: Path, faces: list[Path], count: int = 24) -> dict:
             (data / dup["path"]).rename(target)
             dup["path"] = f"crops/{dup['id']}.png"
             rows.append(dup)
-    rejected = {**rows[0], "id": rows[0]["source_sha256"][:12] + "_5_5_70_70", "decision": "rejected",
-                "reason": "blurry", "auto_decision": "rejected", "auto_reason": "blurry", "path": None}
+    rejected = {
+        **rows[0],
+        "id": rows[0]["source_sha256"][:12] + "_5_5_70_70",
+        "decision": "rejected",
+        "reason": "blurry",
+        "auto_decision": "rejected",
+        "auto_reason": "blurry",
+        "path": None,
+    }
     rows.append(rejected)
     Layout(data).raw_manifest.parent.mkdir(parents=True, exist_ok=True)
     Layout(data).raw_manifest.write_text("".join(json.dumps(r) + "\n" for r in raw))
     write_manifest(data, rows)
     demoted = rows[-2]["id"]
-    Layout(data).overrides_log.write_text(json.dumps({"id": demoted, "action": "demote", "reason": "manual",
-                                                      "at": "2026-11-20T00:00:00+00:00"}) + "\n")
+    Layout(data).overrides_log.write_text(
+        json.dumps({"id": demoted, "action": "demote", "reason": "manual", "at": "2026-11-20T00:00:00+00:00"})
+        + "\n"
+    )
     return {"rows": rows, "raw": raw, "demoted": demoted}
 
 
@@ -87,9 +108,23 @@ def data(built: Path, tmp_path: Path) -> Path:
 
 
 def dedup(data: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dedup", *args, "--config", str(data.parent / "data.toml"),
-                             "--data", str(data), "--no-progress"], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dedup",
+            *args,
+            "--config",
+            str(data.parent / "data.toml"),
+            "--data",
+            str(data),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"dedup {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
@@ -124,7 +159,11 @@ def test_card_is_written_with_the_shard_and_its_counts_equal_the_manifests(data:
     text = card.read_text()
 
     meta = json.loads(layout.shard_json.read_text())
-    assert counts["shard"]["sha256"] == hashlib.sha256(layout.shard_npy.read_bytes()).hexdigest() == meta["sha256"]
+    assert (
+        counts["shard"]["sha256"]
+        == hashlib.sha256(layout.shard_npy.read_bytes()).hexdigest()
+        == meta["sha256"]
+    )
     assert meta["sha256"] in text and counts["shard"]["count"] == meta["count"]
 
     crops = {row["id"]: row for row in read_jsonl(layout.crops_manifest)}
@@ -141,16 +180,26 @@ def test_card_is_written_with_the_shard_and_its_counts_equal_the_manifests(data:
         assert entry["first_fetched"] == min(r["fetched_at"] for r in raw if r["site"] == site)
     assert sum(e["in_shard"] for e in counts["sources"].values()) == len(faces) == meta["count"]
     removed = counts["duplicates_removed"]
-    assert removed["near_duplicate"] + removed["exact_duplicate"] + removed["same_artwork"] == \
-        sum(r["reason"] in ("near_duplicate", "exact_duplicate", "same_artwork") for r in dropped) > 0
+    assert (
+        removed["near_duplicate"] + removed["exact_duplicate"] + removed["same_artwork"]
+        == sum(r["reason"] in ("near_duplicate", "exact_duplicate", "same_artwork") for r in dropped)
+        > 0
+    )
     assert counts["dropped_other"] == {"demoted": 1}
     assert counts["overrides"]["logged"] == {"demote": 1}
-    kinds = Counter((r.get("align") or {}).get("kind", "box") for r in crops.values()
-                    if r["decision"] == "accepted" and r["box"])
+    kinds = Counter(
+        (r.get("align") or {}).get("kind", "box")
+        for r in crops.values()
+        if r["decision"] == "accepted" and r["box"]
+    )
     assert counts["crops"]["accepted_by_crop_kind"] == dict(kinds) and kinds["aligned"] > 0
     # The licence notes from the README's crawler section, per source.
     assert "accept Danbooru's terms of service" in text and "do not redistribute" in text
-    assert "python -m dedup --config data.toml --data data" in text and "opencv-python" in text and '"threshold": 4' in text
+    assert (
+        "python -m dedup --config data.toml --data data" in text
+        and "opencv-python" in text
+        and '"threshold": 4' in text
+    )
     with Image.open(grid) as opened:
         assert opened.size[0] > 64 * 4 and opened.mode == "RGB"
 
@@ -180,8 +229,9 @@ def test_imagefolder_round_trips_through_datasets(data: Path, tmp_path: Path) ->
     out = tmp_path / "imagefolder"
     export(data, "imagefolder", out)
     ids, pixels, labels = shard_truth(data)
-    loaded = datasets.load_dataset("imagefolder", data_dir=str(out), split="train",
-                                   cache_dir=str(tmp_path / "hf-cache"))
+    loaded = datasets.load_dataset(
+        "imagefolder", data_dir=str(out), split="train", cache_dir=str(tmp_path / "hf-cache")
+    )
     assert len(loaded) == len(ids)
     by_id = {row["id"]: row for row in loaded}
     assert sorted(by_id) == ids
@@ -249,8 +299,12 @@ def test_parquet_round_trips_through_pyarrow_in_streaming_row_groups(data: Path,
     assert seen == ids
     import datasets  # the Hub's reader: the schema note makes `image` a decoded picture
 
-    hub = datasets.load_dataset("parquet", data_files=str(out / "faces64.parquet"), split="train",
-                                cache_dir=str(tmp_path / "hf-cache"))
+    hub = datasets.load_dataset(
+        "parquet",
+        data_files=str(out / "faces64.parquet"),
+        split="train",
+        cache_dir=str(tmp_path / "hf-cache"),
+    )
     assert isinstance(hub.features["image"], datasets.Image) and hub["id"] == ids
     assert np.array_equal(np.asarray(hub[2]["image"].convert("RGB")), pixels[2])
     assert (out / "README.md").read_bytes() == Layout(data).shard_card.read_bytes()
@@ -285,9 +339,26 @@ def test_export_refuses_a_foreign_folder_and_a_missing_shard(data: Path, tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(data.parent / "data.toml", tmp_path / "empty.toml")
-    result = subprocess.run([sys.executable, "-m", "dedup", "export", "--format", "parquet", "--out",
-                             str(tmp_path / "x"), "--data", str(empty), "--config", str(tmp_path / "empty.toml")],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dedup",
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            str(tmp_path / "x"),
+            "--data",
+            str(empty),
+            "--config",
+            str(tmp_path / "empty.toml"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 4 and "make dataset" in result.stderr
     assert not (tmp_path / "x").exists()
 
@@ -306,7 +377,9 @@ def test_faces_dataset_reads_the_shard_with_labels(data: Path) -> None:
     assert len(faces) == len(ids) and faces.ids == ids
     image, label = faces[3]
     assert image.dtype == torch.float32 and tuple(image.shape) == (3, 64, 64)
-    assert torch.equal((image * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(pixels[3].copy()))
+    assert torch.equal(
+        (image * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(pixels[3].copy())
+    )
     assert label == labels[3] and faces.classes == sorted({"#aa0000", "#00aa00"})
     raw_pixels, _ = FacesDataset(data, raw=True)[5]
     assert np.array_equal(raw_pixels, pixels[5])
@@ -319,7 +392,9 @@ def test_faces_dataset_reads_the_shard_with_labels(data: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(tmp_path: Path, testdata: Path) -> None:
+def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(
+    tmp_path: Path, testdata: Path
+) -> None:
     """SIGKILL while the image folder is being written: every file under its final name is whole."""
     import os
     import signal
@@ -330,9 +405,26 @@ def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(tmp_
     write_manifest(data, [write_crop(data, Image.open(f).convert("RGB"), f.name) for f in faces])
     run_dedup(data)  # writes tmp_path/data.toml beside DATA
     out = tmp_path / "imagefolder"
-    process = subprocess.Popen([sys.executable, "-m", "dedup", "export", "--format", "imagefolder", "--out", str(out),
-                                "--data", str(data), "--config", str(tmp_path / "data.toml"), "--no-progress"],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dedup",
+            "export",
+            "--format",
+            "imagefolder",
+            "--out",
+            str(out),
+            "--data",
+            str(data),
+            "--config",
+            str(tmp_path / "data.toml"),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         # Whole files only: the folder also holds the temp file being written.
@@ -342,7 +434,9 @@ def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(tmp_
     assert process.poll() is None, "the export finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert json.loads((out / "export.json").read_text())["complete"] is False  # the final state is written last
+    assert (
+        json.loads((out / "export.json").read_text())["complete"] is False
+    )  # the final state is written last
     ids, pixels, _ = shard_truth(data)
     index = {crop_id: k for k, crop_id in enumerate(ids)}
     finished = list((out / "images").glob("*.png"))

@@ -54,7 +54,9 @@ def test_kill_during_shard_writing_leaves_the_previous_shard_intact(tmp_path: Pa
     npy, meta_path = data / "shards" / "faces64.npy", data / "shards" / "faces64.json"
     before = (npy.read_bytes(), meta_path.read_text())
 
-    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout.readline().strip() == "writing"
         temps = list((data / "shards").glob(".tmp-*"))
@@ -72,14 +74,22 @@ def test_kill_during_shard_writing_leaves_the_previous_shard_intact(tmp_path: Pa
     assert "shard                           unchanged" in out
 
 
-def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated(tmp_path: Path, faces) -> None:
+def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated(
+    tmp_path: Path, faces
+) -> None:
     data = tmp_path / "data"
-    rows = [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces]  # all 2,000: hashing outlasts the first commit
+    rows = [
+        write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces
+    ]  # all 2,000: hashing outlasts the first commit
     write_manifest(data, rows)
     config = tmp_path / "c.toml"
     config.write_text("[dedup]\nworkers = 1\n")
-    proc = subprocess.Popen([sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = data / "dedup" / "state.sqlite"
 
     def some_hashed() -> bool:

@@ -33,20 +33,36 @@ def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(t
     for k, path in enumerate(faces[:6]):
         image = Image.open(path).convert("RGB")
         original = write_crop(data, image, path.name, box=[0, 0, 120, 120])
-        rows += [original, write_crop(data, variant(image, "jpeg75"), f"{path.name}/copy", box=[0, 0, 90, 90])]
+        rows += [
+            original,
+            write_crop(data, variant(image, "jpeg75"), f"{path.name}/copy", box=[0, 0, 90, 90]),
+        ]
         if k == 0:
             evil_source = original["source_sha256"]
     rows.append(write_crop(data, Image.open(faces[10]).convert("RGB"), "single"))
     write_manifest(data, rows)
     raw = data / "raw" / "manifest.jsonl"
     raw.parent.mkdir(parents=True)
-    raw.write_text(json.dumps({"sha256": evil_source, "url": "javascript:document.title='pwned'",
-                               "page_url": "https://example.org/a?b=1&c=<2>", "site": "getchu",
-                               "meta": {"title": EVIL_TITLE, "character": "Miku & <Rin>"}}) + "\n")
+    raw.write_text(
+        json.dumps(
+            {
+                "sha256": evil_source,
+                "url": "javascript:document.title='pwned'",
+                "page_url": "https://example.org/a?b=1&c=<2>",
+                "site": "getchu",
+                "meta": {"title": EVIL_TITLE, "character": "Miku & <Rin>"},
+            }
+        )
+        + "\n"
+    )
     run_dedup(data)
     page = data / "dedup" / "report.html"
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "<title>dedup report</title>" in dom  # no injected script ran
     assert "pwned" in dom and "&lt;script&gt;document.title" in dom  # shown as text
     assert 'href="javascript:' not in dom
@@ -60,7 +76,18 @@ def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(t
 
     # The filter box works in the browser: opening report.html#q=<id> shows that one cluster.
     target = rows[4]["id"]
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri() + f"#q={target}"],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            page.as_uri() + f"#q={target}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert 'showing <span id="shown">1</span>' in dom
     assert dom.count('class="cluster hidden"') == 5

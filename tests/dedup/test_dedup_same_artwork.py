@@ -21,8 +21,12 @@ from dedup.artwork import artwork_links, iou
 from pipeline.manifests import CropRow
 
 REPO = Path(__file__).resolve().parents[2]
-UNRELATED = ["full/style2paints_refs__1.png", "full/style2paints_refs__10.png", "full/style2paints_refs__12.png",
-             "full/animegan__anime_image_misaka_mikoto.png"]
+UNRELATED = [
+    "full/style2paints_refs__1.png",
+    "full/style2paints_refs__10.png",
+    "full/style2paints_refs__12.png",
+    "full/animegan__anime_image_misaka_mikoto.png",
+]
 
 
 def _store(data: Path, files: list[Path]) -> dict[str, str]:
@@ -36,17 +40,38 @@ def _store(data: Path, files: list[Path]) -> dict[str, str]:
         (data / rel).write_bytes(body)
         with Image.open(f) as im:
             width, height = im.size
-        rows.append({"sha256": sha, "path": rel, "site": "folder", "url": f"file://{f}", "page_url": None,
-                     "fetched_at": "2026-01-01T00:00:00Z", "bytes": len(body), "width": width, "height": height,
-                     "format": "png", "meta": {"path": f.name}, "provenance": []})
+        rows.append(
+            {
+                "sha256": sha,
+                "path": rel,
+                "site": "folder",
+                "url": f"file://{f}",
+                "page_url": None,
+                "fetched_at": "2026-01-01T00:00:00Z",
+                "bytes": len(body),
+                "width": width,
+                "height": height,
+                "format": "png",
+                "meta": {"path": f.name},
+                "provenance": [],
+            }
+        )
         shas[f.name] = sha
-    (data / "raw" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["sha256"])))
+    (data / "raw" / "manifest.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["sha256"]))
+    )
     return shas
 
 
 def _run(stage: str, config: Path, data: Path, env: dict) -> None:
-    result = subprocess.run([sys.executable, "-m", stage, "--config", str(config), "--data", str(data)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", stage, "--config", str(config), "--data", str(data)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -55,14 +80,17 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_copies_of_one_artwork_collapse_and_different_images_do_not(tmp_path: Path, testdata: Path,
-                                                                     cascade_path: Path) -> None:
+def test_copies_of_one_artwork_collapse_and_different_images_do_not(
+    tmp_path: Path, testdata: Path, cascade_path: Path
+) -> None:
     pairs = []
     for line in (testdata / "NEARDUPS.tsv").read_text().splitlines()[1:]:
         a, b, _, note = line.split("\t")
         if "different encode/size" in note:
             pairs.append((Path(a).name, Path(b).name))
-    files = sorted({testdata / "full" / n for pair in pairs for n in pair} | {testdata / u for u in UNRELATED})
+    files = sorted(
+        {testdata / "full" / n for pair in pairs for n in pair} | {testdata / u for u in UNRELATED}
+    )
     data = tmp_path / "data"
     shas = _store(data, files)
     config = tmp_path / "c.toml"
@@ -89,8 +117,17 @@ def test_copies_of_one_artwork_collapse_and_different_images_do_not(tmp_path: Pa
 
 
 def _crop(cid: str, source: str, dhash: str, box: list[int], size: list[int]) -> CropRow:
-    return CropRow.parse({"id": cid, "source_sha256": source, "decision": "accepted", "path": f"crops/{cid}.png",
-                          "box": box, "source_size": size, "source_dhash": dhash})
+    return CropRow.parse(
+        {
+            "id": cid,
+            "source_sha256": source,
+            "decision": "accepted",
+            "path": f"crops/{cid}.png",
+            "box": box,
+            "source_size": size,
+            "source_dhash": dhash,
+        }
+    )
 
 
 def test_links_need_near_sources_and_overlapping_boxes() -> None:

@@ -76,16 +76,29 @@ def test_near_duplicates_in_neardups_tsv_are_found(tmp_path: Path, testdata: Pat
     rows, ids = [], {}
     for a, b in pairs:
         for name in (a, b):
-            row = write_crop(data, Image.open(testdata / name).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS), name)
+            row = write_crop(
+                data,
+                Image.open(testdata / name).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS),
+                name,
+            )
             ids[name] = row["id"]
             rows.append(row)
     # Unrelated illustrations alongside, which must stay.
-    others = sorted(p for p in (testdata / "full").iterdir() if not any(p.name in x for pair in pairs for x in pair))[:8]
+    others = sorted(
+        p for p in (testdata / "full").iterdir() if not any(p.name in x for pair in pairs for x in pair)
+    )[:8]
     for p in others:
-        rows.append(write_crop(data, Image.open(p).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS), p.name))
+        rows.append(
+            write_crop(
+                data, Image.open(p).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS), p.name
+            )
+        )
     write_manifest(data, rows)
     run_dedup(data)
-    clusters = {row["id"]: set([row["id"], *row["duplicates"]]) for row in read_jsonl(data / "faces64" / "manifest.jsonl")}
+    clusters = {
+        row["id"]: set([row["id"], *row["duplicates"]])
+        for row in read_jsonl(data / "faces64" / "manifest.jsonl")
+    }
     for a, b in pairs:
         assert any({ids[a], ids[b]} <= members for members in clusters.values()), (a, b)
     assert len(clusters) == len(pairs) + len(others)
@@ -120,7 +133,12 @@ def test_demoted_crop_stays_out_even_when_it_was_kept_before(tmp_path: Path, fac
     assert best["id"] in kept_ids(data) and twin["id"] not in kept_ids(data)
 
     with (data / "crops" / "overrides.jsonl").open("a") as fh:
-        fh.write(json.dumps({"id": best["id"], "action": "demote", "reason": "bad crop", "at": "2026-01-01T00:00:00Z"}) + "\n")
+        fh.write(
+            json.dumps(
+                {"id": best["id"], "action": "demote", "reason": "bad crop", "at": "2026-01-01T00:00:00Z"}
+            )
+            + "\n"
+        )
     run_dedup(data)
     kept = kept_ids(data)
     assert best["id"] not in kept and twin["id"] in kept  # its duplicate takes over
@@ -193,7 +211,8 @@ def test_no_accepted_crops_is_one_clear_line(tmp_path: Path) -> None:
     result = run_dedup(data, check=False)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        f"dedup: no accepted crops in {data / 'crops' / 'manifest.jsonl'}: run facecrop first, or see make rejects"]
+        f"dedup: no accepted crops in {data / 'crops' / 'manifest.jsonl'}: run facecrop first, or see make rejects"
+    ]
 
 
 def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:

@@ -27,22 +27,31 @@ import realsites_lib
 GETCHU_MONTHS = {
     # month -> {product id: (title, [(character name, file, role), ...])}
     1: {
-        "1001": ("春の<script>alert(1)</script>物語", [
-            ("桜井 ハル", "full/style2paints_refs__1.png", "face"),
-            ("月島 アキ", "full/style2paints_refs__10.png", "face"),
-        ]),
-        "1002": ("ミク・デュオ", [
-            ("ミク", "full/waifu2x__miku_bg.png", "neardup"),
-            ("ミク (ノイズ)", "full/waifu2x__miku_noisy.jpg", "neardup"),
-            ("背景", "negative/imagededup__ukbench01380.jpg", "negative"),
-        ]),
+        "1001": (
+            "春の<script>alert(1)</script>物語",
+            [
+                ("桜井 ハル", "full/style2paints_refs__1.png", "face"),
+                ("月島 アキ", "full/style2paints_refs__10.png", "face"),
+            ],
+        ),
+        "1002": (
+            "ミク・デュオ",
+            [
+                ("ミク", "full/waifu2x__miku_bg.png", "neardup"),
+                ("ミク (ノイズ)", "full/waifu2x__miku_noisy.jpg", "neardup"),
+                ("背景", "negative/imagededup__ukbench01380.jpg", "negative"),
+            ],
+        ),
     },
     2: {
-        "1003": ("冬のソナタ", [
-            ("雪村 フユ", "full/style2paints_refs__12.png", "face"),
-            ("御坂", "full/animegan__anime_image_misaka_mikoto.png", "face"),
-            ("壊れた画像", "full/style2paints_refs__2.png", "corrupt"),
-        ]),
+        "1003": (
+            "冬のソナタ",
+            [
+                ("雪村 フユ", "full/style2paints_refs__12.png", "face"),
+                ("御坂", "full/animegan__anime_image_misaka_mikoto.png", "face"),
+                ("壊れた画像", "full/style2paints_refs__2.png", "corrupt"),
+            ],
+        ),
     },
 }
 DANBOORU_POSTS = [
@@ -90,7 +99,9 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
             realsites, GETCHU_LAYOUT[month], ids
         )
         for pid, (title, characters) in products.items():
-            pages[f"/item/{pid}/"] = realsites_lib.getchu_item(realsites, int(pid), len(characters), title=title)
+            pages[f"/item/{pid}/"] = realsites_lib.getchu_item(
+                realsites, int(pid), len(characters), title=title
+            )
             paths = realsites_lib.getchu_image_paths(int(pid), len(characters))
             for path, (_, name, role) in zip(paths, characters, strict=True):
                 add_image(path, name, role)
@@ -101,16 +112,20 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
     recorded = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", "")
     posts = []
     for index, (post_id, name, role, tags) in enumerate(DANBOORU_POSTS):
-        post = {key: value for key, value in recorded[index % len(recorded)].items()
-                if key not in ("file_url", "large_file_url", "preview_file_url", "md5")}
+        post = {
+            key: value
+            for key, value in recorded[index % len(recorded)].items()
+            if key not in ("file_url", "large_file_url", "preview_file_url", "md5")
+        }
         post.update(id=post_id, tag_string=tags, rating="g")
         if name is None:
             posts.append(post)
             continue
         path = f"/data/original/{post_id}{Path(name).suffix}"
         add_image(path, name, role)
-        post.update(md5=hashlib.md5(files[path]).hexdigest(), file_ext=Path(name).suffix[1:],
-                    _path=path)  # file_url is filled in once the port is known
+        post.update(
+            md5=hashlib.md5(files[path]).hexdigest(), file_ext=Path(name).suffix[1:], _path=path
+        )  # file_url is filled in once the port is known
         posts.append(post)
 
     hits: list[str] = []
@@ -135,7 +150,10 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
             elif split.path.startswith("/item/"):
                 self._send(pages.get(split.path), "text/html")
             elif split.path == "/php/attestation.html":
-                self._send(realsites_lib.AGE_CHECK_PAGE.format(aurl=query.get("aurl", [""])[0]).encode("euc_jp"), "text/html")
+                self._send(
+                    realsites_lib.AGE_CHECK_PAGE.format(aurl=query.get("aurl", [""])[0]).encode("euc_jp"),
+                    "text/html",
+                )
             else:
                 self._send(files.get(split.path), "image/jpeg")
 

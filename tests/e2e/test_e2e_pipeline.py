@@ -59,7 +59,8 @@ max_images = 50
 
 [facecrop]
 workers = 2
-""" + TRAIN_TOML,
+"""
+        + TRAIN_TOML,
         encoding="utf-8",
     )
     return path
@@ -67,10 +68,17 @@ workers = 2
 
 def _make(repo_root: Path, env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        ["make", "--no-print-directory", *args], cwd=repo_root, env=env, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        ["make", "--no-print-directory", *args],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
-    assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"make {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -87,7 +95,9 @@ def _snapshot(data: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_dataset_then_train_then_sample(local_site, cascade_path: Path, repo_root: Path, tmp_path: Path) -> None:
+def test_dataset_then_train_then_sample(
+    local_site, cascade_path: Path, repo_root: Path, tmp_path: Path
+) -> None:
     config = _config(local_site.base, tmp_path)
     data = tmp_path / "data"
     env = {**os.environ, "ANIMEFACE_CASCADE": str(cascade_path), "PYTHONUNBUFFERED": "1"}
@@ -108,7 +118,11 @@ def test_dataset_then_train_then_sample(local_site, cascade_path: Path, repo_roo
     assert {p["site"] for p in duplicated["provenance"]} == {"getchu", "danbooru"}
     # getchu: through the soft.phtml -> /item/N/ redirect, past the age gate with the cookie, and
     # only this product's character art (not the related character-song CD whose alt says キャラ).
-    assert {h.split("?")[0] for h in local_site.hits if h.startswith("/item/")} == {"/item/1001/", "/item/1002/", "/item/1003/"}
+    assert {h.split("?")[0] for h in local_site.hits if h.startswith("/item/")} == {
+        "/item/1001/",
+        "/item/1002/",
+        "/item/1003/",
+    }
     assert not [h for h in local_site.hits if h.startswith("/php/attestation.html") or "990001" in h]
     assert {r["meta"]["image"] for r in raw if r["site"] == "getchu"} == {"character", "standing"}
     getchu_titles = {r["meta"].get("title") for r in raw if r["site"] == "getchu"}
@@ -156,14 +170,30 @@ def test_dataset_then_train_then_sample(local_site, cascade_path: Path, repo_roo
 
     # -- train on that shard with no extra arguments beyond a step bound, then sample from it
     runs = tmp_path / "runs"
-    _make(repo_root, env, "train", *make_vars, "RUN=e2e", f"ARGS=--max-steps 4 --runs-dir {runs} --device cpu")
+    _make(
+        repo_root, env, "train", *make_vars, "RUN=e2e", f"ARGS=--max-steps 4 --runs-dir {runs} --device cpu"
+    )
     run_dir = runs / "e2e"
     assert (run_dir / "last.pt").is_file()
     assert list((run_dir / "samples").glob("*.png"))
     grid = tmp_path / "grid.png"
     subprocess.run(
-        [str(repo_root / ".venv" / "bin" / "python"), "-m", "train", "sample", "--ckpt", str(run_dir / "last.pt"),
-         "--n", "4", "--out", str(grid)],
-        cwd=repo_root, env=env, check=True, timeout=300, capture_output=True,
+        [
+            str(repo_root / ".venv" / "bin" / "python"),
+            "-m",
+            "train",
+            "sample",
+            "--ckpt",
+            str(run_dir / "last.pt"),
+            "--n",
+            "4",
+            "--out",
+            str(grid),
+        ],
+        cwd=repo_root,
+        env=env,
+        check=True,
+        timeout=300,
+        capture_output=True,
     )
     assert grid.is_file() and grid.stat().st_size > 0

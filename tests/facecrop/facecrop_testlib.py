@@ -59,17 +59,23 @@ def shared_images(testdata: Path, *subdirs: str) -> list[Path]:
 
 
 def build_data(data: Path, files: list[Path]) -> list[dict]:
-    rows = [add_raw(data, f.read_bytes(), f.suffix.lstrip(".").lower(), meta={"title": f.name}) for f in files]
+    rows = [
+        add_raw(data, f.read_bytes(), f.suffix.lstrip(".").lower(), meta={"title": f.name}) for f in files
+    ]
     write_raw_manifest(data, rows)
     return rows
 
 
-def facecrop(*args: str, cascade: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+def facecrop(
+    *args: str, cascade: Path, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "facecrop", *args, "--cascade", str(cascade)]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        raise AssertionError(
+            f"{cmd} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
     return result
 
 

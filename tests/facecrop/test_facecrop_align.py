@@ -73,12 +73,16 @@ def test_implausible_eyes_keep_the_box_crop_and_say_why() -> None:
 def test_align_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="align_min_eye_ratio"):
         FacecropConfig(align="eyes", align_min_eye_ratio=0.6)
-    assert FacecropConfig().fingerprint("c") == FacecropConfig(align_max_tilt=10.0).fingerprint("c")  # off: ignored
+    assert FacecropConfig().fingerprint("c") == FacecropConfig(align_max_tilt=10.0).fingerprint(
+        "c"
+    )  # off: ignored
     assert FacecropConfig().fingerprint("c") != FacecropConfig(align="eyes").fingerprint("c")
 
 
 @pytest.mark.testdata
-def test_switching_alignment_on_and_off_equals_clean_runs(tmp_path: Path, testdata: Path, cascade_path: Path) -> None:
+def test_switching_alignment_on_and_off_equals_clean_runs(
+    tmp_path: Path, testdata: Path, cascade_path: Path
+) -> None:
     files = shared_images(testdata, "full")[:24]
     runs = {}
     for mode in ("off", "eyes"):
@@ -99,31 +103,51 @@ def test_switching_alignment_on_and_off_equals_clean_runs(tmp_path: Path, testda
     for row in faces:
         record = row["align"]
         if record["kind"] == "aligned":
-            assert record["fallback"] is None and record["side"] == row["size"] and record["angle"] is not None
+            assert (
+                record["fallback"] is None and record["side"] == row["size"] and record["angle"] is not None
+            )
         else:
             assert record["fallback"] in align.FALLBACKS
-        png = cv2.imread(str(Layout(runs["eyes"]).path(row["path"] or
-                                                      f"rejects/{row['reason']}/{row['id']}.png")))
+        png = cv2.imread(
+            str(Layout(runs["eyes"]).path(row["path"] or f"rejects/{row['reason']}/{row['id']}.png"))
+        )
         assert png is not None and png.shape[0] == png.shape[1] == row["size"]
 
     # One DATA switched on, then off again, ends byte-identical to the clean run of each setting.
     switched = tmp_path / "switched"
     shutil.copytree(runs["off"], switched)
-    on = facecrop("--config", str(tmp_path / "eyes.toml"), "--data", str(switched), "--no-progress",
-                  cascade=cascade_path)
+    on = facecrop(
+        "--config",
+        str(tmp_path / "eyes.toml"),
+        "--data",
+        str(switched),
+        "--no-progress",
+        cascade=cascade_path,
+    )
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["eyes"]).crops_manifest.read_bytes()
     assert "processed now" in on.stdout + on.stderr
     assert re.search(rf"eye alignment:?\s*\n\s+aligned\s+{len(aligned)}\b", on.stderr), on.stderr
     # With alignment on, a threshold change still only re-decides: no image is read again.
-    stricter = write_config(tmp_path / "stricter.toml", 'align = "eyes"\n[facecrop.thresholds]\nmin_sharpness = 400.0\n')
-    redecided = facecrop("--config", str(stricter), "--data", str(switched), "--no-progress", cascade=cascade_path)
+    stricter = write_config(
+        tmp_path / "stricter.toml", 'align = "eyes"\n[facecrop.thresholds]\nmin_sharpness = 400.0\n'
+    )
+    redecided = facecrop(
+        "--config", str(stricter), "--data", str(switched), "--no-progress", cascade=cascade_path
+    )
     assert re.search(r"images processed now\s+0\b", redecided.stderr), redecided.stderr
-    assert all(r["align"] == e["align"] for r, e in zip(read_manifest(switched), eyes, strict=True) if r["box"])
-    facecrop("--config", str(tmp_path / "off.toml"), "--data", str(switched), "--no-progress", cascade=cascade_path)
+    assert all(
+        r["align"] == e["align"] for r, e in zip(read_manifest(switched), eyes, strict=True) if r["box"]
+    )
+    facecrop(
+        "--config", str(tmp_path / "off.toml"), "--data", str(switched), "--no-progress", cascade=cascade_path
+    )
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["off"]).crops_manifest.read_bytes()
     for row in off:
         if row["path"]:
-            assert Layout(switched).path(row["path"]).read_bytes() == Layout(runs["off"]).path(row["path"]).read_bytes()
+            assert (
+                Layout(switched).path(row["path"]).read_bytes()
+                == Layout(runs["off"]).path(row["path"]).read_bytes()
+            )
 
 
 @pytest.mark.testdata

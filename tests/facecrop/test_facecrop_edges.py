@@ -53,7 +53,7 @@ def edge_run(tmp_path_factory, testdata, cascade_path):
     # A 20-megapixel scan with the face scaled up 3x in one corner: found, cropped at source resolution.
     huge = np.full((4000, 5000, 3), 235, np.uint8)
     face = cv2.resize(megumin, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
-    huge[2000 : 2000 + face.shape[0], 3000 : 3000 + face.shape[1]] = face[: 2000, : 2000]
+    huge[2000 : 2000 + face.shape[0], 3000 : 3000 + face.shape[1]] = face[:2000, :2000]
     cases["huge"] = add_raw(data, _png(huge), "png")
     missing = add_raw(data, b"will be deleted", "jpg")
     (data / missing["path"]).unlink()

@@ -29,7 +29,15 @@ def _committed(db) -> int:
 def test_kill_mid_run_then_rerun_equals_one_clean_run(full_run, clean_full_manifest, tmp_path, cascade_path):
     data = tmp_path / "data"
     shutil.copytree(full_run["data"] / "raw", data / "raw")
-    args = ["--config", str(full_run["config"]), "--data", str(data), "--no-progress", "--cascade", str(cascade_path)]
+    args = [
+        "--config",
+        str(full_run["config"]),
+        "--data",
+        str(data),
+        "--no-progress",
+        "--cascade",
+        str(cascade_path),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "facecrop", *args],
         cwd=REPO,
@@ -80,11 +88,21 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def test_a_worker_killed_mid_run_is_recovered_without_loss(full_run, clean_full_manifest, tmp_path, cascade_path):
+def test_a_worker_killed_mid_run_is_recovered_without_loss(
+    full_run, clean_full_manifest, tmp_path, cascade_path
+):
     """The OOM killer or a native crash takes one worker: its images are retried, nothing is lost."""
     data = tmp_path / "data"
     shutil.copytree(full_run["data"] / "raw", data / "raw")
-    args = ["--config", str(full_run["config"]), "--data", str(data), "--no-progress", "--cascade", str(cascade_path)]
+    args = [
+        "--config",
+        str(full_run["config"]),
+        "--data",
+        str(data),
+        "--no-progress",
+        "--cascade",
+        str(cascade_path),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "facecrop", *args],
         cwd=REPO,
@@ -131,7 +149,15 @@ def _parent(pid: int) -> int:
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(full_run, clean_full_manifest, tmp_path, cascade_path):
     data = tmp_path / "data"
     shutil.copytree(full_run["data"] / "raw", data / "raw")
-    args = ["--config", str(full_run["config"]), "--data", str(data), "--no-progress", "--cascade", str(cascade_path)]
+    args = [
+        "--config",
+        str(full_run["config"]),
+        "--data",
+        str(data),
+        "--no-progress",
+        "--cascade",
+        str(cascade_path),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "facecrop", *args],
         cwd=REPO,

@@ -9,7 +9,12 @@ from facecrop_testlib import build_data, facecrop, read_manifest, shared_images,
 
 pytestmark = pytest.mark.testdata
 
-NAMES = ("bizarre__megumin.png", "gfpgan_realphoto__00.jpg", "waifu2x__miku_bg.png", "mit_en__Wikipe-tan_manga_page1.jpg")
+NAMES = (
+    "bizarre__megumin.png",
+    "gfpgan_realphoto__00.jpg",
+    "waifu2x__miku_bg.png",
+    "mit_en__Wikipe-tan_manga_page1.jpg",
+)
 
 
 @pytest.fixture
@@ -38,11 +43,22 @@ def test_promote_and_demote_update_manifest_files_and_survive_reruns(small_run, 
 
     def check(verifier_on=True):
         promoted, demoted = _row(data, rejected["id"]), _row(data, accepted["id"])
-        assert (promoted["decision"], promoted["reason"], promoted["override"]) == ("accepted", None, "promote")
+        assert (promoted["decision"], promoted["reason"], promoted["override"]) == (
+            "accepted",
+            None,
+            "promote",
+        )
         assert promoted["path"] == f"crops/{rejected['id']}.png" and (data / promoted["path"]).is_file()
         assert not (data / rejected["path"]).exists()
-        assert (demoted["decision"], demoted["reason"], demoted["override"]) == ("rejected", "wrong_character", "demote")
-        assert demoted["path"] == f"rejects/wrong_character/{accepted['id']}.png" and (data / demoted["path"]).is_file()
+        assert (demoted["decision"], demoted["reason"], demoted["override"]) == (
+            "rejected",
+            "wrong_character",
+            "demote",
+        )
+        assert (
+            demoted["path"] == f"rejects/wrong_character/{accepted['id']}.png"
+            and (data / demoted["path"]).is_file()
+        )
         assert not (data / accepted["path"]).exists()
         # What the rules would say stays visible; with the verifier off the photo's box passes them.
         assert promoted["auto_reason"] == ("not_verified" if verifier_on else None)
@@ -61,7 +77,10 @@ def test_promote_and_demote_update_manifest_files_and_survive_reruns(small_run, 
     result = facecrop(*common, "--no-progress", cascade=cascade_path)
     assert "images processed now               4" in result.stderr
     check()
-    write_config(config, "margin = 0.3\nverifier = \"off\"\n[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n")
+    write_config(
+        config,
+        'margin = 0.3\nverifier = "off"\n[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n',
+    )
     result = facecrop(*common, "--no-progress", cascade=cascade_path)
     assert "images processed now               0" in result.stderr
     check(verifier_on=False)
@@ -85,7 +104,9 @@ def test_options_work_after_and_before_the_subcommand(small_run, cascade_path):
     before = facecrop("--data", str(data), "--config", str(config), "rejects", cascade=cascade_path).stdout
     after = facecrop("rejects", "--data", str(data), "--config", str(config), cascade=cascade_path).stdout
     assert before == after and "per reason" in after
-    html = facecrop("rejects", "--html", "--data", str(data), "--config", str(config), cascade=cascade_path).stdout
+    html = facecrop(
+        "rejects", "--html", "--data", str(data), "--config", str(config), cascade=cascade_path
+    ).stdout
     assert str(data / "rejects" / "index.html") in html
 
 
@@ -125,7 +146,9 @@ def test_one_worker_in_process_gives_the_same_manifest(small_run, cascade_path, 
         ("[facecrop.thresholds]\nmin_colors = 0\nmin_saturation = 0.0\n", 1),
     ],
 )
-def test_threshold_change_gives_the_manifest_of_a_clean_run(small_run, cascade_path, tmp_path, settings, redone):
+def test_threshold_change_gives_the_manifest_of_a_clean_run(
+    small_run, cascade_path, tmp_path, settings, redone
+):
     data, config = small_run
     write_config(config, settings)
     result = facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
@@ -134,7 +157,9 @@ def test_threshold_change_gives_the_manifest_of_a_clean_run(small_run, cascade_p
     fresh.mkdir()
     (fresh / "raw").symlink_to(data / "raw")
     facecrop("--config", str(config), "--data", str(fresh), "--no-progress", cascade=cascade_path)
-    assert (data / "crops" / "manifest.jsonl").read_bytes() == (fresh / "crops" / "manifest.jsonl").read_bytes()
+    assert (data / "crops" / "manifest.jsonl").read_bytes() == (
+        fresh / "crops" / "manifest.jsonl"
+    ).read_bytes()
     if "unsure" in settings:
         rows = [r for r in read_manifest(data) if r["box"] and r["reason"] != "low_color"]
         assert {r["likelihood"] is None for r in rows if r["confidence"] >= 3.0} == {True}

@@ -20,9 +20,16 @@ from facecrop.config import Thresholds
 pytestmark = pytest.mark.testdata
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
 ]
 
 
@@ -41,7 +48,9 @@ def render(chromium: str, url: str, tmp_path: Path) -> tuple[BeautifulSoup, list
     profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
     result = subprocess.run(
         [chromium, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
@@ -72,7 +81,9 @@ def test_page_shows_the_manifest_counts_without_console_errors(full_run, chromiu
             img = card.find("img")
             assert img["loading"] == "lazy" and not img["src"].startswith("data:")
             assert (data / "rejects" / img["src"]).is_file()
-            assert card.find("input")["value"].startswith(f"python -m facecrop promote {card['data-id']} --data ")
+            assert card.find("input")["value"].startswith(
+                f"python -m facecrop promote {card['data-id']} --data "
+            )
     # The hostile title from the crawled site is text on the page, never markup.
     texts = [div.get_text() for div in dom.select(".card .src")]
     assert any("<script>alert(1)</script>" in t for t in texts)
@@ -83,11 +94,15 @@ def test_page_shows_the_manifest_counts_without_console_errors(full_run, chromiu
 def test_clicking_through_opens_the_source_with_the_box(full_run, chromium, tmp_path):
     data = full_run["data"]
     row = next(r for r in read_manifest(data) if r["reason"] == "not_verified")
-    dom, console = render(chromium, (data / "rejects" / "index.html").as_uri() + f"#open={row['id']}", tmp_path)
+    dom, console = render(
+        chromium, (data / "rejects" / "index.html").as_uri() + f"#open={row['id']}", tmp_path
+    )
     assert console == []
     viewer = dom.select_one("#viewer")
     assert "open" in viewer["class"]
-    assert (data / "rejects" / viewer.select_one("img")["src"]).resolve() == (data / row["source_path"]).resolve()
+    assert (data / "rejects" / viewer.select_one("img")["src"]).resolve() == (
+        data / row["source_path"]
+    ).resolve()
     box = viewer.select_one(".box:not(.crop)")
     left = float(box["style"].split("left:")[1].split("%")[0])
     assert left == pytest.approx(100 * row["box"][0] / row["source_size"][0], rel=1e-3)
@@ -105,21 +120,51 @@ def test_ten_thousand_rejects_stay_light_and_lazy(chromium, tmp_path):
         path = f"rejects/{reason}/{crop_id}.png"
         (data / path).parent.mkdir(parents=True, exist_ok=True)
         (data / path).write_bytes(thumb)
-        rows.append({
-            "id": crop_id, "source_sha256": f"{i:064x}", "source_path": f"raw/{i}.jpg", "source_size": [800, 600],
-            "box": [i, 0, 80, 80], "crop_box": [i - 20, -20, 120, 120], "size": 120, "confidence": 2.0,
-            "decision": "rejected", "reason": reason, "auto_decision": "rejected", "auto_reason": reason,
-            "values": {"sharpness": float(i), "saturation": 0.01, "faces_in_image": 20, "padding": 0.3, "failed": [reason]},
-            "path": path, "likelihood": None, "hair_color": None, "eye_colors": None, "override": None,
-            "site": "s", "url": "https://example.org/x", "page_url": None, "meta": {"title": f"t{i}"},
-        })
+        rows.append(
+            {
+                "id": crop_id,
+                "source_sha256": f"{i:064x}",
+                "source_path": f"raw/{i}.jpg",
+                "source_size": [800, 600],
+                "box": [i, 0, 80, 80],
+                "crop_box": [i - 20, -20, 120, 120],
+                "size": 120,
+                "confidence": 2.0,
+                "decision": "rejected",
+                "reason": reason,
+                "auto_decision": "rejected",
+                "auto_reason": reason,
+                "values": {
+                    "sharpness": float(i),
+                    "saturation": 0.01,
+                    "faces_in_image": 20,
+                    "padding": 0.3,
+                    "failed": [reason],
+                },
+                "path": path,
+                "likelihood": None,
+                "hair_color": None,
+                "eye_colors": None,
+                "override": None,
+                "site": "s",
+                "url": "https://example.org/x",
+                "page_url": None,
+                "meta": {"title": f"t{i}"},
+            }
+        )
     page = rejects_page.build(data, rows, Thresholds())
     assert page.stat().st_size < 10_000 * 1000  # under 1 kB per reject: links, no inline images
     dom, console = render(chromium, page.as_uri(), tmp_path)
     assert console == []
     assert {td["data-reason"]: int(td.get_text()) for td in dom.select("#summary td.count")} == {
-        "crowded": 2500, "clipped": 2500, "low_color": 2500, "blurry": 2500,
+        "crowded": 2500,
+        "clipped": 2500,
+        "low_color": 2500,
+        "blurry": 2500,
     }
     assert len(dom.select(".card")) == 4 * 200  # the rest render on "show more"
-    blurry = [float(c.select_one(".value").get_text().split()[-1]) for c in dom.select('section[data-reason="blurry"] .card')]
+    blurry = [
+        float(c.select_one(".value").get_text().split()[-1])
+        for c in dom.select('section[data-reason="blurry"] .card')
+    ]
     assert blurry == sorted(blurry)  # default sort: lowest value first

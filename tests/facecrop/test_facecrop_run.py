@@ -10,8 +10,21 @@ import pytest
 from facecrop_testlib import facecrop, read_manifest
 
 REQUIRED = {
-    "id", "source_sha256", "source_path", "box", "crop_box", "size", "confidence", "decision",
-    "reason", "values", "path", "likelihood", "hair_color", "eye_colors", "override",
+    "id",
+    "source_sha256",
+    "source_path",
+    "box",
+    "crop_box",
+    "size",
+    "confidence",
+    "decision",
+    "reason",
+    "values",
+    "path",
+    "likelihood",
+    "hair_color",
+    "eye_colors",
+    "override",
 }
 
 pytestmark = pytest.mark.testdata
@@ -28,7 +41,9 @@ def _iou(a, b):
 
 def test_finds_the_faces_the_cascade_baseline_lists(full_run, testdata):
     rows = read_manifest(full_run["data"])
-    sha_of = {f"{f.parent.name}/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest() for f in full_run["files"]}
+    sha_of = {
+        f"{f.parent.name}/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest() for f in full_run["files"]
+    }
     ours: dict[str, list] = {}
     for row in rows:
         if row["box"]:
@@ -67,7 +82,11 @@ def test_every_crop_is_a_non_empty_square_file_where_its_row_says(full_run):
     for row in rows:
         assert row.keys() >= REQUIRED, row["id"]
         assert row["id"] == "{}_{}_{}_{}_{}".format(row["source_sha256"][:12], *row["box"])
-        expected = f"crops/{row['id']}.png" if row["decision"] == "accepted" else f"rejects/{row['reason']}/{row['id']}.png"
+        expected = (
+            f"crops/{row['id']}.png"
+            if row["decision"] == "accepted"
+            else f"rejects/{row['reason']}/{row['id']}.png"
+        )
         assert row["path"] == expected
         image = cv2.imread(str(data / row["path"]), cv2.IMREAD_UNCHANGED)
         assert image is not None and image.size > 0
@@ -93,7 +112,9 @@ def test_collage_is_rejected_as_crowded_and_manga_as_low_color(full_run):
 
 def test_rerun_with_nothing_new_changes_nothing(full_run, clean_full_manifest, cascade_path):
     data = full_run["data"]
-    result = facecrop("--config", str(full_run["config"]), "--data", str(data), "--no-progress", cascade=cascade_path)
+    result = facecrop(
+        "--config", str(full_run["config"]), "--data", str(data), "--no-progress", cascade=cascade_path
+    )
     assert "images processed now               0" in result.stderr
     assert (data / "crops" / "manifest.jsonl").read_bytes() == clean_full_manifest
 
@@ -101,11 +122,20 @@ def test_rerun_with_nothing_new_changes_nothing(full_run, clean_full_manifest, c
 def test_rejects_listing_counts_per_reason(full_run, cascade_path):
     data = full_run["data"]
     rows = read_manifest(data)
-    out = facecrop("rejects", "--data", str(data), "--config", str(full_run["config"]), cascade=cascade_path).stdout
+    out = facecrop(
+        "rejects", "--data", str(data), "--config", str(full_run["config"]), cascade=cascade_path
+    ).stdout
     crowded = sum(r["reason"] == "crowded" for r in rows)
     assert "crowded" in out and f" {crowded} " in out
     only = facecrop(
-        "rejects", "--reason", "not_verified", "--data", str(data), "--config", str(full_run["config"]), cascade=cascade_path
+        "rejects",
+        "--reason",
+        "not_verified",
+        "--data",
+        str(data),
+        "--config",
+        str(full_run["config"]),
+        cascade=cascade_path,
     ).stdout
     ids = [r["id"] for r in rows if r["reason"] == "not_verified"]
     assert all(i in only for i in ids)

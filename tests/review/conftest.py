@@ -25,7 +25,16 @@ def pipeline_data(tmp_path_factory, testdata: Path, cascade_path: Path) -> dict:
     raw_data(data, files, titles={"gfpgan_realphoto__00.jpg": HOSTILE})
     config = root / "dataset.toml"
     config.write_text("[facecrop]\n")
-    stage("facecrop", "--config", str(config), "--data", str(data), "--no-progress", "--cascade", str(cascade_path))
+    stage(
+        "facecrop",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--no-progress",
+        "--cascade",
+        str(cascade_path),
+    )
     stage("dedup", "--config", str(config), "--data", str(data), "--no-progress")
     return {"data": data, "config": config, "cascade": cascade_path}
 

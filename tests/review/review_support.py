@@ -25,15 +25,29 @@ import pytest
 from pipeline.layout import Layout, rel_raw
 
 REPO = Path(__file__).resolve().parents[2]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+]
 URL_LINE = re.compile(r"^review: (http://\S+)$", re.M)
 HOSTILE = "<script>alert(1)</script>"
 # Two copies of one artwork (a duplicate cluster), three more faces, and photos whose false
 # detections are rejected: the smallest DATA with every view populated.
-FILES = ["full/waifu2x__miku_bg.png", "full/waifu2x__miku_noisy.jpg", "full/style2paints_refs__1.png",
-         "full/style2paints_refs__12.png", "full/animegan__anime_image_misaka_mikoto.png",
-         "negative/gfpgan_realphoto__00.jpg"]
+FILES = [
+    "full/waifu2x__miku_bg.png",
+    "full/waifu2x__miku_noisy.jpg",
+    "full/style2paints_refs__1.png",
+    "full/style2paints_refs__12.png",
+    "full/animegan__anime_image_misaka_mikoto.png",
+    "negative/gfpgan_realphoto__00.jpg",
+]
 
 
 def env() -> dict[str, str]:
@@ -42,9 +56,17 @@ def env() -> dict[str, str]:
 
 def stage(module: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python -m MODULE ARGS` as a user runs it; fails the test with its output on a non-zero exit."""
-    result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env(), capture_output=True,
-                            text=True, timeout=timeout)
-    assert result.returncode == 0, f"{module} {args} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"{module} {args} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 
@@ -58,10 +80,20 @@ def raw_data(data: Path, files: list[Path], titles: dict[str, str] | None = None
         rel = rel_raw(sha, ext)
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_bytes(content)
-        rows.append({"sha256": sha, "path": rel, "site": "testsite", "url": f"https://example.org/{f.name}",
-                     "page_url": "https://example.org/page", "fetched_at": "2026-01-01T00:00:00Z",
-                     "bytes": len(content), "format": ext, "provenance": [],
-                     "meta": {"title": (titles or {}).get(f.name, f.name), "character": "someone"}})
+        rows.append(
+            {
+                "sha256": sha,
+                "path": rel,
+                "site": "testsite",
+                "url": f"https://example.org/{f.name}",
+                "page_url": "https://example.org/page",
+                "fetched_at": "2026-01-01T00:00:00Z",
+                "bytes": len(content),
+                "format": ext,
+                "provenance": [],
+                "meta": {"title": (titles or {}).get(f.name, f.name), "character": "someone"},
+            }
+        )
     Layout(data).raw_manifest.parent.mkdir(parents=True, exist_ok=True)
     Layout(data).raw_manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
@@ -72,8 +104,9 @@ def running_app(data: Path, config: Path | None = None, *extra: str) -> Iterator
     args = [sys.executable, "-m", "review", "--data", str(data), "--no-progress"]
     if config is not None:
         args += ["--config", str(config)]
-    process = subprocess.Popen([*args, *extra], cwd=REPO, env=env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*args, *extra], cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         line = process.stdout.readline()
         match = URL_LINE.match(line.strip())
@@ -92,7 +125,9 @@ def running_app(data: Path, config: Path | None = None, *extra: str) -> Iterator
 
 def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """One request with exactly these headers (urllib adds only Host, which tests may override)."""
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
+    request = urllib.request.Request(
+        url, data=body, headers=headers or {}, method="POST" if body is not None else "GET"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
@@ -144,7 +179,8 @@ def wait_for(driver, css: str, timeout: float = 20, count: int = 1):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, ignored_exceptions=_replaced()).until(
-        lambda d: (found := d.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count and found)
+        lambda d: (found := d.find_elements(By.CSS_SELECTOR, css)) and len(found) >= count and found
+    )
 
 
 def wait_text(driver, css: str, text: str, timeout: float = 20) -> None:
@@ -152,7 +188,8 @@ def wait_text(driver, css: str, text: str, timeout: float = 20) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, timeout, ignored_exceptions=_replaced()).until(
-        lambda d: text in d.find_element(By.CSS_SELECTOR, css).text)
+        lambda d: text in d.find_element(By.CSS_SELECTOR, css).text
+    )
 
 
 def _replaced() -> tuple[type[Exception], ...]:
@@ -167,4 +204,6 @@ def console_errors(driver) -> list[str]:
 
 
 def log_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )

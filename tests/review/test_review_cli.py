@@ -15,8 +15,15 @@ CONSOLE = Path(sys.executable).parent / "animefaces"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CONSOLE), "review", *args], cwd=REPO, env=env(), capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(CONSOLE), "review", *args],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_without_crops_it_says_which_stage_to_run_exit_4(tmp_path):
@@ -36,8 +43,14 @@ def test_a_config_typo_is_exit_2(tmp_path):
 def test_sigterm_stops_it_like_ctrl_c(tmp_path):
     data = tmp_path / "data"
     make_data(data, 10)
-    process = subprocess.Popen([str(CONSOLE), "review", "--data", str(data)], cwd=REPO, env=env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(CONSOLE), "review", "--data", str(data)],
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().startswith("review: http://127.0.0.1:")
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=20)
@@ -69,10 +82,17 @@ def test_the_cli_and_the_app_write_one_log_and_each_sees_the_other(tmp_path):
         stage("facecrop", "promote", crop, "--data", str(data))
         card = json.loads(http(f"{base}/api/crop?id={crop}")[1])
         assert card["decision"] == "accepted" and card["override"] == "promote" and not card["pending"]
-        status, _ = http(f"{base}/api/crops", json.dumps({"items": [{"id": crop, "action": "demote", "reason": "hand"}]})
-                         .encode(), {"Content-Type": "application/json", "X-Review-Token": token, "Origin": base})
+        status, _ = http(
+            f"{base}/api/crops",
+            json.dumps({"items": [{"id": crop, "action": "demote", "reason": "hand"}]}).encode(),
+            {"Content-Type": "application/json", "X-Review-Token": token, "Origin": base},
+        )
         assert status == 200
-    assert [(r["action"], r["reason"]) for r in log_rows(Layout(data).overrides_log)] == [("promote", None),
-                                                                                           ("demote", "hand")]
-    stage("facecrop", "demote", ids["accepted"][0], "--reason", "cli", "--data", str(data))  # the CLI still works after
+    assert [(r["action"], r["reason"]) for r in log_rows(Layout(data).overrides_log)] == [
+        ("promote", None),
+        ("demote", "hand"),
+    ]
+    stage(
+        "facecrop", "demote", ids["accepted"][0], "--reason", "cli", "--data", str(data)
+    )  # the CLI still works after
     assert Layout(data).path(f"rejects/cli/{ids['accepted'][0]}.png").is_file()

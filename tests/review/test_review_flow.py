@@ -34,8 +34,11 @@ def test_clicks_reach_the_logs_and_the_next_run_honours_every_one(fresh_data):
     rows = manifest(data)
     rejects = [r for r in rows.values() if r["decision"] == "rejected" and r.get("crop_box")]
     accepted = sorted(r["id"] for r in rows.values() if r["decision"] == "accepted")
-    cluster = next(row for row in map(json.loads, Layout(data).faces_manifest.read_text().splitlines())
-                   if row["duplicates"])
+    cluster = next(
+        row
+        for row in map(json.loads, Layout(data).faces_manifest.read_text().splitlines())
+        if row["duplicates"]
+    )
     was_kept, other = cluster["id"], cluster["duplicates"][0]
     promoted = rejects[0]["id"]
     demoted, undone = [i for i in accepted if i not in (was_kept, other)][:2]
@@ -82,14 +85,32 @@ def test_clicks_reach_the_logs_and_the_next_run_honours_every_one(fresh_data):
         assert console_errors(driver) == []
 
     overrides = [(r["id"], r["action"], r["reason"]) for r in log_rows(layout.overrides_log)]
-    assert overrides == [(promoted, "promote", None), (demoted, "demote", "manual"), (undone, "demote", "manual"),
-                         (undone, "clear", None)]
-    assert [(r["id"], r["action"]) for r in log_rows(layout.dedup_decisions_log)] == [(other, "keep"), (was_kept, "split")]
+    assert overrides == [
+        (promoted, "promote", None),
+        (demoted, "demote", "manual"),
+        (undone, "demote", "manual"),
+        (undone, "clear", None),
+    ]
+    assert [(r["id"], r["action"]) for r in log_rows(layout.dedup_decisions_log)] == [
+        (other, "keep"),
+        (was_kept, "split"),
+    ]
 
-    stage("facecrop", "--config", str(config), "--data", str(data), "--no-progress", "--cascade", str(fresh_data["cascade"]))
+    stage(
+        "facecrop",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--no-progress",
+        "--cascade",
+        str(fresh_data["cascade"]),
+    )
     after = manifest(data)
     assert after[promoted]["decision"] == "accepted" and after[promoted]["override"] == "promote"
-    assert after[demoted]["decision"] == "rejected" and after[demoted]["path"] == f"rejects/manual/{demoted}.png"
+    assert (
+        after[demoted]["decision"] == "rejected" and after[demoted]["path"] == f"rejects/manual/{demoted}.png"
+    )
     assert after[undone]["decision"] == "accepted" and after[undone]["override"] is None
     stage("dedup", "--config", str(config), "--data", str(data), "--no-progress")
     shard = json.loads(layout.shard_json.read_text())
@@ -103,7 +124,9 @@ def test_keep_this_one_instead_changes_the_face_in_the_shard(fresh_data):
     """A "keep" through the app's own write path, then dedup: the other copy leaves the shard."""
     data, config = fresh_data["data"], fresh_data["config"]
     layout = Layout(data)
-    cluster = next(row for row in map(json.loads, layout.faces_manifest.read_text().splitlines()) if row["duplicates"])
+    cluster = next(
+        row for row in map(json.loads, layout.faces_manifest.read_text().splitlines()) if row["duplicates"]
+    )
     was_kept, other = cluster["id"], cluster["duplicates"][0]
     with running_app(data, config) as url, browser() as driver:
         driver.get(url + "#view=clusters")
@@ -115,7 +138,10 @@ def test_keep_this_one_instead_changes_the_face_in_the_shard(fresh_data):
         driver.find_element(By.TAG_NAME, "body").send_keys("k")
         wait_for(driver, f'.cluster .card.kept[data-id="{other}"]')
     assert [(r["id"], r["action"]) for r in log_rows(layout.dedup_decisions_log)] == [
-        (other, "keep"), (other, "clear"), (other, "keep")]
+        (other, "keep"),
+        (other, "clear"),
+        (other, "keep"),
+    ]
     stage("dedup", "--config", str(config), "--data", str(data), "--no-progress")
     ids = json.loads(layout.shard_json.read_text())["ids"]
     assert other in ids and was_kept not in ids

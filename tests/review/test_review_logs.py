@@ -14,10 +14,17 @@ from pipeline.layout import Layout
 
 def test_a_batch_is_recorded_whole_or_not_at_all(tmp_path):
     with pytest.raises(decisions.BadDecision):
-        decisions.record_overrides(tmp_path, [("a_1_1_1_1", "promote", None), ("b_1_1_1_1", "demote", "no/slash")])
+        decisions.record_overrides(
+            tmp_path, [("a_1_1_1_1", "promote", None), ("b_1_1_1_1", "demote", "no/slash")]
+        )
     assert not Layout(tmp_path).overrides_log.exists()
-    recorded = decisions.record_overrides(tmp_path, [("a_1_1_1_1", "promote", None), ("b_1_1_1_1", "demote", None)])
-    assert [(d.id, d.action, d.reason) for d in recorded] == [("a_1_1_1_1", "promote", None), ("b_1_1_1_1", "demote", "manual")]
+    recorded = decisions.record_overrides(
+        tmp_path, [("a_1_1_1_1", "promote", None), ("b_1_1_1_1", "demote", None)]
+    )
+    assert [(d.id, d.action, d.reason) for d in recorded] == [
+        ("a_1_1_1_1", "promote", None),
+        ("b_1_1_1_1", "demote", "manual"),
+    ]
 
 
 def test_clear_withdraws_a_decision_for_every_reader(tmp_path):

@@ -76,7 +76,9 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         wait_text(driver, "#rule", "Accepted crops")
         driver.find_element(By.CSS_SELECTOR, "#sort option[value='sharpness']").click()
         wait_text(driver, "#grid .card .value", "sharpness")
-        sharp = [float(c.text.split()[1]) for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card .value")]
+        sharp = [
+            float(c.text.split()[1]) for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card .value")
+        ]
         assert sharp == sorted(sharp) and len(sharp) == 100
         shot(driver, "accepted")
         first = ids_on_page(driver)
@@ -88,7 +90,9 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         wait_text(driver, "#page-info", "101–200 of")
         assert not set(ids_on_page(driver)) & set(first)
         assert "offset=100" in driver.current_url  # a page is a link
-        later = [float(c.text.split()[1]) for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card .value")]
+        later = [
+            float(c.text.split()[1]) for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card .value")
+        ]
         assert min(later) >= max(sharp)
         # Thumbnails are lazy links, never inline data.
         imgs = driver.find_elements(By.CSS_SELECTOR, "#grid img.thumb")
@@ -97,8 +101,10 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         # The source view of one crop, then the clusters view with the kept face marked.
         driver.find_elements(By.CSS_SELECTOR, "#grid .card button.open")[0].click()
         wait_for(driver, "#viewer:not([hidden]) #viewer-img")
-        driver.execute_script("return new Promise(r => { const i = document.getElementById('viewer-img');"
-                              " i.complete ? r() : i.onload = r; })")
+        driver.execute_script(
+            "return new Promise(r => { const i = document.getElementById('viewer-img');"
+            " i.complete ? r() : i.onload = r; })"
+        )
         shot(driver, "source")
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
         driver.find_element(By.TAG_NAME, "body").send_keys("3")

@@ -50,7 +50,9 @@ def test_writes_need_the_token_the_own_origin_and_host(synthetic):
         status, body = write(base, host, token, promote, Origin="http://evil.example")
         assert status == 403 and "cross-origin" in body["error"]
         assert write(base, host, token, promote, **{"Sec-Fetch-Site": "cross-site"})[0] == 403
-        assert write(base, host, token, promote, **{"Content-Type": "text/plain"})[0] == 403  # a form's simple request
+        assert (
+            write(base, host, token, promote, **{"Content-Type": "text/plain"})[0] == 403
+        )  # a form's simple request
         rebound = host.replace("127.0.0.1", "rebind.evil.example")
         assert write(base, rebound, token, promote, Origin=f"http://{rebound}")[0] == 403  # DNS rebinding
         assert http(f"{base}/api/summary", headers={"Host": rebound})[0] == 403
@@ -74,9 +76,18 @@ def test_files_only_from_inside_data(synthetic, tmp_path):
         assert get(f"/file/{source}") == 200
         assert get(f"/crop/{synthetic['accepted'][0]}") == 200
         assert get(f"/thumb/{synthetic['accepted'][0]}") == 200
-        for path in ("/file/../secret.png", "/file/%2e%2e/secret.png", "/file/raw/../../secret.png",
-                     "/file/..%2Fsecret.png", "/file//etc/passwd", "/file/raw/link.png",
-                     "/file/crops/manifest.jsonl", "/crop/..%2F..%2Fsecret", "/thumb/../secret", "/static/../server.py"):
+        for path in (
+            "/file/../secret.png",
+            "/file/%2e%2e/secret.png",
+            "/file/raw/../../secret.png",
+            "/file/..%2Fsecret.png",
+            "/file//etc/passwd",
+            "/file/raw/link.png",
+            "/file/crops/manifest.jsonl",
+            "/crop/..%2F..%2Fsecret",
+            "/thumb/../secret",
+            "/static/../server.py",
+        ):
             assert get(path) == 404, path
 
 
@@ -84,7 +95,7 @@ def test_two_writers_lose_nothing_and_a_reader_never_sees_half_a_batch(synthetic
     data = synthetic["data"]
     ids = synthetic["rejected"][:80]
     assert len(ids) == 80
-    batches = [ids[k:k + 10] for k in range(0, len(ids), 10)]
+    batches = [ids[k : k + 10] for k in range(0, len(ids), 10)]
     seen: list[int] = []
     stop = threading.Event()
 
@@ -98,8 +109,14 @@ def test_two_writers_lose_nothing_and_a_reader_never_sees_half_a_batch(synthetic
         results: list[int] = []
         watcher = threading.Thread(target=reader)
         watcher.start()
-        writers = [threading.Thread(target=lambda b=b: results.append(
-            write(base, host, token, [{"id": i, "action": "promote"} for i in b])[0])) for b in batches]
+        writers = [
+            threading.Thread(
+                target=lambda b=b: results.append(
+                    write(base, host, token, [{"id": i, "action": "promote"} for i in b])[0]
+                )
+            )
+            for b in batches
+        ]
         for t in writers:
             t.start()
         for t in writers:
@@ -127,7 +144,8 @@ def test_crawled_text_is_text_and_javascript_urls_are_not_links(synthetic):
         wait_text(driver, "#viewer-meta", HOSTILE_URL)
         assert not driver.find_elements("css selector", "#viewer-meta a[href^='javascript']")
         assert [a.get_attribute("href") for a in driver.find_elements("css selector", "#viewer-meta a")] == [
-            "https://example.org/page/0"]
+            "https://example.org/page/0"
+        ]
         assert console_errors(driver) == []
 
 

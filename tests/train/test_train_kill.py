@@ -24,8 +24,14 @@ MID_WRITE_TRIES = 6
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
@@ -70,11 +76,24 @@ def _step_of_last_pt(run_dir: Path) -> int:
 def test_kill_9_at_random_points_and_mid_checkpoint(tmp_path, random_shard):
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
-    cfg = write_config(tmp_path / "c.toml", checkpoint_every=1, log_every=5, sample_every=0, deterministic=True)
+    cfg = write_config(
+        tmp_path / "c.toml", checkpoint_every=1, log_every=5, sample_every=0, deterministic=True
+    )
     runs = tmp_path / "runs"
     run_dir = runs / "killed"
-    args = ["--config", str(cfg), "--data", str(random_shard), "--runs-dir", str(runs), "--device", "cpu",
-            "--no-progress", "--max-steps", str(TARGET)]
+    args = [
+        "--config",
+        str(cfg),
+        "--data",
+        str(random_shard),
+        "--runs-dir",
+        str(runs),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--max-steps",
+        str(TARGET),
+    ]
     steps_seen = []
 
     # kill -9 at random moments once the run is training (a checkpoint exists), each followed by a resume
@@ -96,7 +115,9 @@ def test_kill_9_at_random_points_and_mid_checkpoint(tmp_path, random_shard):
         if _saving(run_dir):  # the rename had not happened yet: this kill was inside the write
             landed_mid_write = True
             break
-    assert landed_mid_write, f"no kill landed inside a checkpoint write in {MID_WRITE_TRIES} tries (seed {seed})"
+    assert landed_mid_write, (
+        f"no kill landed inside a checkpoint write in {MID_WRITE_TRIES} tries (seed {seed})"
+    )
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] < TARGET, (steps_seen, seed)
 
     resumed = run_train([*args, "--run", "killed"], tmp_path, timeout=600, check=True)

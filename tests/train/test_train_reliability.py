@@ -59,9 +59,24 @@ def trained(tmp_path_factory) -> Path:
     return root
 
 
-def _args(root: Path, run: str, max_steps: str, *, cfg: Path | None = None, runs: Path | None = None) -> list[str]:
-    return ["--config", str(cfg or root / "c.toml"), "--data", str(root / "data"), "--runs-dir",
-            str(runs or root / "runs"), "--run", run, "--device", "cpu", "--no-progress", "--max-steps", max_steps]
+def _args(
+    root: Path, run: str, max_steps: str, *, cfg: Path | None = None, runs: Path | None = None
+) -> list[str]:
+    return [
+        "--config",
+        str(cfg or root / "c.toml"),
+        "--data",
+        str(root / "data"),
+        "--runs-dir",
+        str(runs or root / "runs"),
+        "--run",
+        run,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--max-steps",
+        max_steps,
+    ]
 
 
 def _copy_run(trained: Path, tmp_path: Path, source: str = "base") -> Path:
@@ -71,15 +86,29 @@ def _copy_run(trained: Path, tmp_path: Path, source: str = "base") -> Path:
     return run_dir
 
 
-def _resume(trained: Path, tmp_path: Path, max_steps: int = 2 * BASE_STEPS, **kw) -> subprocess.CompletedProcess:
+def _resume(
+    trained: Path, tmp_path: Path, max_steps: int = 2 * BASE_STEPS, **kw
+) -> subprocess.CompletedProcess:
     return run_train(_args(trained, "r", str(max_steps), runs=tmp_path / "runs"), tmp_path, **kw)
 
 
 # ---------------------------------------------------------------- #10: settings that pass the types
 BAD_SETTINGS = [
-    ("lr_g", "-1"), ("lr_d", "nan"), ("lr_d", "0"), ("beta1", "2"), ("beta2", "1.0"), ("fid_samples", "0"),
-    ("collapse_samples", "0"), ("ema_decay", "1.0"), ("collapse_drop", "0"), ("seed", "-1"), ("batch_size", "0"),
-    ("log_every", "0"), ("aux_weight", "-0.5"), ("checkpoint_every", "-1"), ("lr_g", "inf"),
+    ("lr_g", "-1"),
+    ("lr_d", "nan"),
+    ("lr_d", "0"),
+    ("beta1", "2"),
+    ("beta2", "1.0"),
+    ("fid_samples", "0"),
+    ("collapse_samples", "0"),
+    ("ema_decay", "1.0"),
+    ("collapse_drop", "0"),
+    ("seed", "-1"),
+    ("batch_size", "0"),
+    ("log_every", "0"),
+    ("aux_weight", "-0.5"),
+    ("checkpoint_every", "-1"),
+    ("lr_g", "inf"),
 ]
 
 
@@ -87,8 +116,20 @@ BAD_SETTINGS = [
 def test_a_setting_out_of_its_range_is_one_config_line_naming_key_and_range(tmp_path, key, literal):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(f"[train]\n{key} = {literal}\n", encoding="utf-8")
-    proc = run_train(["--config", str(cfg), "--data", str(tmp_path / "no-data"), "--runs-dir", str(tmp_path / "runs"),
-                      "--device", "cpu", "--no-progress"], tmp_path)
+    proc = run_train(
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(tmp_path / "no-data"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     line = _one_line(proc.stderr)
     assert key in line, line
@@ -134,7 +175,9 @@ def test_flipped_bytes_in_tensor_data_are_refused_and_the_file_kept(trained, tmp
     assert last.read_bytes() == damaged
     assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")][-1] == BASE_STEPS  # nothing appended
 
-    sample = run_train(["sample", "--ckpt", str(last), "--n", "8", "--out", str(tmp_path / "g.png")], tmp_path)
+    sample = run_train(
+        ["sample", "--ckpt", str(last), "--n", "8", "--out", str(tmp_path / "g.png")], tmp_path
+    )
     assert sample.returncode == 1 and "does not match the sha256" in _one_line(sample.stderr)
     assert not (tmp_path / "g.png").exists()
 
@@ -185,7 +228,10 @@ def test_a_version_1_checkpoint_without_checksum_resumes_with_a_warning(trained,
     torch.save(payload, run_dir / "last.pt")
     proc = _resume(trained, tmp_path, check=True)
     assert "cannot be verified" in proc.stderr
-    assert torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)["version"] == checkpoint.VERSION
+    assert (
+        torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)["version"]
+        == checkpoint.VERSION
+    )
 
 
 # ---------------------------------------------------------------- #9: a wrong state_dict
@@ -223,7 +269,9 @@ def test_a_checkpoint_whose_state_does_not_fit_is_one_line(trained, tmp_path, ca
     line = _one_line(proc.stderr)
     assert str(run_dir / "last.pt") in line and expected in line and "move" in line, line
     if case != "D's optimizer as G's":  # sample reads only G_ema and the description
-        sample = run_train(["sample", "--ckpt", str(run_dir / "last.pt"), "--out", str(tmp_path / "g.png")], tmp_path)
+        sample = run_train(
+            ["sample", "--ckpt", str(run_dir / "last.pt"), "--out", str(tmp_path / "g.png")], tmp_path
+        )
         assert sample.returncode == 1 and str(run_dir / "last.pt") in _one_line(sample.stderr), sample.stderr
 
 
@@ -234,16 +282,20 @@ def test_another_widths_last_pt_copied_into_the_run_is_a_config_line(trained, tm
     proc = _resume(trained, tmp_path)
     assert proc.returncode == 2, proc.stderr
     line = _one_line(proc.stderr)
-    assert "trained with ngf = 16, but the config now says ngf = 8;" in line and "pick another --run" in line, line
+    assert (
+        "trained with ngf = 16, but the config now says ngf = 8;" in line and "pick another --run" in line
+    ), line
 
 
 # ---------------------------------------------------------------- #12: the checkpoint write fails halfway
 def _file_size_limit(limit: int):
     """A limit on the size of any file the child writes: a write past it fails with EFBIG, like a full
     disk's ENOSPC, partway through the file (SIGXFSZ ignored so the write returns the error)."""
+
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -256,15 +308,23 @@ def test_a_checkpoint_write_that_fails_halfway_is_one_line_and_keeps_the_previou
     assert others < limit, "the run's other files must fit under the limit for the fault to hit last.pt"
 
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "train", *_args(trained, "r", "8", runs=tmp_path / "runs")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
-                          preexec_fn=_file_size_limit(limit))
+    proc = subprocess.run(
+        [sys.executable, "-m", "train", *_args(trained, "r", "8", runs=tmp_path / "runs")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        preexec_fn=_file_size_limit(limit),
+    )
     assert proc.returncode == 1, proc.stderr
     line = _one_line(proc.stderr)
     assert f"cannot write {last}" in line and "free some space" in line, line
     assert f"the previous last.pt (step {BASE_STEPS}) is kept" in line, line
     assert last.read_bytes() == before
-    assert not [p for p in run_dir.iterdir() if p.name.startswith(TEMP_PREFIX)]  # the half-written temp is gone
+    assert not [
+        p for p in run_dir.iterdir() if p.name.startswith(TEMP_PREFIX)
+    ]  # the half-written temp is gone
 
     again = _resume(trained, tmp_path, check=True)  # space is back: the re-run recovers
     assert f"resuming at step {BASE_STEPS}" in again.stderr
@@ -290,8 +350,14 @@ def test_a_read_only_run_folder_is_one_line(trained, tmp_path):
 # ---------------------------------------------------------------- #11: two trainers on one run
 def _start(args: list[str], cwd: Path, err: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=err.open("w"), text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("w"),
+        text=True,
+    )
 
 
 def _wait_until(predicate, proc: subprocess.Popen, err: Path, what: str, timeout: float = 180) -> None:
@@ -329,8 +395,12 @@ def test_a_second_trainer_on_one_run_exits_7_naming_the_pid_or_waits(trained, tm
         assert f"{run_dir} is in use by pid {a.pid}" in line and "--wait" in line, line
 
         c = _start([*args, "--wait"], tmp_path, tmp_path / "c.err")
-        _wait_until(lambda: "waiting for it to finish" in (tmp_path / "c.err").read_text(), c, tmp_path / "c.err",
-                    "C's waiting message")
+        _wait_until(
+            lambda: "waiting for it to finish" in (tmp_path / "c.err").read_text(),
+            c,
+            tmp_path / "c.err",
+            "C's waiting message",
+        )
         assert a.poll() is None  # C waited while A still ran
         assert _stop(a) == 130
         stopped = int(re.search(r"interrupted at step (\d+)", (tmp_path / "a.err").read_text()).group(1))
@@ -363,10 +433,24 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
     released, and resume."""
     run_dir = _copy_run(trained, tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], env=env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
-                "--", *_args(trained, "r", str(2 * BASE_STEPS), runs=tmp_path / "runs")]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_dir)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "train",
+        "--",
+        *_args(trained, "r", str(2 * BASE_STEPS), runs=tmp_path / "runs"),
+    ]
     waiting = None
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -376,9 +460,17 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
         assert checkpoint.load(run_dir / "last.pt")["step"] == BASE_STEPS
 
         err = tmp_path / "w.err"
-        waiting = subprocess.Popen([*torchrun, "--wait"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=err.open("w"), text=True)
-        _wait_until(lambda: "waiting for it to finish" in err.read_text(), waiting, err, "the waiting message")
+        waiting = subprocess.Popen(
+            [*torchrun, "--wait"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err.open("w"),
+            text=True,
+        )
+        _wait_until(
+            lambda: "waiting for it to finish" in err.read_text(), waiting, err, "the waiting message"
+        )
         holder.stdin.close()  # the holder ends, the kernel releases its lock
         assert holder.wait(timeout=60) == 0
         assert waiting.wait(timeout=300) == 0, err.read_text()[-3000:]
@@ -392,8 +484,9 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
 
 
 # ---------------------------------------------------------------- #14: sample counts
-@pytest.mark.parametrize(("n", "steps", "written"), [(4, 10, None), (25, 10, None), (20, 10, 20), (6, 1, None),
-                                                    (8, 0, 8)])
+@pytest.mark.parametrize(
+    ("n", "steps", "written"), [(4, 10, None), (25, 10, None), (20, 10, 20), (6, 1, None), (8, 0, 8)]
+)
 def test_sample_writes_exactly_n_images_or_refuses(trained, tmp_path, n, steps, written):
     """--n is the number of images, always; --interpolate STEPS splits them into n / STEPS walks."""
     out = tmp_path / "s.png"
@@ -416,7 +509,9 @@ def test_sample_writes_exactly_n_images_or_refuses(trained, tmp_path, n, steps, 
 def test_config_ranges_are_the_readme_table():
     """Each range is stated once, in train/config.py, and the README's [train] table quotes it."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### `[train]` keys"):readme.index("### Files", readme.index("### `[train]` keys"))]
+    section = readme[
+        readme.index("### `[train]` keys") : readme.index("### Files", readme.index("### `[train]` keys"))
+    ]
     from train.config import RANGES
 
     rows = [row for row in section.splitlines() if row.startswith("| `")]

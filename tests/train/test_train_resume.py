@@ -17,7 +17,19 @@ DETERMINISTIC = {"deterministic": True, "diffaugment": "color,translation,cutout
 
 
 def _args(cfg, data, runs, run, *extra):
-    return ["--config", str(cfg), "--data", str(data), "--runs-dir", str(runs), "--run", run, "--device", "cpu", *extra]
+    return [
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(runs),
+        "--run",
+        run,
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _weights(path):
@@ -33,9 +45,17 @@ def test_k_plus_resume_plus_k_is_bit_identical_to_2k_straight(tmp_path, random_s
     """
     cfg = write_config(tmp_path / "c.toml", **DETERMINISTIC)
     k = 7
-    run_train(_args(cfg, random_shard, tmp_path / "runs", "straight", "--max-steps", str(2 * k)), tmp_path, check=True)
-    run_train(_args(cfg, random_shard, tmp_path / "runs", "split", "--max-steps", str(k)), tmp_path, check=True)
-    proc = run_train(_args(cfg, random_shard, tmp_path / "runs", "split", "--max-steps", str(2 * k)), tmp_path, check=True)
+    run_train(
+        _args(cfg, random_shard, tmp_path / "runs", "straight", "--max-steps", str(2 * k)),
+        tmp_path,
+        check=True,
+    )
+    run_train(
+        _args(cfg, random_shard, tmp_path / "runs", "split", "--max-steps", str(k)), tmp_path, check=True
+    )
+    proc = run_train(
+        _args(cfg, random_shard, tmp_path / "runs", "split", "--max-steps", str(2 * k)), tmp_path, check=True
+    )
     assert f"resuming at step {k}" in proc.stderr
 
     a, wa = _weights(tmp_path / "runs" / "straight" / "last.pt")
@@ -56,9 +76,18 @@ def test_sigint_saves_a_checkpoint_exits_130_and_the_rerun_continues(tmp_path, r
     cfg = write_config(tmp_path / "c.toml", checkpoint_every=1000)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     run_dir = tmp_path / "runs" / "sig"
-    proc = subprocess.Popen([sys.executable, "-m", "train", *_args(cfg, random_shard, tmp_path / "runs", "sig",
-                                                                    "--max-steps", "100000")],
-                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "train",
+            *_args(cfg, random_shard, tmp_path / "runs", "sig", "--max-steps", "100000"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while not read_jsonl(run_dir / "metrics.jsonl"):
@@ -77,8 +106,11 @@ def test_sigint_saves_a_checkpoint_exits_130_and_the_rerun_continues(tmp_path, r
     assert 2 <= stopped < 100000  # saved at the interruption, not at a checkpoint_every multiple
     assert read_jsonl(run_dir / "metrics.jsonl")[-1]["step"] == stopped
 
-    again = run_train(_args(cfg, random_shard, tmp_path / "runs", "sig", "--max-steps", str(stopped + 3)), tmp_path,
-                      check=True)
+    again = run_train(
+        _args(cfg, random_shard, tmp_path / "runs", "sig", "--max-steps", str(stopped + 3)),
+        tmp_path,
+        check=True,
+    )
     assert f"resuming at step {stopped}" in again.stderr
     assert torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)["step"] == stopped + 3
 

@@ -15,7 +15,9 @@ from train.config import TrainConfig
 from train.loop import Trainer
 from train.shard import open_shard
 
-AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n"
+AVX2_ONLY = (
+    "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n"
+)
 SAPPHIRE = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
 
 
@@ -70,8 +72,19 @@ def test_a_loss_is_one_registered_function(monkeypatch):
 
 def test_short_cpu_run_skips_the_final_fid_says_how_and_fid_scores_it_later(tmp_path, random_shard):
     cfg = write_config(tmp_path / "c.toml", fid_every=100, fid_samples=4, fid_batch=4)
-    args = ["--config", str(cfg), "--data", str(random_shard), "--runs-dir", str(tmp_path / "runs"), "--run", "short",
-            "--device", "cpu", "--no-progress"]
+    args = [
+        "--config",
+        str(cfg),
+        "--data",
+        str(random_shard),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--run",
+        "short",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     first = run_train([*args, "--max-steps", "2"], tmp_path, check=True)
     assert "skipping the final FID" in first.stderr and "add --fid" in first.stderr
     assert not any("fid" in row for row in read_jsonl(tmp_path / "runs" / "short" / "metrics.jsonl"))
@@ -81,7 +94,11 @@ def test_short_cpu_run_skips_the_final_fid_says_how_and_fid_scores_it_later(tmp_
     second = run_train([*args, "--max-steps", "4", "--fid"], tmp_path, check=True)
     last = read_jsonl(tmp_path / "runs" / "short" / "metrics.jsonl")[-1]
     assert last["step"] == 4 and "FID over 4 samples vs 4 reference images" in last["fid_protocol"]
-    assert [line for line in second.stderr.splitlines() if line.strip().startswith("FID ")]  # its own time line
+    assert [
+        line for line in second.stderr.splitlines() if line.strip().startswith("FID ")
+    ]  # its own time line
 
-    done = run_train([*args, "--max-steps", "4", "--fid"], tmp_path, check=True)  # finished: --fid scores last.pt
+    done = run_train(
+        [*args, "--max-steps", "4", "--fid"], tmp_path, check=True
+    )  # finished: --fid scores last.pt
     assert "FID of" in done.stderr and "at step 4" in done.stderr

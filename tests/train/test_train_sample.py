@@ -17,11 +17,30 @@ def conditional_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cond")
     rng = np.random.default_rng(1)
     colors = ["blue", "red", None, "blonde"]
-    write_shard(root / "data", rng.integers(0, 256, (48, 64, 64, 3), dtype=np.uint8),
-                hair_color=[colors[i % 4] for i in range(48)])
+    write_shard(
+        root / "data",
+        rng.integers(0, 256, (48, 64, 64, 3), dtype=np.uint8),
+        hair_color=[colors[i % 4] for i in range(48)],
+    )
     cfg = write_config(root / "c.toml", conditional=True)
-    run_train(["--config", str(cfg), "--data", str(root / "data"), "--runs-dir", str(root / "runs"), "--run", "c",
-               "--device", "cpu", "--max-steps", "4"], root, check=True)
+    run_train(
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(root / "data"),
+            "--runs-dir",
+            str(root / "runs"),
+            "--run",
+            "c",
+            "--device",
+            "cpu",
+            "--max-steps",
+            "4",
+        ],
+        root,
+        check=True,
+    )
     return root
 
 
@@ -31,7 +50,13 @@ def _sample(root, *args):
 
 def test_run_writes_samples_real_grid_metrics_and_loss_curve(conditional_run):
     run = conditional_run / "runs" / "c"
-    for name in ("last.pt", "metrics.jsonl", "loss_curve.png", "samples/real.png", "samples/step_0000004.png"):
+    for name in (
+        "last.pt",
+        "metrics.jsonl",
+        "loss_curve.png",
+        "samples/real.png",
+        "samples/step_0000004.png",
+    ):
         assert (run / name).is_file(), name
     assert Image.open(run / "samples" / "step_0000004.png").size == (8 * 66 + 2, 8 * 66 + 2)
 

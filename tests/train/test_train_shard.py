@@ -21,8 +21,21 @@ def _one_error_line(stderr: str) -> str:
 
 def test_missing_shard_is_one_line_saying_make_dataset(tmp_path):
     cfg = write_config(tmp_path / "c.toml")
-    proc = run_train(["--config", str(cfg), "--data", str(tmp_path / "data"), "--runs-dir", str(tmp_path / "runs"),
-                      "--device", "cpu", "--max-steps", "2"], cwd=tmp_path)
+    proc = run_train(
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(tmp_path / "data"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 4  # InputMissing: an earlier stage's output is not there
     assert "run `make dataset` first" in _one_error_line(proc.stderr)
 
@@ -32,8 +45,21 @@ def test_truncated_shard_is_one_line(tmp_path, random_shard):
     data = npy.read_bytes()
     npy.write_bytes(data[: len(data) // 2])
     cfg = write_config(tmp_path / "c.toml")
-    proc = run_train(["--config", str(cfg), "--data", str(random_shard), "--runs-dir", str(tmp_path / "runs"),
-                      "--device", "cpu", "--max-steps", "2"], cwd=tmp_path)
+    proc = run_train(
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(random_shard),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 4
     line = _one_error_line(proc.stderr)
     assert "truncated" in line and "make dataset" in line
@@ -85,15 +111,41 @@ def test_missing_sidecar_is_rejected(random_shard):
 def test_shard_smaller_than_a_batch_is_one_line(tmp_path):
     write_shard(tmp_path / "data", np.zeros((4, 64, 64, 3), dtype=np.uint8))
     cfg = write_config(tmp_path / "c.toml")
-    proc = run_train(["--config", str(cfg), "--data", str(tmp_path / "data"), "--runs-dir", str(tmp_path / "runs"),
-                      "--device", "cpu", "--max-steps", "2"], cwd=tmp_path)
+    proc = run_train(
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(tmp_path / "data"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "fewer than batch_size" in _one_error_line(proc.stderr)
 
 
 def test_unknown_config_key_is_one_line(tmp_path, random_shard):
     cfg = write_config(tmp_path / "c.toml", lr_gg=0.1)
-    proc = run_train(["--config", str(cfg), "--data", str(random_shard), "--runs-dir", str(tmp_path / "runs"),
-                      "--device", "cpu", "--max-steps", "2"], cwd=tmp_path)
+    proc = run_train(
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(random_shard),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "lr_gg" in _one_error_line(proc.stderr)

@@ -23,10 +23,18 @@ TINY = {
 }
 
 
-def run_train(args: list[str], cwd: Path, timeout: float = 240, check: bool = False) -> subprocess.CompletedProcess:
+def run_train(
+    args: list[str], cwd: Path, timeout: float = 240, check: bool = False
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stderr[-3000:]}")
     return proc
