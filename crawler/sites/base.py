@@ -129,5 +129,14 @@ class Site:
         )
 
 
+def next_before_id(records: list[dict], cursor: int | None) -> int | None:
+    """The next "posts before this id" cursor of a booru listing: the page's smallest id, or None
+    when the listing is over (no ids on the page, or ids that do not go below the last cursor)."""
+    ids = [record["id"] for record in records if isinstance(record.get("id"), int)]
+    if not ids or (cursor is not None and min(ids) >= cursor):
+        return None
+    return min(ids)
+
+
 def obeys_robots(source: SourceBase, crawler_default: bool) -> bool:
     return crawler_default if source.obey_robots is None else source.obey_robots

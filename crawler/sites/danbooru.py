@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
-from crawler.sites.base import Item, Site, WebSourceBase
+from crawler.sites.base import Item, Site, WebSourceBase, next_before_id
 from crawler.sites.fields import Malformed, field, load_json, records
 
 RATINGS = ("g", "s", "q", "e")  # general, sensitive, questionable, explicit
@@ -119,14 +119,10 @@ class Danbooru(Site):
             posts = self.pages.get(url, parse_posts, self.allowed(), volatile=cursor is None)
             if not posts:
                 return
-            items = self.fresh(item for item in map(self._item, posts) if item is not None)
-            yield from items
-            if self.listing_stalled():
+            yield from self.fresh(item for item in map(self._item, posts) if item is not None)
+            cursor = next_before_id(posts, cursor)
+            if cursor is None or self.listing_stalled():
                 return
-            ids = [post["id"] for post in posts if isinstance(post.get("id"), int)]
-            if not ids or (cursor is not None and min(ids) >= cursor):
-                return
-            cursor = min(ids)
 
     def _item(self, post: dict) -> Item | None:
         if "malformed" in post:

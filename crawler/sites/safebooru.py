@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
-from crawler.sites.base import Item, Site, WebSourceBase
+from crawler.sites.base import Item, Site, WebSourceBase, next_before_id
 from crawler.sites.fields import Malformed, field, load_json, records
 
 
@@ -75,12 +75,9 @@ class Safebooru(Site):
             if not posts:
                 return
             yield from self.fresh(item for item in map(self._item, posts) if item is not None)
-            if self.listing_stalled():
+            cursor = next_before_id(posts, cursor)
+            if cursor is None or self.listing_stalled():
                 return
-            ids = [post["id"] for post in posts if isinstance(post.get("id"), int)]
-            if not ids or (cursor is not None and min(ids) >= cursor):
-                return
-            cursor = min(ids)
 
     def _item(self, post: dict) -> Item | None:
         if "malformed" in post:
