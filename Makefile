@@ -24,7 +24,8 @@ help:
 	@echo "make review    the local review app: click to promote/demote crops and split clusters (prints its URL)"
 	@echo "make export    the shard as FORMAT=imagefolder|webdataset|parquet in OUT=$(DATA)/export/FORMAT"
 	@echo "make bench     benchmarks against each stage's baseline"
-	@echo "make test      lint + pip check + the test suite"
+	@echo "make bench-gpu the one GPU check on a CUDA machine's own python (README, GPU notes)"
+	@echo "make test      lint + format check + pip check + the test suite"
 
 $(STAMP): pyproject.toml
 	@test -x "$(BIN)/python" || $(PYTHON) -m venv "$(VENV)"
