@@ -1,7 +1,8 @@
 """`python -m dedup --config FILE --data DIR`: one face per duplicate cluster, faces64/, the shard, the report.
 
 `python -m dedup export --format imagefolder|webdataset|parquet --out DIR` writes the finished shard
-in a format other tools read (`dedup.export`); the subcommand comes first, its flags after it.
+in a format other tools read (`dedup.export`); --config/--data and the output switches may
+stand before or after the subcommand.
 """
 
 from __future__ import annotations
@@ -27,22 +28,58 @@ from pipeline.summary import print_summary
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """`python -m dedup` runs dedup; `python -m dedup export ...` writes the finished shard elsewhere."""
+    top = argparse.ArgumentParser(
         prog="python -m dedup",
         description="Remove exact and near-duplicate faces; write 64x64 PNGs, the training shard and a report.",
+        epilog="Without a subcommand: dedup. See `python -m dedup export --help`.",
     )
-    add_common_arguments(parser)
-    parser.add_argument(
+    add_common_arguments(top)
+    top.add_argument(
         "--workers", type=int, default=None, help="hashing processes (overrides [dedup] workers)"
     )
-    parser.add_argument(
+    top.add_argument(
         "--verify",
         action="store_true",
         help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)",
     )
-    add_output_arguments(parser)
-    add_wait_argument(parser)
-    return parser
+    add_output_arguments(top)
+    add_wait_argument(top)
+    commands = top.add_subparsers(dest="command", metavar="[SUBCOMMAND]")
+    _add_export_command(commands)
+    return top
+
+
+def _add_export_command(commands: argparse._SubParsersAction) -> None:
+    from dedup.export import DEFAULT_ROW_GROUP, DEFAULT_SAMPLES_PER_SHARD, FORMATS
+
+    text = "Write the shard, its metadata and its dataset card in a format other tools read."
+    parser = commands.add_parser("export", help=text, description=text, prog="python -m dedup export")
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="imagefolder (datasets), webdataset (tar shards) or parquet (pyarrow)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder to write (new, empty, or an earlier export)"
+    )
+    parser.add_argument(
+        "--samples-per-shard",
+        type=int,
+        default=DEFAULT_SAMPLES_PER_SHARD,
+        help=f"webdataset: samples per tar (default {DEFAULT_SAMPLES_PER_SHARD})",
+    )
+    parser.add_argument(
+        "--row-group-size",
+        type=int,
+        default=DEFAULT_ROW_GROUP,
+        help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})",
+    )
+    # Given after `export` they win; left out, the values given before it (or the defaults) stand.
+    add_common_arguments(parser, defaults=False)
+    add_output_arguments(parser, defaults=False)
+    add_wait_argument(parser, defaults=False)
 
 
 def dedup(args: argparse.Namespace, log: logging.Logger) -> int:
@@ -131,10 +168,9 @@ def export(args: argparse.Namespace, log: logging.Logger) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["export"]:
-        args = export_parser().parse_args(argv[1:])
-        log = configure_logging(args, "dedup")
+    args = parser().parse_args(argv)
+    log = configure_logging(args, "dedup")
+    if args.command == "export":
         # Held like a dedup run: the export may write the card into DATA, and must not read a half-rebuilt shard.
         return run_stage(
             "dedup",
@@ -143,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data,
             wait=args.wait,
         )
-    args = parser().parse_args(argv)
-    log = configure_logging(args, "dedup")
     return run_stage(
         "dedup",
         lambda: dedup(args, log),
