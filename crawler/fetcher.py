@@ -59,11 +59,10 @@ RECHECKED_REASONS = frozenset({"robots_disallowed", "crawl_delay_too_long"})
 
 
 class FetchError(Exception):
-    def __init__(self, reason: str, detail: str = "", rule: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
-        self.rule = rule  # for robots_disallowed: the robots.txt rule that matched
 
 
 @dataclass
@@ -228,7 +227,7 @@ class Fetcher:
         if obey_robots:
             verdict = self.robots.check(url)
             if not verdict.allowed:
-                raise FetchError(verdict.reason, url, rule=verdict.rule)
+                raise FetchError(verdict.reason, url)
 
     def _attempt(self, call: _Call) -> Fetched | _Redirect | _Retryable:
         """One request under the wall-clock deadline: a final answer, a redirect to follow, or a

@@ -108,7 +108,7 @@ class PageCache:
                 self.counts["pages_failed:robots_disallowed"] += 1
                 raise SourceStopped(
                     "robots_disallowed",
-                    f"robots.txt disallows {url} ({exc.rule}); this source is skipped. If the site's terms "
+                    f"robots.txt disallows {url} ({self.fetcher.robots.rule_for(url)}); this source is skipped. If the site's terms "
                     f"allow API clients, set obey_robots = false in this [[sources]] table (README, Crawling).",
                 ) from exc
             self._failed(url, exc.reason, exc.detail)

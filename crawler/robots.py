@@ -33,7 +33,6 @@ log = logging.getLogger("crawler")
 class RobotsVerdict:
     allowed: bool
     reason: str = ""  # why not: robots_disallowed, or the reason robots.txt could not be read
-    rule: str = ""  # the Disallow pattern that matched, for the message a person reads
 
 
 @dataclass
@@ -75,10 +74,15 @@ class RobotsCache:
             return rules
         if rules.parser.can_fetch(url, self._user_agent):
             return RobotsVerdict(True)
-        return RobotsVerdict(False, "robots_disallowed", self._matching_rule(rules, url))
+        return RobotsVerdict(False, "robots_disallowed")
 
-    def _matching_rule(self, rules: _Rules, url: str) -> str:
-        """The longest Disallow pattern that blocks `url`, matched by protego itself (one rule at a time)."""
+    def rule_for(self, url: str) -> str:
+        """The longest Disallow pattern that blocks `url`, for the line a person reads: matched by
+        protego itself, one rule at a time, so only when a message needs it (never per request)."""
+        parts = urlsplit(url)
+        rules = self._rules.get(f"{parts.scheme}://{parts.netloc}")
+        if not isinstance(rules, _Rules):
+            return "robots.txt"
         matching = [
             pattern
             for pattern in rules.disallows
@@ -116,7 +120,7 @@ class RobotsCache:
                 delay,
                 self._max_crawl_delay,
             )
-            return RobotsVerdict(False, "crawl_delay_too_long", f"Crawl-delay: {delay:g} in {robots_url}")
+            return RobotsVerdict(False, "crawl_delay_too_long")
         if delay and self._on_crawl_delay is not None:
             self._on_crawl_delay(urlsplit(origin).hostname or "", float(delay))
         return _Rules(robots_url, parser, _disallow_patterns(text))
