@@ -283,6 +283,9 @@ def test_safebooru_json_and_id_cursor(site_server, small_images, write_config, r
 def test_anilist_graphql_pages_and_rate_limit_headers(
     site_server, small_images, write_config, run_crawler, tmp_path
 ):
+    """HAND-MADE GraphQL answers: no AniList response is recorded in ../shared/realsites. Their
+    shape is the query's own (`Page { pageInfo { hasNextPage } characters { ... } }`), and the
+    rate-limit headers are the ones realsites/README.md reports (`X-RateLimit-Limit: 30`)."""
     server = site_server()
     for n in range(3):
         server.route(
