@@ -17,7 +17,7 @@ from pipeline.cli import add_common_arguments
 from pipeline.errors import ConfigError
 from pipeline.runner import add_output_arguments, configure_logging, run_stage
 
-STAGES = ("crawler", "facecrop", "align", "dedup", "train", "review")
+STAGES = ("crawler", "facecrop", "detection", "align", "dedup", "train", "review")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -315,7 +315,7 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
             n / t_ref,
             "img/s",
             True,
-            ">= 2x",
+            ">= 1.5x",
             f"ours {t_on:.2f}s: {on_counts['faces']} faces, {on_counts['accepted']} accepted, rejected {on_counts['rejected by reason']}",
         ),
         BenchResult(

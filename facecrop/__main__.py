@@ -1,4 +1,4 @@
-"""`python -m facecrop [run|promote|demote|rejects] [--config F --data D --cascade PATH]`.
+"""`python -m facecrop [run|promote|demote|rejects|evaluate] [--config F --data D --cascade PATH]`.
 
 No subcommand means `run`. The common options are accepted before or after the
 subcommand, because `make rejects` and people type them in both places.
@@ -7,12 +7,15 @@ subcommand, because `make rejects` and people type them in both places.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 from facecrop import listing, manifest, rejects_page
 from facecrop.config import FacecropConfig, load_config
 from facecrop.overrule import overrule
+from pipeline import atomic
 from pipeline.cli import add_common_arguments
 from pipeline.decisions import DEFAULT_DEMOTE_REASON
 from pipeline.errors import InputMissing
@@ -31,6 +34,7 @@ DESCRIPTIONS = {
     "promote": "Accept crops the rules rejected; recorded in crops/overrides.jsonl and kept by every run.",
     "demote": "Reject crops the rules accepted, with your reason; recorded in crops/overrides.jsonl.",
     "rejects": "List rejects with counts per reason, or (--html) rebuild DATA/rejects/index.html.",
+    "evaluate": "Precision, recall and F1 of a run's settings against face boxes people drew; writes nothing.",
 }
 
 
@@ -74,7 +78,23 @@ def parser() -> argparse.ArgumentParser:
     sub["rejects"].add_argument(
         "--html", action="store_true", help="(re)build DATA/rejects/index.html and print its path"
     )
+    _evaluate_options(sub["evaluate"])
     return top
+
+
+def _evaluate_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--boxes",
+        type=Path,
+        required=True,
+        help='JSON {file: {"size": [w, h], "boxes": [[x, y, w, h], ...]}} (README: "Measuring detection")',
+    )
+    command.add_argument("--images", type=Path, required=True, help="the folder the boxes' file names are in")
+    command.add_argument("--negatives", type=Path, help="a folder of images without anime faces")
+    command.add_argument(
+        "--show", type=Path, help="write misses.png and false_boxes.png (contact sheets) here"
+    )
+    command.add_argument("--json", type=Path, help="write every number, and each lost face, as JSON here")
 
 
 def crop(args: argparse.Namespace, config: FacecropConfig, log: logging.Logger) -> int:
@@ -114,6 +134,27 @@ def rejects(args: argparse.Namespace, config: FacecropConfig) -> int:
     return 0
 
 
+def evaluate(args: argparse.Namespace, config: FacecropConfig) -> int:
+    from facecrop import contact_sheet
+    from facecrop import evaluate as measure
+    from facecrop.cascade import load_cascade, resolve_cascade
+
+    labelled = measure.load_boxes(args.boxes)
+    cascade_path = resolve_cascade(args.cascade, args.data)
+    load_cascade(cascade_path)
+    images = measure.collect(config, cascade_path, labelled, args.images, args.negatives, show_progress(args))
+    result = measure.report(images, config.thresholds)
+    print(measure.format_report(result))
+    if args.json:
+        atomic.write_text(args.json, json.dumps(result, indent=1) + "\n")
+    if args.show:
+        false = measure.false_boxes(images, measure.IOUS[0])
+        paths = {image.name: image.path for image in images}
+        for path in contact_sheet.write(args.show, result["lost"], false, paths):
+            print(f"contact sheet: {path}")
+    return 0
+
+
 def overrule_ids(args: argparse.Namespace, config: FacecropConfig) -> int:
     changed = overrule(args.data, args.ids, args.command, getattr(args, "reason", None), config.thresholds)
     for row in changed:
@@ -130,6 +171,8 @@ def dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
     log.debug("settings: %s", config)
     if args.command == "rejects":
         return rejects(args, config)
+    if args.command == "evaluate":
+        return evaluate(args, config)
     if args.command in ("promote", "demote"):
         return overrule_ids(args, config)
     return crop(args, config, log)
@@ -139,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.command = args.command or "run"
     log = configure_logging(args, "facecrop")
-    read_only = args.command == "rejects" and not args.html  # a listing writes nothing, so it needs no lock
+    # A listing and an evaluation write nothing in DATA, so they need no lock.
+    read_only = (args.command == "rejects" and not args.html) or args.command == "evaluate"
     return run_stage(
         "facecrop",
         lambda: dispatch(args, log),

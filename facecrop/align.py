@@ -20,8 +20,9 @@ import dataclasses
 import math
 from typing import Any
 
-import cv2
 import numpy as np
+
+from facecrop import geometry
 
 Eyes = tuple[tuple[float, float], tuple[float, float]]
 
@@ -51,10 +52,7 @@ class Plan:
 
     def matrix(self) -> np.ndarray:
         """The affine map from source px to crop px (what `cv2.warpAffine` takes)."""
-        m = cv2.getRotationMatrix2D(self.center, self.angle, 1.0)
-        m[0, 2] += self.side / 2 - self.center[0]
-        m[1, 2] += self.side / 2 - self.center[1]
-        return m
+        return geometry.square_matrix(self.center, self.side, self.angle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +86,13 @@ def plan(
     image_w: int,
     image_h: int,
     settings: AlignSettings,
+    found_at: float = 0.0,
 ) -> Outcome:
-    """Decide whether (and how) this face is aligned; `box_side` is the box crop's side, for `scale`."""
+    """Decide whether (and how) this face is aligned; `box_side` is the box crop's side, for `scale`.
+
+    `found_at` is the angle the face was detected at: the eyes refine it, and `max_tilt` bounds
+    how far they may turn it, so a face found tilted by 30 degrees is levelled by its eyes too.
+    """
     if eyes is None:
         return Outcome(None, "no_eyes", None, None)
     (ax, ay), (bx, by) = sorted(eyes)
@@ -98,9 +101,9 @@ def plan(
     angle = math.degrees(math.atan2(dy, dx))
     distance = math.hypot(dx, dy)
     ratio = distance / max(w, h)
-    if not all(x <= ex <= x + w and y <= ey <= y + h for ex, ey in ((ax, ay), (bx, by))):
+    if not all(_in_box(eye, box, found_at) for eye in ((ax, ay), (bx, by))):
         return Outcome(None, "eyes_outside_box", angle, ratio)
-    if abs(angle) > settings.max_tilt:
+    if abs(angle - found_at) > settings.max_tilt:
         return Outcome(None, "tilt", angle, ratio)
     if not settings.eye_range[0] <= ratio <= settings.eye_range[1]:
         return Outcome(None, "eye_distance", angle, ratio)
@@ -118,23 +121,26 @@ def plan(
     return Outcome(aligned, None, angle, ratio, padding)
 
 
+def _in_box(eye: tuple[float, float], box: tuple[int, int, int, int], found_at: float) -> bool:
+    """Whether the eye lies in the box, the box turned with the face when it was found tilted."""
+    x, y, w, h = box
+    ex, ey = eye
+    if found_at:
+        cx, cy = x + w / 2, y + h / 2
+        rad = math.radians(found_at)
+        dx, dy = ex - cx, ey - cy
+        ex, ey = cx + dx * math.cos(rad) + dy * math.sin(rad), cy - dx * math.sin(rad) + dy * math.cos(rad)
+    return x <= ex <= x + w and y <= ey <= y + h
+
+
 def outside_share(plan: Plan, image_w: int, image_h: int) -> float:
-    """Share of the rotated square's pixels that map outside the image (sampled on a grid of at most 64x64)."""
-    n = min(plan.side, 64)
-    coords = (np.arange(n) + 0.5) * plan.side / n
-    gx, gy = np.meshgrid(coords, coords)
-    inverse = cv2.invertAffineTransform(plan.matrix())
-    sx = inverse[0, 0] * gx + inverse[0, 1] * gy + inverse[0, 2]
-    sy = inverse[1, 0] * gx + inverse[1, 1] * gy + inverse[1, 2]
-    inside = (sx >= 0) & (sx < image_w) & (sy >= 0) & (sy < image_h)
-    return round(1.0 - float(inside.mean()), 4)
+    """Share of the rotated square's pixels that map outside the image."""
+    return geometry.outside_share(plan.matrix(), plan.side, image_w, image_h)
 
 
 def cut(image: np.ndarray, plan: Plan) -> np.ndarray:
-    """The aligned square at source resolution: one rotation (bicubic), edges replicated like box crops."""
-    return cv2.warpAffine(
-        image, plan.matrix(), (plan.side, plan.side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
+    """The aligned square at source resolution: one rotation, edges replicated like box crops."""
+    return geometry.warp_cut(image, plan.matrix(), plan.side)
 
 
 def eyes_in_crop(eyes: Eyes, plan: Plan) -> list[tuple[float, float]]:

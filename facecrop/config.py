@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Literal
 
 from facecrop.align import AlignSettings
+from facecrop.detect import Search
 from pipeline.config import build, read_config, section
 
 # Bump when the code changes what a run produces for the same settings.
-ALGORITHM_VERSION = 4
+ALGORITHM_VERSION = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Thresholds:
     """One threshold per reject reason; a crop fails a rule when its value crosses the threshold."""
 
     min_face: int = 64  # too_small: face (detection box) side in source px below this
-    max_padding: float = 0.15  # clipped: share of the crop square outside the image above this
+    max_padding: float = 0.25  # clipped: share of the crop square outside the image above this
     max_faces: int = 12  # crowded: more faces than this in one image (collages, contact sheets)
     min_confidence: float = 0.5  # low_confidence: cascade level weight below this
     min_saturation: float = 0.05  # low_color: mean HSV saturation (0..1) below this ...
@@ -42,6 +43,17 @@ class FacecropConfig:
     min_neighbors: int = 5
     # Faces under 64 px are useless for a 64x64 dataset and skipping them makes the cascade ~3.6x faster.
     min_size: int = 64
+    # Tilted heads: the image is searched again turned by each of these angles (degrees), for faces of
+    # angle_min_size px or more, with their own pyramid step and min_neighbors (a coarser, cheaper
+    # search is a measured trade of recall for speed: docs/facecrop.md, "How faces are found").
+    angles: tuple[float, ...] = (-25.0, 25.0)
+    angle_min_size: int = 64
+    angle_scale_factor: float = 1.1
+    angle_min_neighbors: int = 5
+    # A second proposer: where the cascade found no face at any angle, animeface's own faces (on a copy
+    # whose longer side is propose_size) become candidates, measured and verified like every box.
+    propose: Literal["off", "no_face"] = "off"
+    propose_size: int = 400
     margin: float = 0.25  # crop side = face side * (1 + 2 * margin)
     shift: float = -0.1  # move the crop centre by shift * face side (negative = up, towards the hair)
     work_size: int = (
@@ -51,6 +63,7 @@ class FacecropConfig:
     verifier: Literal["all", "unsure", "off"] = "all"
     verify_below_confidence: float = 3.0  # policy "unsure": verify only boxes under this level weight
     verify_margin: float = 0.25  # context around the box handed to animeface
+    verify_tight: bool = True  # a second look at the box alone (no margin) when the first is not certain
     verify_size: int = 112  # side (px) of that region for animeface; it is resolution-sensitive
     workers: int = 0  # processes; 0 = one per CPU core
     # Eye-aligned crops (facecrop.align): "off" = the detection square, as always; "eyes" = rotated and
@@ -69,12 +82,20 @@ class FacecropConfig:
             (self.scale_factor > 1.0, "scale_factor must be > 1.0"),
             (self.min_neighbors >= 0, "min_neighbors must be >= 0"),
             (self.min_size >= 24, "min_size must be >= 24 (the cascade's window is 24x24)"),
+            (
+                all(0 < abs(a) < 90 for a in self.angles) and len(set(self.angles)) == len(self.angles),
+                "angles must be distinct, non-zero and within -90..90 degrees (0, upright, is always searched)",
+            ),
+            (self.angle_scale_factor > 1.0, "angle_scale_factor must be > 1.0"),
+            (self.angle_min_neighbors >= 0, "angle_min_neighbors must be >= 0"),
+            (self.angle_min_size >= 24, "angle_min_size must be >= 24 (the cascade's window is 24x24)"),
             (self.margin >= 0, "margin must be >= 0"),
             (-1.0 <= self.shift <= 1.0, "shift must be within -1..1"),
             (self.work_size >= 16, "work_size must be >= 16"),
             (self.max_pixels > 0, "max_pixels must be > 0"),
             (self.verify_margin >= 0, "verify_margin must be >= 0"),
             (self.verify_size >= 32, "verify_size must be >= 32"),
+            (self.propose_size >= 64, "propose_size must be >= 64"),
             (self.workers >= 0, "workers must be >= 0"),
             (0 <= self.thresholds.max_padding < 1, "thresholds.max_padding must be within 0..1"),
             (0.05 <= self.align_eye_distance <= 0.9, "align_eye_distance must be within 0.05..0.9"),
@@ -108,10 +129,33 @@ class FacecropConfig:
                 settings.pop(key)
         else:  # the aligned square falls back when it is clipped: the padding limit shapes the crop
             settings["align_max_padding"] = self.thresholds.max_padding
+        if not self.angles:  # no rotated pass, so its face size changes nothing
+            for key in ("angle_min_size", "angle_scale_factor", "angle_min_neighbors"):
+                settings.pop(key)
+        if self.propose == "off":
+            settings.pop("propose_size")
         settings["algorithm"] = ALGORITHM_VERSION
         settings["cascade"] = cascade_sha256
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def verify_margins(self) -> tuple[float, ...]:
+        """The margins animeface looks at a box with, in order (`verify.verify_views`)."""
+        return (
+            (self.verify_margin, 0.0) if self.verify_tight and self.verify_margin else (self.verify_margin,)
+        )
+
+    def search(self) -> Search:
+        """The detection settings as `facecrop.detect` takes them."""
+        return Search(
+            self.scale_factor,
+            self.min_neighbors,
+            self.min_size,
+            tuple(self.angles),
+            self.angle_min_size,
+            self.angle_scale_factor,
+            self.angle_min_neighbors,
+        )
 
     def align_settings(self) -> AlignSettings:
         """The align_* keys as `facecrop.align` takes them."""

@@ -78,7 +78,7 @@ def _file_size(data_dir: Path, rel: str) -> int:
 
 
 def _pool_run(
-    jobs: list[worker.Job], workers: int, initargs: tuple, finished
+    jobs: list[worker.Job], workers: int, initargs: tuple, finished, task=worker.run_job
 ) -> tuple[set[str], list[worker.Job]]:
     """Run `jobs` in worker processes, handing each result to `finished`.
 
@@ -108,7 +108,7 @@ def _pool_run(
         ) as pool:
             try:
                 for job in jobs:
-                    in_flight[pool.submit(worker.run_job, job)] = job
+                    in_flight[pool.submit(task, job)] = job
                     if len(in_flight) >= workers * 4:
                         done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
                         for future in done:
@@ -129,11 +129,12 @@ def _pool_run(
     return completed, []
 
 
-def run_pooled(jobs: list[worker.Job], workers: int, initargs: tuple, finished) -> None:
-    """`_pool_run` until every job is finished, surviving worker processes that die."""
+def run_pooled(jobs: list[worker.Job], workers: int, initargs: tuple, finished, task=worker.run_job) -> None:
+    """`_pool_run` until every job is finished, surviving worker processes that die; `task` is
+    `worker.run_job` for a run, `worker.dry_job` to decide without writing."""
     queue = jobs
     while queue:
-        completed, suspects = _pool_run(queue, workers, initargs, finished)
+        completed, suspects = _pool_run(queue, workers, initargs, finished, task)
         if suspects:
             logger.warning(
                 "a worker process died (killed, or crashed in native code); "
@@ -142,7 +143,7 @@ def run_pooled(jobs: list[worker.Job], workers: int, initargs: tuple, finished) 
             )
         for job in suspects:
             # Alone, an image that kills its worker is found out and recorded, not retried forever.
-            if _pool_run([job], 1, initargs, finished)[1]:
+            if _pool_run([job], 1, initargs, finished, task)[1]:
                 finished(
                     (
                         job.sha256,

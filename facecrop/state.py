@@ -22,7 +22,7 @@ from pipeline.ledger import Ledger
 
 logger = logging.getLogger(__name__)
 
-CROP_ID = re.compile(r"^[0-9a-f]{12}_(image|\d+_\d+_\d+_\d+)$")
+CROP_ID = re.compile(r"^[0-9a-f]{12}_(image|\d+_\d+_\d+_\d+|-?\d+_-?\d+_\d+_\d+_r\d+)$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (

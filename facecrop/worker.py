@@ -54,13 +54,26 @@ def init(cascade_path: str, config: FacecropConfig, data_dir: str, threads: int)
 
 def run_job(job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
     """`process`, but an unexpected failure on one image becomes its recorded reject, not a dead run."""
+    return _guarded(process, job)
+
+
+def dry_job(job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
+    """What `run_job` decides, with no file written (`facecrop evaluate`)."""
+    return _guarded(lambda ctx, j: _rows(j, *analyse(ctx, j)), job)
+
+
+def _guarded(fn, job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
     assert _CONTEXT is not None, "worker.init was not called"
     try:
-        return process(_CONTEXT, job)
+        return fn(_CONTEXT, job)
     except OSError:
         raise  # writing a crop failed (disk full, permissions): stop the run, don't mark images done
     except Exception as exc:  # one odd file must not stop 300k others; the reason keeps the message
         return job.sha256, [image_row(job, "process_error", f"{exc.__class__.__name__}: {exc}", {})], {}
+
+
+def _rows(job: Job, faces: list[tuple[dict[str, Any], Any]], clock: PhaseClock):
+    return job.sha256, [row for row, _crop in faces], clock.spent
 
 
 def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
@@ -75,6 +88,8 @@ def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
         "crop_box": None,
         "size": None,
         "confidence": None,
+        "angle": None,
+        "found_by": None,
         "decision": "rejected",
         "reason": None,
         "values": {},
@@ -84,6 +99,13 @@ def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
         "eye_colors": None,
         "override": None,
     }
+
+
+def crop_id(sha256: str, det: detect.Detection) -> str:
+    """`<sha256[:12]>_<x>_<y>_<w>_<h>`, and `_r<degrees 0..359>` for a face found tilted (an upright
+    face keeps the id it had before tilted faces were searched, so decisions about it still apply)."""
+    base = f"{sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}"
+    return f"{base}_r{round(det.angle) % 360}" if det.angle else base
 
 
 def image_row(job: Job, reason: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -111,20 +133,32 @@ class PhaseClock:
 
 
 def process(ctx: Context, job: Job) -> tuple[str, list[dict[str, Any]], dict[str, float]]:
-    """Decode the source, detect its faces, and turn each detection into a decided row and a crop file."""
+    """Decode the source, detect and decide its faces, and write each crop where its decision puts it."""
+    faces, clock = analyse(ctx, job)
+    for row, crop in faces:
+        if crop is not None:
+            write_crop(ctx, row, crop)
+    clock.charge("write")
+    return _rows(job, faces, clock)
+
+
+def analyse(ctx: Context, job: Job) -> tuple[list[tuple[dict[str, Any], Any]], PhaseClock]:
+    """Every detection of one source as its decided row and its crop's pixels (an image-level row: no pixels)."""
     cfg, clock = ctx.config, PhaseClock()
     try:
         decoded = decode_source(ctx, job)
     except DecodeFailure as failure:
-        return job.sha256, [image_row(job, failure.reason, str(failure), failure.values)], clock.spent
+        return [(image_row(job, failure.reason, str(failure), failure.values), None)], clock
     clock.charge("decode")
-    found = detect.detect(
-        ctx.classifier, detect.prepare_gray(decoded.image), cfg.scale_factor, cfg.min_neighbors, cfg.min_size
-    )
+    found = detect.detect_all(ctx.classifier, detect.prepare_gray(decoded.image), cfg.search())
+    if not found and cfg.propose == "no_face":
+        found = [
+            detect.Detection(*box, None, found_by="animeface")
+            for box, _likelihood in verify.propose(decoded.image, cfg.propose_size)
+        ]
     clock.charge("detect")
     artwork = source_hash.source_dhash(decoded.image) if found else None
-    rows = [face_row(ctx, job, decoded, det, len(found), artwork, clock) for det in found]
-    return job.sha256, rows, clock.spent
+    return [face_row(ctx, job, decoded, det, len(found), artwork, clock) for det in found], clock
 
 
 def decode_source(ctx: Context, job: Job) -> Decoded:
@@ -143,11 +177,11 @@ def face_row(
     faces_in_image: int,
     artwork: str | None,
     clock: PhaseClock,
-) -> dict[str, Any]:
-    """One detection: cut its square, measure it, verify it if no rule rejects it, decide, write the crop."""
+) -> tuple[dict[str, Any], Any]:
+    """One detection: cut its square, measure it, verify it if no rule rejects it, decide; the row and the crop."""
     cfg = ctx.config
-    row = _base_row(job, f"{job.sha256[:12]}_{det.x}_{det.y}_{det.w}_{det.h}")
-    square = geometry.crop_square(det.box, decoded.width, decoded.height, cfg.margin, cfg.shift)
+    row = _base_row(job, crop_id(job.sha256, det))
+    square = geometry.crop_square(det.box, decoded.width, decoded.height, cfg.margin, cfg.shift, det.angle)
     crop = geometry.cut(decoded.image, square)
     values: dict[str, Any] = {
         "face_side": max(det.w, det.h),
@@ -161,7 +195,9 @@ def face_row(
     verdict = None
     if not failed and decide.wants_verify(cfg, det.confidence):
         # Verifying a crop another rule already rejects would cost ~15 ms and change nothing.
-        verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
+        verdict = verify.verify_views(
+            decoded.image, det.box, cfg.verify_margins(), cfg.verify_size, det.angle
+        )
         values["likelihood"] = verdict.likelihood
         row.update(
             likelihood=verdict.likelihood, hair_color=verdict.hair_color, eye_colors=verdict.eye_colors
@@ -177,12 +213,12 @@ def face_row(
         crop_box=square.as_box(),
         size=int(crop.shape[0]),
         confidence=det.confidence,
+        angle=det.angle,
+        found_by=det.found_by,
         values=values,
     )
     decide.settle(row, failed)
-    write_crop(ctx, row, crop)
-    clock.charge("write")
-    return row
+    return row, crop
 
 
 def aligned_crop(
@@ -202,9 +238,11 @@ def aligned_crop(
     """
     cfg = ctx.config
     if verdict is None:  # a rule rejected the box, or the verifier policy skipped it: eyes only
-        verdict = verify.verify(decoded.image, det.box, cfg.verify_margin, cfg.verify_size)
+        verdict = verify.verify_views(
+            decoded.image, det.box, cfg.verify_margins(), cfg.verify_size, det.angle
+        )
     outcome = align.plan(
-        verdict.eyes, det.box, square.side, decoded.width, decoded.height, cfg.align_settings()
+        verdict.eyes, det.box, square.side, decoded.width, decoded.height, cfg.align_settings(), det.angle
     )
     row["align"] = outcome.record(verdict.eyes)
     return align.cut(decoded.image, outcome.plan) if outcome.plan else box_crop

@@ -12,6 +12,7 @@ from facecrop_testlib import add_raw, facecrop, read_manifest, write_config, wri
 from PIL import Image
 
 from facecrop import geometry
+from facecrop.config import Thresholds
 
 pytestmark = pytest.mark.testdata
 
@@ -86,7 +87,7 @@ def test_box_at_top_edge_gives_a_full_square_crop_or_a_clipped_reject(edge_run):
     assert row["crop_box"][1] < 0  # the square reaches above the image ...
     crop = cv2.imread(str(edge_run["data"] / row["path"]))
     assert crop.shape[:2] == (row["size"], row["size"])  # ... yet the crop is whole and square
-    assert row["reason"] == ("clipped" if padding > 0.15 else None)
+    assert row["reason"] == ("clipped" if padding > Thresholds().max_padding else None)
 
 
 def test_geometry_at_the_top_edge_replicates_the_edge_row():
