@@ -28,7 +28,7 @@ class Thresholds:
     min_face: int = 64  # too_small: face (detection box) side in source px below this
     max_padding: float = 0.25  # clipped: share of the crop square outside the image above this
     max_faces: int = 12  # crowded: more faces than this in one image (collages, contact sheets)
-    min_confidence: float = 0.5  # low_confidence: cascade level weight below this
+    min_confidence: float = 0.25  # low_confidence: cascade level weight below this
     min_saturation: float = 0.05  # low_color: mean HSV saturation (0..1) below this ...
     min_colors: int = 32  # ... or fewer distinct 4-bit-per-channel colours than this
     min_sharpness: float = 100.0  # blurry: variance of the Laplacian at `work_size` below this
@@ -48,8 +48,8 @@ class FacecropConfig:
     # search is a measured trade of recall for speed: docs/facecrop.md, "How faces are found").
     angles: tuple[float, ...] = (-25.0, 25.0)
     angle_min_size: int = 64
-    angle_scale_factor: float = 1.1
-    angle_min_neighbors: int = 5
+    angle_scale_factor: float = 1.15
+    angle_min_neighbors: int = 3
     # A second proposer: where the cascade found no face at any angle, animeface's own faces (on a copy
     # whose longer side is propose_size) become candidates, measured and verified like every box.
     propose: Literal["off", "no_face"] = "off"
