@@ -87,7 +87,7 @@ def _evaluate_options(command: argparse.ArgumentParser) -> None:
         "--boxes",
         type=Path,
         required=True,
-        help='JSON {file: {"size": [w, h], "boxes": [[x, y, w, h], ...]}} (README: "Measuring detection")',
+        help='JSON {file: {"size": [w, h], "boxes": [[x, y, w, h], ...]}} (docs/facecrop.md)',
     )
     command.add_argument("--images", type=Path, required=True, help="the folder the boxes' file names are in")
     command.add_argument("--negatives", type=Path, help="a folder of images without anime faces")

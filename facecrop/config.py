@@ -47,13 +47,9 @@ class FacecropConfig:
     # angle_min_size px or more, with their own pyramid step and min_neighbors (a coarser, cheaper
     # search is a measured trade of recall for speed: docs/facecrop.md, "How faces are found").
     angles: tuple[float, ...] = (-25.0, 25.0)
-    angle_min_size: int = 64
+    angle_min_size: int = 80
     angle_scale_factor: float = 1.15
     angle_min_neighbors: int = 3
-    # A second proposer: where the cascade found no face at any angle, animeface's own faces (on a copy
-    # whose longer side is propose_size) become candidates, measured and verified like every box.
-    propose: Literal["off", "no_face"] = "off"
-    propose_size: int = 400
     margin: float = 0.25  # crop side = face side * (1 + 2 * margin)
     shift: float = -0.1  # move the crop centre by shift * face side (negative = up, towards the hair)
     work_size: int = (
@@ -95,7 +91,6 @@ class FacecropConfig:
             (self.max_pixels > 0, "max_pixels must be > 0"),
             (self.verify_margin >= 0, "verify_margin must be >= 0"),
             (self.verify_size >= 32, "verify_size must be >= 32"),
-            (self.propose_size >= 64, "propose_size must be >= 64"),
             (self.workers >= 0, "workers must be >= 0"),
             (0 <= self.thresholds.max_padding < 1, "thresholds.max_padding must be within 0..1"),
             (0.05 <= self.align_eye_distance <= 0.9, "align_eye_distance must be within 0.05..0.9"),
@@ -132,8 +127,6 @@ class FacecropConfig:
         if not self.angles:  # no rotated pass, so its face size changes nothing
             for key in ("angle_min_size", "angle_scale_factor", "angle_min_neighbors"):
                 settings.pop(key)
-        if self.propose == "off":
-            settings.pop("propose_size")
         settings["algorithm"] = ALGORITHM_VERSION
         settings["cascade"] = cascade_sha256
         blob = json.dumps(settings, sort_keys=True).encode()

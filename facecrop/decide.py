@@ -16,10 +16,9 @@ from facecrop.config import FacecropConfig
 VERIFIER_FIELDS = ("likelihood", "hair_color", "eye_colors")
 
 
-def wants_verify(config: FacecropConfig, confidence: float | None) -> bool:
-    """A box animeface proposed has no cascade confidence, so the "unsure" policy verifies it."""
+def wants_verify(config: FacecropConfig, confidence: float) -> bool:
     return config.verifier == "all" or (
-        config.verifier == "unsure" and (confidence is None or confidence < config.verify_below_confidence)
+        config.verifier == "unsure" and confidence < config.verify_below_confidence
     )
 
 

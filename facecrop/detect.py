@@ -39,9 +39,8 @@ class Detection:
     y: int
     w: int
     h: int
-    confidence: float | None  # None: proposed by animeface, which has no cascade level weight
+    confidence: float
     angle: float = 0.0
-    found_by: str = "cascade"  # or "animeface" (`[facecrop] propose`)
 
     @property
     def box(self) -> tuple[int, int, int, int]:

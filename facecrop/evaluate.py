@@ -237,12 +237,6 @@ def _run_rows(
     return out
 
 
-def _found_by(row: dict[str, Any]) -> str:
-    if row.get("found_by") == "animeface":
-        return "animeface"
-    return f"cascade at {row.get('angle') or 0:g} deg"
-
-
 def report(images: list[Image], thresholds: Thresholds) -> dict[str, Any]:
     """Every number `facecrop evaluate` prints, as one JSON-ready object."""
     lost = lost_faces(images, IOUS[0])
@@ -259,12 +253,18 @@ def report(images: list[Image], thresholds: Thresholds) -> dict[str, Any]:
             for threshold in IOUS
         },
         "accepted_on_negatives": sum(len(detections(i, True)) for i in images if i.negative),
-        "found_by": dict(
-            collections.Counter(_found_by(r) for i in images for r in detections(i, True) if not i.negative)
+        "angles": dict(
+            collections.Counter(
+                f"{r.get('angle') or 0:g}" for i in images for r in detections(i, True) if not i.negative
+            )
         ),
         "lost_by_reason": dict(collections.Counter(face["reason"] for face in lost).most_common()),
         "lost": lost,
     }
+
+
+def _by_angle(item: tuple[str, int]) -> float:
+    return float(item[0])
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -282,8 +282,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"{s['tp']:>6}{s['fp']:>6}{s['fn']:>6}"
         )
     lines.append(f"  accepted crops on negative images: {result['accepted_on_negatives']}")
-    found = ", ".join(f"{how} {n}" for how, n in sorted(result["found_by"].items())) or "-"
-    lines.append(f"  accepted crops by how they were found: {found}")
+    found = ", ".join(f"{angle} deg: {n}" for angle, n in sorted(result["angles"].items(), key=_by_angle))
+    lines.append(f"  accepted crops by the angle they were found at: {found or '-'}")
     lines.append(f"  faces lost (IoU {IOUS[0]}), by the rule that rejected them:")
     for reason, n in result["lost_by_reason"].items() or [("(none)", 0)]:
         lines.append(f"    {reason:<20}{n:>5}")

@@ -49,25 +49,6 @@ def _hex(color) -> str:
     return f"#{color.r:02x}{color.g:02x}{color.b:02x}"
 
 
-def propose(image_bgr: np.ndarray, max_side: int) -> list[tuple[tuple[int, int, int, int], float]]:
-    """animeface's own faces in the whole image (resized so its longer side is at most `max_side`),
-    as boxes in source px with their likelihood: candidates where the cascade found none."""
-    height, width = image_bgr.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    small = image_bgr
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
-    if _SRAND is not None:
-        _SRAND(0)
-    out = []
-    for face in animeface.detect(Image.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))):
-        pos = face.face.pos
-        box = tuple(int(round(v / scale)) for v in (pos.x, pos.y, pos.width, pos.height))
-        out.append((box, round(float(face.likelihood), 4)))
-    return sorted(out)
-
-
 def verify_views(
     image_bgr: np.ndarray, box: tuple[int, int, int, int], margins: tuple[float, ...], size: int, angle: float
 ) -> Verdict:

@@ -89,7 +89,6 @@ def _base_row(job: Job, crop_id: str) -> dict[str, Any]:
         "size": None,
         "confidence": None,
         "angle": None,
-        "found_by": None,
         "decision": "rejected",
         "reason": None,
         "values": {},
@@ -151,11 +150,6 @@ def analyse(ctx: Context, job: Job) -> tuple[list[tuple[dict[str, Any], Any]], P
         return [(image_row(job, failure.reason, str(failure), failure.values), None)], clock
     clock.charge("decode")
     found = detect.detect_all(ctx.classifier, detect.prepare_gray(decoded.image), cfg.search())
-    if not found and cfg.propose == "no_face":
-        found = [
-            detect.Detection(*box, None, found_by="animeface")
-            for box, _likelihood in verify.propose(decoded.image, cfg.propose_size)
-        ]
     clock.charge("detect")
     artwork = source_hash.source_dhash(decoded.image) if found else None
     return [face_row(ctx, job, decoded, det, len(found), artwork, clock) for det in found], clock
@@ -214,7 +208,6 @@ def face_row(
         size=int(crop.shape[0]),
         confidence=det.confidence,
         angle=det.angle,
-        found_by=det.found_by,
         values=values,
     )
     decide.settle(row, failed)

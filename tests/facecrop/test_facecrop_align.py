@@ -157,3 +157,21 @@ def test_an_unknown_align_value_is_a_config_error(tmp_path: Path, testdata: Path
     config = write_config(tmp_path / "bad.toml", 'align = "nose"\n')
     result = facecrop("--config", str(config), "--data", str(data), cascade=cascade_path, check=False)
     assert result.returncode == 2 and "align" in result.stderr
+
+
+def test_a_face_found_tilted_is_levelled_by_its_eyes_within_max_tilt_of_its_search_angle() -> None:
+    """The eyes refine the angle a tilted face was found at: a 38-degree eye line is past `max_tilt` from
+    upright, but within it of the 40 degrees the face was found at, so that face is aligned."""
+    distance, mid, tilt = 60.0, (200.0, 150.0), 38.0
+    dx, dy = distance / 2 * math.cos(math.radians(tilt)), distance / 2 * math.sin(math.radians(tilt))
+    eyes = ((mid[0] - dx, mid[1] - dy), (mid[0] + dx, mid[1] + dy))
+    box = (130, 90, 160, 160)
+    assert align.plan(eyes, box, 240, 400, 300, SETTINGS).fallback == "tilt"
+    found_tilted = align.plan(eyes, box, 240, 400, 300, SETTINGS, found_at=40.0)
+    assert found_tilted.fallback is None and found_tilted.angle == pytest.approx(tilt, abs=1e-6)
+    crop = align.cut(drawn_face(list(eyes)), found_tilted.plan)
+    left, right = centroid(crop, 2), centroid(crop, 0)
+    assert left[1] == pytest.approx(right[1], abs=2.0)  # level: within 2 degrees over the eye distance
+    # An eye far outside the box once the box is turned with the face is still refused.
+    stray = ((mid[0] - dx, mid[1] - dy), (mid[0] + 150.0, mid[1] + 118.0))
+    assert align.plan(stray, box, 240, 400, 300, SETTINGS, found_at=40.0).fallback == "eyes_outside_box"
