@@ -86,12 +86,11 @@ def run(args: argparse.Namespace) -> int:
             f"{report.first_error[:160] or 'unknown'}). No network? Check your connection, proxy and each "
             "source's base_url, or crawl local files with a folder/urls source."
         )
-    changed = [f"#{index} ({kind})" for index, kind, reason, _ in report.stopped if reason == "site_changed"]
+    changed = [(index, kind, text) for index, kind, reason, text in report.stopped if reason == "site_changed"]
     if changed:
-        raise SiteChanged(
-            f"source {', '.join(changed)} answered but yielded nothing: the site's markup has probably changed "
-            "(details above); the crawler needs an update for it"
-        )
+        index, kind, text = changed[0]
+        more = f" ({len(changed) - 1} more source(s) likewise, above)" if len(changed) > 1 else ""
+        raise SiteChanged(f"source #{index} ({kind}) answered but could not be read: {text}{more}")
     if report.stopped and len(report.stopped) == len(settings.sources):
         raise SiteChanged("every source stopped (details above); nothing could be crawled")
     return 0

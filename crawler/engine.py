@@ -178,7 +178,7 @@ def _crawl_source(
     pending: set[Future] = set()
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix=f"crawl-{site.kind}")
     try:
-        for item in site.items():
+        for item in site.listing():
             if item.url in seen:
                 continue
             seen.add(item.url)

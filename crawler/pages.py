@@ -62,14 +62,15 @@ class PageCache:
         self.state = state
         self.obey_robots = obey_robots
         self.source_name = source_name or source_key
-        self.last_failure = (
-            ""  # the reason the last get() returned None, for sites that judge a whole listing
-        )
         self.fetcher = fetcher
         self.source_key = source_key
         self.refresh = refresh
         self.counts = counts
         self._refreshed: set[str] = set()
+        # What this source's pages came back as, for the one "answered but unreadable" rule.
+        self.read = 0  # pages parsed (from the site or the cache)
+        self.unanswered = 0  # pages the site did not answer usably (network, HTTP status, size)
+        self.unreadable: list[tuple[str, str, str]] = []  # (url, reason, detail): answered, not parseable
 
     def get(
         self,
@@ -86,7 +87,6 @@ class PageCache:
         A page robots.txt disallows stops the whole source (SourceStopped): its next pages
         would be disallowed too, and asking for each of them would only repeat the answer.
         """
-        self.last_failure = ""
         key = url
         if post_json is not None:
             key += "#" + hashlib.sha1(json.dumps(post_json, sort_keys=True).encode()).hexdigest()
@@ -94,6 +94,7 @@ class PageCache:
             cached = self.state.page_result(key)
             if cached is not None:
                 self.counts["pages_cached"] += 1
+                self.read += 1
                 return cached
         try:
             if post_json is None:
@@ -111,21 +112,40 @@ class PageCache:
                     f"robots.txt disallows {url} ({self.fetcher.robots.rule_for(url)}); this source is skipped. If the site's terms "
                     f"allow API clients, set obey_robots = false in this [[sources]] table (README, Crawling).",
                 ) from exc
+            self.unanswered += 1
             self._failed(url, exc.reason, exc.detail)
             return None
         except PageRejected as exc:
-            self._failed(url, exc.reason, exc.detail)
+            self._unreadable(url, exc.reason, exc.detail)
             return None
         except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-            self._failed(url, "unparseable", f"{exc.__class__.__name__}: {exc}")
+            self._unreadable(url, "unparseable", f"{exc.__class__.__name__}: {exc}")
             return None
         self.state.save_page(key, self.source_key, url, result, utc_now())
         self._refreshed.add(key)
         self.counts["pages_fetched"] += 1
+        self.read += 1
         return result
 
+    def _unreadable(self, url: str, reason: str, detail: str) -> None:
+        self.unreadable.append((url, reason, detail))
+        self._failed(url, reason, detail)
+
+    def check_read(self, kind: str, hint: str) -> None:
+        """One rule for every site: when every page this source asked for answered, and not one could
+        be read as that site's listing (its markup or API shape), the source stops as `site_changed`
+        (exit 6), naming what came back. A page the network or an HTTP status took away is not
+        evidence that the site changed, so any such page, or any page read, keeps the rule quiet."""
+        if self.read or self.unanswered or not self.unreadable:
+            return
+        url, reason, detail = self.unreadable[0]
+        raise SourceStopped(
+            "site_changed",
+            f"all {len(self.unreadable)} listing page(s) answered but none could be read as a {kind} "
+            f"listing (first: {url}: {reason}: {detail[:160]}); {hint}",
+        )
+
     def _failed(self, url: str, reason: str, detail: str) -> None:
-        self.last_failure = reason
         self.counts[f"pages_failed:{reason}"] += 1
         self.counts["pages_failed_shown"] += 1
         if self.counts["pages_failed_shown"] > MAX_SHOWN:

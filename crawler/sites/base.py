@@ -66,6 +66,8 @@ class Site:
     Config: ClassVar[type[SourceBase]] = SourceBase
     default_rate: ClassVar[float | None] = None  # a site-documented limit stricter than rate_per_host
     cdn_hosts: ClassVar[tuple[str, ...]] = ()  # where the site's own image files live
+    # Said when every listing page answered but none could be read (exit 6).
+    changed_hint: ClassVar[str] = "the site's API answers in a shape this crawler does not read; it needs an update"
 
     def __init__(self, source: Any, fetcher: Fetcher, pages: PageCache) -> None:
         self.source = source
@@ -99,6 +101,12 @@ class Site:
 
     def items(self) -> Iterator[Item]:
         raise NotImplementedError
+
+    def listing(self) -> Iterator[Item]:
+        """`items()`, then the rule every site shares: a listing that answered but could not be read
+        at all stops the source as `site_changed` (`PageCache.check_read`)."""
+        yield from self.items()
+        self.pages.check_read(self.kind, self.changed_hint)
 
     def fresh(self, items: Iterable[Item]) -> list[Item]:
         """One listing page's items not listed before; counts the page as stale when none is new.

@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 from bs4 import BeautifulSoup, Tag
 
 from crawler.fetcher import Fetched
-from crawler.pages import PageRejected, SourceStopped
+from crawler.pages import PageRejected
 from crawler.sites.base import Item, Site, WebSourceBase
 
 ENCODING = "euc_jp"
@@ -159,26 +159,18 @@ def _character_name(node: Tag) -> dict:
 class Getchu(Site):
     kind = "getchu"
     Config = GetchuConfig
+    changed_hint = "getchu's markup has probably changed (see README, Crawling > getchu)"
 
     def headers(self) -> dict[str, str]:
         return {"Cookie": COOKIE}
 
     def items(self) -> Iterator[Item]:
-        listings = answered_empty = 0
         for listing in self._listing_urls():
-            listings += 1
             page = self.pages.get(listing, parse_month, self.allowed(), volatile=True, headers=self.headers())
             if page is None:
-                answered_empty += self.pages.last_failure == "listing_unparsed"
                 continue
             for product_id in page["ids"]:
                 yield from self._product_items(product_id)
-        if listings and answered_empty == listings:
-            raise SourceStopped(
-                "site_changed",
-                f"all {listings} month listings answered but no product link could be read from them: "
-                "getchu's markup has probably changed (see README, Crawling > getchu)",
-            )
 
     def _listing_urls(self) -> Iterator[str]:
         base = self.source.base_url

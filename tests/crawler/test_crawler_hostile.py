@@ -123,7 +123,8 @@ def test_danbooru_answers_of_the_wrong_shape(shape, site_server, write_config, r
     server.route("/posts.json", server.Reply(200, text.encode(), {"Content-Type": "application/json"}))
     config = write_config([{"kind": "danbooru", "base_url": server.base, "tags": "1girl"}])
     result = run_crawler(config, tmp_path / "data")
-    assert result.returncode == 0, result.stderr
+    # A listing that answered in a shape no Danbooru listing has: the site changed (exit 6).
+    assert result.returncode == (6 if outcome == "unparseable" else 0), result.stderr
     assert "Traceback" not in result.stderr
     if outcome == "unparseable":
         assert f"{server.base}/posts.json" in result.stderr and "unparseable" in result.stderr
@@ -142,7 +143,7 @@ def test_json_nested_200000_deep_is_unparseable(site_server, write_config, run_c
     )
     config = write_config([{"kind": "safebooru", "base_url": server.base, "tags": "1girl"}])
     result = run_crawler(config, tmp_path / "data")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 6, result.stderr
     assert "unparseable" in result.stderr and "nested too deeply" in result.stderr
 
 
@@ -156,7 +157,7 @@ def test_anilist_answers_of_the_wrong_shape(body, site_server, write_config, run
     server.route("/", server.Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"}))
     config = write_config([{"kind": "anilist", "base_url": server.base, "rate": 0}])
     result = run_crawler(config, tmp_path / "data")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 6, result.stderr
     assert "unparseable" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -158,10 +158,10 @@ def test_getchu_listing_layout_change_is_loud_and_fails_the_run(
     assert (
         result.stderr.strip()
         .splitlines()[-1]
-        .startswith("crawler: source #1 (getchu) answered but yielded nothing")
+        .startswith("crawler: source #1 (getchu) answered but could not be read")
     )
     assert "markup has probably changed" in result.stderr.strip().splitlines()[-1]
-    assert "all 2 month listings answered but no product link could be read" in result.stderr
+    assert "all 2 listing page(s) answered but none could be read as a getchu listing" in result.stderr
     assert not [h for h in server.hits() if h.path.startswith(("/soft.phtml", "/item/"))]
 
 
