@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
             f"{report.first_error[:160] or 'unknown'}). No network? Check your connection, proxy and each "
             "source's base_url, or crawl local files with a folder/urls source."
         )
-    changed = [(index, kind, text) for index, kind, reason, text in report.stopped if reason == "site_changed"]
+    changed = [
+        (index, kind, text) for index, kind, reason, text in report.stopped if reason == "site_changed"
+    ]
     if changed:
         index, kind, text = changed[0]
         more = f" ({len(changed) - 1} more source(s) likewise, above)" if len(changed) > 1 else ""

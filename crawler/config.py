@@ -19,6 +19,23 @@ from crawler.sites import SITES
 from crawler.sites.base import SourceBase
 from pipeline.config import ConfigError, build, section
 
+# Every duration setting, in seconds, and whether 0 is allowed. A wait of 0 is meaningless for a
+# timeout, a deadline, a backoff or a checkpoint; for max_retry_after and max_crawl_delay 0 means
+# "never wait: skip the URL or the host this run". Negative is meaningless for all.
+DURATIONS: dict[str, bool] = {
+    "connect_timeout": False,
+    "read_timeout": False,
+    "request_deadline": False,
+    "backoff": False,
+    "max_backoff": False,
+    "max_retry_after": True,
+    "max_crawl_delay": True,
+    "checkpoint_seconds": False,
+}
+# A day: longer is a unit slip (milliseconds for seconds), and beyond about 292 years a thread's
+# wait cannot even be expressed (threading.TIMEOUT_MAX).
+MAX_SECONDS = 86_400.0
+
 
 @dataclasses.dataclass
 class CrawlerConfig:
@@ -31,6 +48,7 @@ class CrawlerConfig:
     request_deadline: float = 60.0  # wall-clock seconds for one request: connect, headers and body
     retries: int = 4  # tries after the first one, for connection errors, 429 and 5xx
     backoff: float = 1.0  # first backoff in seconds; doubles per try, plus up to the same again as jitter
+    max_backoff: float = 60.0  # the longest wait between two tries, jitter included
     max_retry_after: float = 300.0  # a longer Retry-After fails the URL for this run instead of stalling it
     max_bytes: int = 20_000_000  # per image (and per listing page), enforced while streaming
     max_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
@@ -47,32 +65,26 @@ class CrawlerConfig:
     def __post_init__(self) -> None:
         if not self.user_agent.strip():
             raise ValueError("user_agent must not be empty: sites need to know who is crawling them")
-        if self.rate_per_host < 0:
-            raise ValueError("rate_per_host must be >= 0 (0 turns the limit off)")
-        for name in (
-            "rate_per_host",
-            "connect_timeout",
-            "read_timeout",
-            "request_deadline",
-            "backoff",
-            "max_retry_after",
-            "checkpoint_seconds",
-            "max_crawl_delay",
-        ):
+        if not math.isfinite(self.rate_per_host) or self.rate_per_host < 0:
+            raise ValueError(
+                f"rate_per_host must be a finite number >= 0 (0 turns the limit off), got {self.rate_per_host}"
+            )
+        for name, zero_ok in DURATIONS.items():
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value}")
-        for name in ("connect_timeout", "read_timeout", "request_deadline", "backoff"):
+            if value < 0 or (value == 0 and not zero_ok) or value > MAX_SECONDS:
+                floor = ">= 0" if zero_ok else "> 0"
+                raise ValueError(f"{name} must be {floor} and <= {MAX_SECONDS:g} seconds, got {value:g}")
+        if self.max_backoff < self.backoff:
+            raise ValueError(f"max_backoff ({self.max_backoff:g}) must be >= backoff ({self.backoff:g})")
+        # One check per key, so the message names only the key that is wrong.
+        for name, floor in (("max_stale_pages", 1), ("max_redirects", 0), ("retries", 0)):
+            if getattr(self, name) < floor:
+                raise ValueError(f"{name} must be >= {floor}, got {getattr(self, name)}")
+        for name in ("max_bytes", "max_pixels"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0")
-        if self.max_retry_after < 0 or self.max_crawl_delay < 0:
-            raise ValueError("max_retry_after and max_crawl_delay must be >= 0")
-        if self.max_stale_pages < 1 or self.max_redirects < 0:
-            raise ValueError("max_stale_pages must be >= 1 and max_redirects >= 0")
-        if self.retries < 0:
-            raise ValueError("retries must be >= 0")
-        if self.max_bytes <= 0 or self.max_pixels <= 0:
-            raise ValueError("max_bytes and max_pixels must be > 0")
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 1 <= self.workers <= 256:
             raise ValueError("workers must be between 1 and 256")
 

@@ -4,7 +4,9 @@ The listing runs in the calling thread (its pages are few and cached); image dow
 run in `workers` threads, paced per host by the shared rate limiter, so different
 hosts are fetched concurrently while no host sees more than its rate. Each finished
 download is committed to SQLite at once; the manifest is rewritten from SQLite at
-checkpoints and at the end, whatever happens.
+checkpoints and at the end, whatever happens. SIGTERM and Ctrl-C set the crawl's one stop,
+which ends every wait and request in flight, so the workers finish within moments and the
+manifest of what was stored so far is written before the process exits 130.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 from crawler import store
 from crawler.config import CrawlerConfig, Settings, source_key
+from crawler.deadline import CrawlStop
 from crawler.fetcher import RECHECKED_REASONS, TRANSIENT_REASONS, Fetcher, FetchError
 from crawler.imagecheck import ImageRejected, check_image
 from crawler.manifest import write_manifest
@@ -71,60 +74,97 @@ def crawl(
     retry_failed: bool = False,
     progress: bool = True,
 ) -> CrawlReport:
+    """Crawl every source; the manifest is written however the crawl ends.
+
+    SIGTERM and Ctrl-C stop it: the one `CrawlStop` is set, every wait and request in flight
+    ends at once, the manifest is written, and KeyboardInterrupt goes on to the caller (exit 130).
+    """
+    stop = CrawlStop()
+    with stop.on_signals():
+        return _crawl(settings, Path(data_dir), stop, refresh, retry_failed, progress)
+
+
+def _crawl(
+    settings: Settings, data_dir: Path, stop: CrawlStop, refresh: bool, retry_failed: bool, progress: bool
+) -> CrawlReport:
     config = settings.crawler
-    data_dir = Path(data_dir)
     layout = Layout(data_dir)
     layout.raw_dir.mkdir(parents=True, exist_ok=True)
     report = CrawlReport()
     report.counts["stale_temp_files_removed"] = atomic.remove_stale_temps(layout.raw_dir)
-    limiter = HostRateLimiter(config.rate_per_host)
+    limiter = HostRateLimiter(config.rate_per_host, stop)
     fetcher = Fetcher(config, limiter)
     state = State(layout.crawl_state)
     order = [source_key(source) for source in settings.sources]
     try:
-        sites = []
-        for index, source in enumerate(settings.sources, start=1):
-            site_cls = SITES[source.kind]
-            pages = PageCache(
-                state,
-                fetcher,
-                source_key(source),
-                refresh,
-                report.counts,
-                obey_robots=obeys_robots(source, config.obey_robots),
-                source_name=f"#{index} {source.kind}",
-            )
-            site = site_cls(source, fetcher, pages)
-            try:
-                site.check()
-            except (OSError, ValueError) as exc:
-                raise SourceUnusable(f"[[sources]] #{index} (kind = {source.kind!r}): {exc}") from exc
-            rate = effective_rate(source.rate, site_cls.default_rate, config.rate_per_host)
-            for host in site.hosts() | set(config.cdn_hosts):
-                limiter.set_rate(host, rate)
-            sites.append((index, site))
+        sites = _open_sites(settings, state, fetcher, limiter, refresh, report)
         checkpoint = _Checkpoint(state, data_dir, order, config.checkpoint_seconds)
         for index, site in sites:
             try:
                 _crawl_source(
                     index, site, state, data_dir, config, report, checkpoint, retry_failed, progress
                 )
-            except SourceStopped as stop:
-                tqdm.write(f"crawler: source #{index} ({site.kind}) stopped: {stop}", file=sys.stderr)
-                report.stopped.append((index, site.kind, stop.reason, str(stop)))
-                if stop.reason == "robots_disallowed":
+            except SourceStopped as stopped:
+                tqdm.write(f"crawler: source #{index} ({site.kind}) stopped: {stopped}", file=sys.stderr)
+                report.stopped.append((index, site.kind, stopped.reason, str(stopped)))
+                if stopped.reason == "robots_disallowed":
                     report.failed["robots_disallowed"] += 1
             report.counts.update({f"{site.kind}:{k}": v for k, v in site.counts.items()})
+    except BaseException:
+        stop.set()  # whatever ends the crawl early ends every wait and request with it
+        raise
     finally:
+        with stop.deferring_signals():  # a signal now would cut short the manifest it asks for
+            _finish(report, state, fetcher, data_dir, order)
+    return report
+
+
+def _open_sites(
+    settings: Settings,
+    state: State,
+    fetcher: Fetcher,
+    limiter: HostRateLimiter,
+    refresh: bool,
+    report: CrawlReport,
+) -> list[tuple[int, Site]]:
+    """Each source's site, checked (a missing folder is a config error) and its hosts' rates set."""
+    config = settings.crawler
+    sites = []
+    for index, source in enumerate(settings.sources, start=1):
+        site_cls = SITES[source.kind]
+        pages = PageCache(
+            state,
+            fetcher,
+            source_key(source),
+            refresh,
+            report.counts,
+            obey_robots=obeys_robots(source, config.obey_robots),
+            source_name=f"#{index} {source.kind}",
+        )
+        site = site_cls(source, fetcher, pages)
+        try:
+            site.check()
+        except (OSError, ValueError) as exc:
+            raise SourceUnusable(f"[[sources]] #{index} (kind = {source.kind!r}): {exc}") from exc
+        rate = effective_rate(source.rate, site_cls.default_rate, config.rate_per_host)
+        for host in site.hosts() | set(config.cdn_hosts):
+            limiter.set_rate(host, rate)
+        sites.append((index, site))
+    return sites
+
+
+def _finish(report: CrawlReport, state: State, fetcher: Fetcher, data_dir: Path, order: list[str]) -> None:
+    """The manifest from what is stored so far, and the fetcher's counts into the report."""
+    try:
         report.manifest_rows = write_manifest(state, data_dir, order)
         report.images_in_store = state.count_images()
-        report.requests = fetcher.counts["requests"]
-        report.responses = fetcher.counts["responses"]
-        report.first_error = report.first_error or fetcher.first_failure
-        report.counts["retries"] = fetcher.counts["retries"]
-        report.counts["robots_files_fetched"] = fetcher.robots.fetched
+    finally:
         state.close()
-    return report
+    report.requests = fetcher.counts["requests"]
+    report.responses = fetcher.counts["responses"]
+    report.first_error = report.first_error or fetcher.first_failure
+    report.counts["retries"] = fetcher.counts["retries"]
+    report.counts["robots_files_fetched"] = fetcher.robots.fetched
 
 
 class _Checkpoint:
@@ -161,19 +201,6 @@ def _crawl_source(
         disable=not progress,
         leave=True,
     )
-
-    def collect(done: set[Future]) -> None:
-        for future in done:
-            outcome, reason, detail = future.result()
-            if outcome == "failed":
-                report.failed[reason] += 1
-                if not report.first_error:
-                    report.first_error = f"{reason}: {detail}"
-            else:
-                report.counts[outcome] += 1
-            bar.update()
-        checkpoint.maybe()
-
     seen: set[str] = set()
     pending: set[Future] = set()
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix=f"crawl-{site.kind}")
@@ -185,32 +212,55 @@ def _crawl_source(
             status, reason = state.add_item(
                 key, item.url, len(seen), site.kind, item.page_url, item.meta, item.md5
             )
-            if status == "stored":
-                report.counts["already_stored"] += 1
-                bar.update()
-            elif (
-                status == "failed"
-                and reason not in TRANSIENT_REASONS | RECHECKED_REASONS
-                and not retry_failed
-            ):
-                report.counts[f"failed_earlier:{reason}"] += 1
+            known = _known_outcome(status, reason, retry_failed)
+            if known:
+                report.counts[known] += 1
                 bar.update()
             else:
                 pending.add(pool.submit(_download, site, key, item, state, data_dir, config))
             while len(pending) >= config.workers * 2:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
+                _collect(done, report, bar, checkpoint)
             if cap and len(seen) >= cap:
                 break
         bar.total = len(seen)  # the listing may hold fewer than max_images
         bar.refresh()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            collect(done)
+            _collect(done, report, bar, checkpoint)
+    except BaseException:
+        # Before the shutdown below waits for the workers: a stop wakes their backoffs and cuts
+        # their reads, so that wait lasts moments, not until every retry has run its course.
+        site.fetcher.stop.set()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
     report.counts["listed"] += len(seen)
+
+
+def _known_outcome(status: str, reason: str | None, retry_failed: bool) -> str | None:
+    """The count for an item this run does not download (stored, or failed for good by an earlier
+    run); None for one to download."""
+    if status == "stored":
+        return "already_stored"
+    if status == "failed" and reason not in TRANSIENT_REASONS | RECHECKED_REASONS and not retry_failed:
+        return f"failed_earlier:{reason}"
+    return None
+
+
+def _collect(done: set[Future], report: CrawlReport, bar: tqdm, checkpoint: _Checkpoint) -> None:
+    """Count finished downloads; rewrite the manifest when a checkpoint is due."""
+    for future in done:
+        outcome, reason, detail = future.result()
+        if outcome == "failed":
+            report.failed[reason] += 1
+            if not report.first_error:
+                report.first_error = f"{reason}: {detail}"
+        else:
+            report.counts[outcome] += 1
+        bar.update()
+    checkpoint.maybe()
 
 
 def _download(

@@ -5,6 +5,11 @@ User-Agent, connect/read timeouts, redirects followed by hand and only to allowe
 hosts, a byte limit enforced while streaming, and retries with exponential backoff
 and jitter on connection errors, 429 and 5xx (honouring Retry-After and
 X-RateLimit-*). A URL that still fails raises `FetchError` with a reason code.
+
+Every wait (the rate limit, Crawl-delay, Retry-After, the capped backoff) sleeps on the
+crawl's stop, and every request runs under a clock the stop can cut, so once the crawl
+stops no request starts and none in flight lasts: they raise `CrawlStopped`, which is
+not a failure of the URL (it stays pending for the next run).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
-from crawler.deadline import DeadlineAdapter, deadline
+from crawler.deadline import CrawlStop, DeadlineAdapter, deadline
 from crawler.origins import AllowedOrigins, BadUrl
 from crawler.ratelimit import HostRateLimiter
 from crawler.robots import ROBOTS_MAX_BYTES, RobotsCache
@@ -110,6 +115,7 @@ class Fetcher:
     def __init__(self, config: CrawlerConfig, limiter: HostRateLimiter) -> None:
         self.config = config
         self.limiter = limiter
+        self.stop: CrawlStop = limiter.stop  # one stop for the waits and the requests
         self.robots = RobotsCache(
             config.user_agent,
             self._fetch_robots,
@@ -237,7 +243,7 @@ class Fetcher:
         host = host_of(url)
         self.limiter.acquire(host)
         self._count("requests")
-        with deadline(self.config.request_deadline) as clock:
+        with deadline(self.config.request_deadline, self.stop) as clock:
             try:
                 outcome = self._send(call)
                 if clock.expired:  # the shut-down socket read as a cut transfer
@@ -345,8 +351,7 @@ class Fetcher:
                 self._dead.add(host)
             self._note_failure(failure)
             raise failure
-        delay = self.config.backoff * (2**attempt)
-        self.limiter.defer(host, delay + random.uniform(0, delay))
+        self.limiter.defer(host, backoff_seconds(self.config.backoff, self.config.max_backoff, attempt))
 
     def _note_failure(self, failure: FetchError) -> None:
         if not self.first_failure:
@@ -368,6 +373,14 @@ class Fetcher:
         wait = reset_at - time.time() if reset_at > 1e9 else reset_at
         if 0 < wait <= self.config.max_retry_after:
             self.limiter.defer(host, wait)
+
+
+def backoff_seconds(backoff: float, max_backoff: float, attempt: int) -> float:
+    """`backoff` doubled per attempt plus up to as much again of jitter, never above `max_backoff`:
+    without the cap, `retries = 30` would put a worker to sleep for years. At the cap the waits
+    still spread over its upper half, so workers held together do not retry in step."""
+    delay = min(backoff * 2.0 ** min(attempt, 64), max_backoff / 2)
+    return delay + random.uniform(0, delay)
 
 
 def _check_target(url: str, allowed: AllowedOrigins) -> None:

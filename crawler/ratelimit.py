@@ -4,7 +4,8 @@ A request may start 1/rate seconds after the host's previous one started; the th
 that is awake when that moment comes claims it. Waiting happens outside the lock, so
 different hosts proceed in parallel while one host's requests start at least 1/rate
 seconds apart. A Retry-After or an exhausted X-RateLimit budget holds the host back
-for every thread at once.
+for every thread at once. Every wait sleeps on the crawl's stop, so a stopping crawl
+wakes its waiters at once instead of after the host's hold (which may be minutes).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import threading
 import time
 
+from crawler.deadline import CrawlStop
+
 
 class HostRateLimiter:
-    def __init__(self, default_rate: float) -> None:
+    def __init__(self, default_rate: float, stop: CrawlStop | None = None) -> None:
+        self.stop = stop or CrawlStop()
         self._default_rate = default_rate
         self._rates: dict[str, float] = {}
         self._last: dict[str, float] = {}  # when the host's latest request was let through
@@ -36,9 +40,11 @@ class HostRateLimiter:
 
         The slot is claimed only by a thread that is awake when it is due, and the next
         slot is counted from that moment: a thread that oversleeps (a busy CPU) delays
-        the following requests instead of letting them bunch up behind it.
+        the following requests instead of letting them bunch up behind it. Raises CrawlStopped
+        when the crawl stops, before or during the wait.
         """
         while True:
+            self.stop.check()
             with self._lock:
                 now = time.monotonic()
                 rate = self.rate(host)
@@ -51,7 +57,7 @@ class HostRateLimiter:
                     self._last[host] = now
                     return
                 delay = due - now
-            time.sleep(delay)
+            self.stop.sleep(delay)
 
     def defer(self, host: str, seconds: float) -> None:
         """No request to `host` before `seconds` from now (the server asked us to wait)."""

@@ -10,17 +10,28 @@ Tables:
   items   one row per (source, image URL): listing order, provenance, status
           (pending | stored | failed), failure reason, tries, resulting sha256.
   images  one row per distinct stored image (sha256): path, size, format.
+
+A JSON column that does not parse (a person's edit, a bad copy) costs only that row, named
+in one warning: a page is fetched again, an item's meta is taken again from its listing (its
+manifest row has `meta` {} until then). Text that is not UTF-8 is damage to the whole file
+(`pipeline.statedb`): one line, and the file is kept for a person to look at.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline import statedb
+
+log = logging.getLogger("crawler")
+BROKEN: Any = object()  # what `parse_json` returns for stored JSON that does not parse
+_said: set[tuple[str, str, int]] = set()  # (file, table, rowid) already warned about in this process
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
@@ -60,6 +71,14 @@ CREATE TABLE IF NOT EXISTS images (
 """
 
 
+def parse_json(text: str) -> Any:
+    """The stored JSON's value, or BROKEN (a nesting too deep for Python counts as broken too)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return BROKEN
+
+
 class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,17 +89,68 @@ class State:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._path = path
+        self._redo_meta = self._sweep_broken_json()
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def _unparsed(self, table: str, column: str, *also: str) -> list[tuple[Any, ...]]:
+        """Rows of `table` whose JSON `column` does not parse: (rowid, *also).
+
+        SQLite's json_valid picks the candidates without reading every row into Python (page results
+        are large); each is confirmed with Python's parser, so a row json.loads reads is never lost.
+        Reading a candidate's text also finds text that is not UTF-8, which stops the run as damage.
+        """
+        wanted = ", ".join(("rowid", column, *also))
+        shape = f"json_type({column}) <> 'object'" if table == "items" else "0"
+        try:
+            rows = self._conn.execute(
+                f"SELECT {wanted} FROM {table} WHERE CASE WHEN json_valid({column}) THEN {shape} ELSE 1 END"
+            ).fetchall()
+        except sqlite3.OperationalError:  # an SQLite built without JSON functions: read them all
+            rows = self._conn.execute(f"SELECT {wanted} FROM {table}").fetchall()
+        return [(row[0], *row[2:]) for row in rows if not _usable(table, parse_json(row[1]))]
+
+    def _sweep_broken_json(self) -> set[tuple[str, str]]:
+        """Say which stored JSON does not parse and arrange its redo; returns the items whose meta
+        the listing must write again (see the module docstring)."""
+        pages = self._unparsed("pages", "result")
+        if pages:
+            self._conn.executemany("DELETE FROM pages WHERE rowid = ?", [(rowid,) for (rowid,) in pages])
+            self._say(
+                "pages", [rowid for (rowid,) in pages], "result is not JSON", "each page is fetched again"
+            )
+        items = self._unparsed("items", "meta", "source", "url")
+        self._say(
+            "items",
+            [rowid for rowid, _, _ in items],
+            "meta is not a JSON object",
+            "each is taken again from its source's listing; until then its manifest row has meta {}",
+        )
+        return {(source, url) for _, source, url in items}
+
+    def _say(self, table: str, rowids: list[int], what: str, fix: str) -> None:
+        """One warning per table naming the file and the rows (once per process: State opens twice a run)."""
+        new = [rowid for rowid in rowids if (str(self._path), table, rowid) not in _said]
+        if not new:
+            return
+        _said.update((str(self._path), table, rowid) for rowid in new)
+        shown = ", ".join(str(rowid) for rowid in new[:10]) + (
+            f" and {len(new) - 10} more" if len(new) > 10 else ""
+        )
+        log.warning("%s: table %s, row id %s: the stored %s; %s", self._path, table, shown, what, fix)
 
     # ------------------------------------------------------------------ pages
 
     def page_result(self, key: str) -> Any | None:
         with self._lock:
             row = self._conn.execute("SELECT result FROM pages WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        result = parse_json(row[0])
+        return None if result is BROKEN else result  # fetched again, and saved over it
 
     def save_page(self, key: str, source: str, url: str, result: Any, visited_at: str) -> None:
         with self._lock:
@@ -100,6 +170,12 @@ class State:
                 "INSERT OR IGNORE INTO items (source, url, seq, site, page_url, meta, md5) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (source, url, seq, site, page_url, json.dumps(meta, ensure_ascii=False, sort_keys=True), md5),
             )
+            if (source, url) in self._redo_meta:  # its stored meta did not parse: write the listing's
+                self._redo_meta.discard((source, url))
+                fresh = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+                self._conn.execute(
+                    "UPDATE items SET meta = ? WHERE source = ? AND url = ?", (fresh, source, url)
+                )
             row = self._conn.execute(
                 "SELECT status, reason FROM items WHERE source = ? AND url = ?", (source, url)
             ).fetchone()
@@ -200,7 +276,7 @@ class State:
                 "url": url,
                 "page_url": page_url,
                 "fetched_at": fetched_at,
-                "meta": json.loads(meta),
+                "meta": _meta(meta),
             }
             grouped.setdefault(sha256, []).append(entry)
         return grouped
@@ -208,3 +284,14 @@ class State:
     def count_images(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+
+def _usable(table: str, value: Any) -> bool:
+    """Whether a parsed JSON column holds what its writer stores (an item's meta is always an object)."""
+    return value is not BROKEN and (table != "items" or isinstance(value, dict))
+
+
+def _meta(text: str) -> dict[str, Any]:
+    """An item's meta for the manifest; one that does not parse was named when the state was opened."""
+    value = parse_json(text)
+    return value if _usable("items", value) else {}

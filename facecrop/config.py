@@ -94,10 +94,8 @@ class FacecropConfig:
             (self.workers >= 0, "workers must be >= 0"),
             (0 <= self.thresholds.max_padding < 1, "thresholds.max_padding must be within 0..1"),
             (0.05 <= self.align_eye_distance <= 0.9, "align_eye_distance must be within 0.05..0.9"),
-            (
-                0 <= self.align_eye_x <= 1 and 0 <= self.align_eye_y <= 1,
-                "align_eye_x and align_eye_y must be within 0..1",
-            ),
+            (0 <= self.align_eye_x <= 1, "align_eye_x must be within 0..1"),
+            (0 <= self.align_eye_y <= 1, "align_eye_y must be within 0..1"),
             (0 <= self.align_max_tilt <= 90, "align_max_tilt must be within 0..90 degrees"),
             (
                 0 < self.align_min_eye_ratio < self.align_max_eye_ratio,

@@ -39,11 +39,30 @@ def damaged(exc: sqlite3.Error) -> bool:
     )
 
 
+def _unreadable(exc: UnicodeDecodeError) -> sqlite3.DatabaseError:
+    """SQLite's own error text quotes what it found (a table or index name from the schema); when those
+    bytes are not UTF-8 the sqlite3 module cannot even build its exception and raises a bare
+    UnicodeDecodeError instead. That can only be damage, so it is worded as damage, bytes escaped."""
+    found = bytes(exc.object[:160]).decode("utf-8", errors="backslashreplace")
+    return sqlite3.DatabaseError(f"damaged: {found}")
+
+
 def _check(db: sqlite3.Connection) -> None:
-    """Read every page once (`quick_check`): a truncated or garbled file fails here, not halfway through a run."""
-    result = db.execute("PRAGMA quick_check(1)").fetchone()
-    if result is None or result[0] != "ok":
-        found = " ".join(part for part in str(result[0] if result else "no answer").split() if part != "***")
+    """Read every page once (`quick_check`): a truncated or garbled file fails here, not halfway through a run.
+
+    Its answer is read as bytes: a damaged file's report may quote text that is not UTF-8, and the
+    check must end with its finding, whatever the bytes."""
+    factory = db.text_factory
+    db.text_factory = bytes
+    try:
+        row = db.execute("PRAGMA quick_check(1)").fetchone()
+    except UnicodeDecodeError as exc:
+        raise _unreadable(exc) from None
+    finally:
+        db.text_factory = factory
+    result = None if row is None else bytes(row[0]).decode("utf-8", errors="backslashreplace")
+    if result != "ok":
+        found = " ".join(part for part in (result or "no answer").split() if part != "***")
         raise sqlite3.DatabaseError(f"damaged: {found[:160]}")
 
 

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli import add_common_arguments
+from pipeline.cli import DEFAULT_CONFIG, add_common_arguments
 from pipeline.config import read_config
 from pipeline.errors import Interrupted, Locked, PipelineError
 from pipeline.layout import DEFAULT_RUNS_DIR
@@ -88,6 +88,12 @@ def add_sample_parser(commands: argparse._SubParsersAction) -> None:
         description="Write a grid of images from a checkpoint's EMA generator.",
     )
     add_output_arguments(sample, defaults=False)  # `-q sample` and `sample -q` both count
+    sample.add_argument(  # given before `sample` (the top level's) or after it: its [train] sample_max
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help=f"TOML config file whose [train] sample_max bounds --n (default: {DEFAULT_CONFIG}, if present)",
+    )
     sample.add_argument(
         "--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)"
     )
@@ -95,7 +101,7 @@ def add_sample_parser(commands: argparse._SubParsersAction) -> None:
         "--n",
         type=int,
         default=64,
-        help="number of images (default: 64); with --interpolate, a multiple of its STEPS",
+        help="number of images (default: 64; at most [train] sample_max); with --interpolate, a multiple of its STEPS",
     )
     sample.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default: grid.png)")
     sample.add_argument(
@@ -136,9 +142,20 @@ def sample_command(args: argparse.Namespace) -> int:
         args.interpolate,
         args.seed,
         pick_device(args.device),
+        limit=sample_config(args.config).sample_max,
     )
     logging.getLogger("train sample").info("wrote %d images to %s", count, args.out)
     return 0
+
+
+def sample_config(path: Path) -> TrainConfig:
+    """The [train] table `sample` obeys. Sampling needs no config, so the default file may be absent
+    (all defaults); a file named with --config must exist, as for every stage."""
+    from train.config import TrainConfig, load_train_config
+
+    if not path.is_file() and path == Path(DEFAULT_CONFIG):
+        return TrainConfig()
+    return load_train_config(read_config(path))
 
 
 # ---------------------------------------------------------------- python -m train

@@ -43,6 +43,7 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "collapse_every": (0, None, False, False),
     "collapse_samples": (2, None, False, False),  # a share of distinct hashes needs at least two
     "collapse_drop": (0.0, 1.0, True, True),
+    "sample_max": (1, None, False, False),
 }
 
 
@@ -103,6 +104,9 @@ class TrainConfig:
     collapse_samples: int = 256
     collapse_drop: float = 0.5
     tensorboard: bool = True
+    # `python -m train sample`: the most images one --n may ask for (memory is bounded at any count;
+    # the file and the time are not)
+    sample_max: int = 10_000
 
     def __post_init__(self) -> None:
         """Every number against its range: a value the types allow but the run cannot use (a negative or

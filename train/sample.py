@@ -2,17 +2,30 @@
 
 Truncation draws latents from a normal truncated to [-psi, psi] (the BigGAN/StyleGAN
 "truncation trick"): smaller psi trades variety for cleaner faces.
+
+Latents, images and the PNG are made `BATCH` images at a time and the grid is streamed to
+its file (pypng writes rows as they come) one row of images after another, so memory does not grow with `--n`; `--n` itself
+is bounded by `[train] sample_max`, because the file and the time still do.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import png
 import torch
 
+from pipeline import atomic
 from pipeline.config import ConfigError
 from train import checkpoint, images
 from train.models import Generator
+
+BATCH = 256  # images per generator call (a multiple of the plain grid's 8 columns)
+PLAIN_COLUMNS = 8
+PADDING = 2  # torchvision make_grid's, as the training grids use
 
 
 def load_generator(path: Path, device: torch.device) -> tuple[Generator, dict]:
@@ -51,27 +64,34 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
-def label_ids(payload: dict, label: str | None, n: int) -> torch.Tensor | None:
+def label_ids(payload: dict, label: str | None, n: int, start: int = 0) -> torch.Tensor | None:
+    """Labels of images `start .. start + n` (no label given: the checkpoint's classes in turn)."""
     vocab = payload["label_vocab"]
     if not vocab:
         if label is not None:
             raise ConfigError("--label needs a checkpoint trained with [train] conditional = true")
         return None
     if label is None:
-        return torch.arange(n) % len(vocab)
+        return torch.arange(start, start + n) % len(vocab)
     if label not in vocab:
         raise ConfigError(f"--label {label!r} is not one of this checkpoint's labels: {', '.join(vocab)}")
     return torch.full((n,), vocab.index(label), dtype=torch.long)
 
 
-def check_sample_counts(n: int, steps: int) -> None:
+def check_sample_counts(n: int, steps: int, limit: int | None = None) -> None:
     """--n is always the number of images written; --interpolate STEPS splits them into walks of STEPS.
 
     A count that does not split (`--n 4 --interpolate 10`) is refused rather than rounded: rounding
-    either way writes a number of images nobody asked for.
+    either way writes a number of images nobody asked for. `limit` is `[train] sample_max`: memory
+    stays bounded at any count, but a grid of a hundred million faces is a typo, not a request.
     """
     if n <= 0:
         raise ConfigError(f"--n must be > 0, got {n}")
+    if limit is not None and n > limit:
+        raise ConfigError(
+            f"--n {n} is more than [train] sample_max = {limit}; pass a smaller --n, or raise sample_max "
+            "in the [train] table of the config file"
+        )
     if steps < 0 or steps == 1:
         raise ConfigError(
             f"--interpolate STEPS must be >= 2 (images per walk; 0 = no interpolation), got {steps}"
@@ -85,6 +105,73 @@ def check_sample_counts(n: int, steps: int) -> None:
         )
 
 
+def latent_batches(
+    payload: dict,
+    n: int,
+    truncation: float | None,
+    label: str | None,
+    interpolate: int,
+    gen: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(latents, labels) for the grid in order, about BATCH images each; whole walks with --interpolate.
+
+    One batch draws exactly what drawing all at once would, so a grid of up to BATCH images (or walks
+    of up to BATCH images in all) is the one earlier versions drew for the same seed."""
+    nz = payload["model"]["nz"]
+    if not interpolate:
+        for start in range(0, n, BATCH):
+            count = min(BATCH, n - start)
+            yield latents(count, nz, truncation, gen), label_ids(payload, label, count, start)
+        return
+    walks, per_batch = n // interpolate, max(1, BATCH // interpolate)
+    t = torch.linspace(0, 1, interpolate)
+    for first in range(0, walks, per_batch):
+        rows = min(per_batch, walks - first)
+        a, b = latents(rows, nz, truncation, gen), latents(rows, nz, truncation, gen)
+        z = torch.stack([slerp(a, b, ti.expand(rows, 1)) for ti in t], dim=1).reshape(rows * interpolate, nz)
+        labels = label_ids(payload, label, rows, first)
+        yield z, None if labels is None else labels.repeat_interleave(interpolate)
+
+
+def grid_rows(batches: Iterator[torch.Tensor], n: int, nrow: int) -> tuple[int, int, Iterator[np.ndarray]]:
+    """The grid torchvision's make_grid draws (`nrow` columns, 2 px of white between and around, a
+    single image alone) as its width, its height and its pixel rows, made as they are written.
+
+    `batches` are uint8 NCHW images in grid order; only one row of images is held at a time."""
+    first = next(batches)
+    height, width = first.shape[2], first.shape[3]
+    columns, pad = min(nrow, n), 0 if n == 1 else PADDING
+    grid_w = columns * (width + pad) + pad
+    grid_h = -(-n // columns) * (height + pad) + pad
+    return grid_w, grid_h, _rows(itertools.chain([first], batches), columns, pad, grid_w)
+
+
+def _rows(batches: Iterator[torch.Tensor], columns: int, pad: int, grid_w: int) -> Iterator[np.ndarray]:
+    yield from (np.full(grid_w * 3, 255, np.uint8) for _ in range(pad))
+    pending: list[np.ndarray] = []
+    for batch in batches:
+        pending.extend(batch.permute(0, 2, 3, 1).numpy())
+        while len(pending) >= columns:
+            yield from _band(pending[:columns], pad, grid_w)
+            del pending[:columns]
+    if pending:
+        yield from _band(pending, pad, grid_w)
+
+
+def _band(tiles: list[np.ndarray], pad: int, grid_w: int) -> Iterator[np.ndarray]:
+    """One row of images with the white below and between them, as flat RGB pixel rows."""
+    height, width = tiles[0].shape[:2]
+    band = np.full((height + pad, grid_w, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        left = k * (width + pad) + pad
+        band[:height, left : left + width] = tile
+    yield from band.reshape(height + pad, grid_w * 3)
+
+
+def _part(labels: torch.Tensor | None, start: int, device: torch.device) -> torch.Tensor | None:
+    return None if labels is None else labels[start : start + BATCH].to(device)
+
+
 @torch.no_grad()
 def make_samples(
     ckpt: Path,
@@ -95,29 +182,25 @@ def make_samples(
     interpolate: int = 0,
     seed: int = 0,
     device: torch.device | None = None,
+    limit: int | None = None,
 ) -> int:
-    """Write the PNG grid of `n` images (`interpolate`: n / interpolate walks); returns how many it holds."""
-    check_sample_counts(n, interpolate)
+    """Write the PNG grid of `n` images (`interpolate`: n / interpolate walks); returns how many it holds.
+
+    `limit` is `[train] sample_max`. Every check runs before the file is opened (the counts before the
+    checkpoint is even read), so a refused request leaves no file behind."""
+    check_sample_counts(n, interpolate, limit)
+    if truncation is not None and truncation <= 0:
+        raise ConfigError(f"--truncation must be > 0, got {truncation}")
     device = device or torch.device("cpu")
     g, payload = load_generator(ckpt, device)
+    label_ids(payload, label, 0)  # an unknown label is refused before the file is opened
     gen = torch.Generator().manual_seed(seed)
-    nz = payload["model"]["nz"]
-    if interpolate:
-        rows = n // interpolate
-        a, b = latents(rows, nz, truncation, gen), latents(rows, nz, truncation, gen)
-        t = torch.linspace(0, 1, interpolate)
-        z = torch.stack([slerp(a, b, ti.expand(rows, 1)) for ti in t], dim=1).reshape(rows * interpolate, nz)
-        labels = label_ids(payload, label, rows)
-        labels = None if labels is None else labels.repeat_interleave(interpolate)
-        nrow = interpolate
-    else:
-        z = latents(n, nz, truncation, gen)
-        labels = label_ids(payload, label, n)
-        nrow = 8
-    outs = []
-    for start in range(0, z.shape[0], 256):
-        lab = None if labels is None else labels[start : start + 256].to(device)
-        outs.append(g(z[start : start + 256].to(device), lab).cpu())
-    grid = torch.cat(outs)
-    images.save_grid(grid, out, nrow=nrow)
-    return grid.shape[0]
+    batches = (
+        images.to_uint8(g(z[start : start + BATCH].to(device), _part(labels, start, device)).cpu())
+        for z, labels in latent_batches(payload, n, truncation, label, interpolate, gen)
+        for start in range(0, z.shape[0], BATCH)
+    )
+    width, height, rows = grid_rows(batches, n, interpolate or PLAIN_COLUMNS)
+    with atomic.atomic_open(out, "wb") as fh:
+        png.Writer(width, height, greyscale=False, bitdepth=8, compression=6).write(fh, rows)
+    return n

@@ -67,7 +67,9 @@ class Site:
     default_rate: ClassVar[float | None] = None  # a site-documented limit stricter than rate_per_host
     cdn_hosts: ClassVar[tuple[str, ...]] = ()  # where the site's own image files live
     # Said when every listing page answered but none could be read (exit 6).
-    changed_hint: ClassVar[str] = "the site's API answers in a shape this crawler does not read; it needs an update"
+    changed_hint: ClassVar[str] = (
+        "the site's API answers in a shape this crawler does not read; it needs an update"
+    )
 
     def __init__(self, source: Any, fetcher: Fetcher, pages: PageCache) -> None:
         self.source = source

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from crawler.fetcher import host_of
-from crawler.origins import AllowedOrigins
+from crawler.origins import AllowedOrigins, BadUrl, origin_of
 from crawler.sites.base import Item, Site, SourceBase
 
 
@@ -44,6 +44,23 @@ class Urls(Site):
             ) from exc
         if b"\x00" in data:
             raise ValueError(f"urls source: {self.source.file} is a binary file, not a text file of URLs")
+        self._check_some_url()
+
+    def _check_some_url(self) -> None:
+        """At least one line must be a fetchable URL; otherwise name the first line and what is wrong with it."""
+        first: tuple[int, BadUrl] | None = None
+        for number, url in self._lines():
+            try:
+                origin_of(url)
+                return
+            except BadUrl as exc:
+                first = first or (number, exc)
+        if first is not None:
+            number, exc = first
+            raise ValueError(
+                f"urls source: no line of {self.source.file} is an http(s) URL; "
+                f"{self.source.file}:{number}: {exc}"
+            )
 
     def _lines(self) -> list[tuple[int, str]]:
         if self._lines_cache is not None:
