@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from crawler.config import load_settings
-from crawler.engine import CrawlReport, SourceUnusable, crawl
+from crawler.engine import CrawlReport, SourceUnusable, crawl, stragglers
 from crawler.state import State
 from crawler.store import check_store
 from pipeline.cli import add_common_arguments
 from pipeline.config import read_config
-from pipeline.errors import ConfigError, SiteChanged, SiteUnreachable
+from pipeline.errors import ConfigError, Interrupted, SiteChanged, SiteUnreachable
 from pipeline.layout import Layout
 from pipeline.runner import (
     add_output_arguments,
@@ -50,13 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     add_wait_argument(parser)
     args = parser.parse_args(argv)
     configure_logging(args, "crawler")
-    return run_stage(
+    code = run_stage(
         "crawler",
         lambda: run(args),
         interrupted="interrupted; the manifest is up to date, re-run to finish",
         data=args.data,
         wait=args.wait,
     )
+    if code == Interrupted.exit_code and stragglers():
+        # A download thread still inside a TCP connect would hold the interpreter's exit until
+        # connect_timeout. Everything is saved and the lock is the kernel's to release: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -35,6 +36,9 @@ from crawler.sites.base import Item, Site, obeys_robots
 from crawler.state import State
 from pipeline import atomic
 from pipeline.layout import Layout
+
+# After a stop, how long the crawl waits for a download thread stuck in a TCP connect (seconds).
+STOP_GRACE = 2.0
 
 
 class SourceUnusable(RuntimeError):
@@ -234,9 +238,27 @@ def _crawl_source(
         site.fetcher.stop.set()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        stopping = site.fetcher.stop.is_set()
+        pool.shutdown(wait=not stopping, cancel_futures=True)
+        if stopping:
+            join_workers(f"crawl-{site.kind}", STOP_GRACE)
         bar.close()
     report.counts["listed"] += len(seen)
+
+
+def join_workers(prefix: str, seconds: float) -> None:
+    """Wait up to `seconds` for this source's download threads after a stop. A stop cuts every read,
+    but a TCP connect still in progress cannot be cut and would run to `connect_timeout`; such a
+    thread holds nothing the manifest needs (its URL stays pending), so the crawl does not wait for
+    it, and the CLI ends the process without it (`stragglers`)."""
+    deadline = time.monotonic() + seconds
+    for thread in stragglers(prefix):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def stragglers(prefix: str = "crawl-") -> list[threading.Thread]:
+    """Download threads still alive (after a stop: blocked in a connect)."""
+    return [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
 
 
 def _known_outcome(status: str, reason: str | None, retry_failed: bool) -> str | None:

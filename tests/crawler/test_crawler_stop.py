@@ -9,7 +9,9 @@ and no request started after the signal.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -185,3 +187,36 @@ def test_duration_settings_out_of_range_are_one_line_config_errors(
     assert result.returncode == 2, result.stderr
     assert named in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_sigterm_during_a_tcp_connect_exits_130_with_manifest(small_images, write_config, tmp_path):
+    """A host whose accept queue is full drops the SYN, so connect() blocks until connect_timeout (30 s
+    here) and no read can be cut: the crawl does not wait for that thread. The listener is on
+    127.0.0.1 with a backlog of 0, filled by two connections this test makes and never accepts."""
+    good = HostileServer({"/good.jpg": image(small_images[0])})
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(listener.getsockname())
+        fillers.append(filler)
+    try:
+        port = listener.getsockname()[1]
+        (tmp_path / "urls.txt").write_text(f"{good.url('/good.jpg')}\nhttp://127.0.0.1:{port}/stuck.jpg\n")
+        config = write_config(
+            [{"kind": "urls", "file": "urls.txt"}], {"workers": 1, "connect_timeout": 30.0, "retries": 0}
+        )
+        data = tmp_path / "data"
+        process = start_crawler(config, data)
+        wait_for(process, lambda: stored_files(data) == 1, time.monotonic())
+        code, stderr = stop(process, signal.SIGTERM)
+        manifest = assert_stopped_cleanly(code, stderr, data)
+        assert [row["url"] for row in manifest] == [good.url("/good.jpg")]
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+        good.stop()
