@@ -24,7 +24,7 @@ help:
 	@echo "make review    the local review app: click to promote/demote crops and split clusters (prints its URL)"
 	@echo "make export    the shard as FORMAT=imagefolder|webdataset|parquet in OUT=$(DATA)/export/FORMAT"
 	@echo "make bench     benchmarks against each stage's baseline"
-	@echo "make bench-gpu the one GPU check on a CUDA machine's own python (README, GPU notes)"
+	@echo "make bench-gpu the one GPU check on a CUDA machine's own python (docs/gpu.md)"
 	@echo "make test      lint + format check + pip check + the test suite"
 
 $(STAMP): pyproject.toml
@@ -45,7 +45,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pip check
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest --durations=10 $(ARGS)
 
 crawl: $(STAMP)
 	$(BIN)/animefaces crawl $(STAGE_ARGS) $(ARGS)
@@ -59,7 +59,7 @@ dedup: $(STAMP)
 dataset: $(STAMP)
 	$(BIN)/animefaces dataset $(STAGE_ARGS)
 
-# The shard for other tools (README, "Exports"); parquet needs pyarrow, in the `export` extra.
+# The shard for other tools (docs/dedup.md, "Exports"); parquet needs pyarrow, in the `export` extra.
 FORMAT ?= imagefolder
 OUT    ?= $(DATA)/export/$(FORMAT)
 export: $(STAMP)
@@ -81,7 +81,7 @@ review: $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/animefaces bench $(STAGE_ARGS) $(ARGS)
 
-# The prepared GPU check (README, "GPU check"). It needs no venv and no registry: GPU_PYTHON is the first of
+# The prepared GPU check (docs/gpu.md). It needs no venv and no registry: GPU_PYTHON is the first of
 # python3 and the venv's python whose torch sees a CUDA GPU (else python3), run with this checkout on PYTHONPATH.
 .PHONY: bench-gpu
 GPU_PYTHON ?= $(firstword $(foreach p,$(PYTHON) $(BIN)/python,$(shell $(p) -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1 && echo $(p))) $(PYTHON))

@@ -313,7 +313,7 @@ def drawn_face(
 
 
 def synthetic_grid(out: Path, count: int = 12, seed: int = 7) -> Path:
-    """Box crop | aligned crop for drawn faces with known eyes, with the target eye line marked: the README figure."""
+    """Box crop | aligned crop for drawn faces with known eyes, with the target eye line marked: the docs/facecrop.md figure."""
     from facecrop import align, geometry
     from facecrop.config import FacecropConfig
 

@@ -69,15 +69,13 @@ print(saved)
 
 # Our decode + detection (upright and turned passes) and nothing else, in the same kind of pool as a real run.
 LIMIT_SCRIPT = """
-import concurrent.futures as cf, multiprocessing, sys
+import sys
 from bench import bench_facecrop as b
 from facecrop.config import FacecropConfig
-from facecrop.run import worker_count
+from pipeline.pool import process_pool, worker_count
 
-context = multiprocessing.get_context("forkserver")
-context.set_forkserver_preload(["facecrop.worker"])
-workers = worker_count(FacecropConfig())
-with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=b.limit_init, initargs=(sys.argv[1],)) as pool:
+workers = worker_count(FacecropConfig().workers)
+with process_pool(workers, ["facecrop.worker"], b.limit_init, (sys.argv[1],)) as pool:
     print(sum(pool.map(b.limit_job, sys.argv[2:], chunksize=1)))
 """
 _LIMIT: dict = {}

@@ -4,7 +4,7 @@ The DATA is generated (PIL-drawn faces, no shared art), in facecrop's and dedup'
 `crops/manifest.jsonl` with 70% accepted and the rest spread over the reject reasons, crop PNGs
 hard-linked from a small pool (so 100,000 files cost seconds, not gigabytes), a raw manifest,
 and `faces64/manifest.jsonl` with duplicate clusters of 3-5 (about one in thirty kept faces). The same
-generator makes the README's screenshots (tests/review), so they show no third-party art.
+generator makes docs/review.md's screenshots (tests/review), so they show no third-party art.
 
 Measured, each over HTTP against the real server in this process:
 - start: indexing the manifests (once per start, and again only when facecrop rewrites them);

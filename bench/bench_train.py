@@ -28,7 +28,7 @@ BATCH = 64
 WARMUP = 2
 STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", "4"))
 ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", "3"))
-QUALITY_STEPS = int(os.environ.get("BENCH_QUALITY_STEPS", "400"))  # past the EMA warm-up lag (README)
+QUALITY_STEPS = int(os.environ.get("BENCH_QUALITY_STEPS", "400"))  # past the EMA warm-up lag (docs/train.md)
 QUALITY_FID = int(os.environ.get("BENCH_QUALITY_FID", "256"))
 QUALITY_WIDTH = int(os.environ.get("BENCH_QUALITY_WIDTH", "32"))
 
@@ -128,13 +128,14 @@ class ExampleLoop:
         err_g.backward()
         d_g_z2 = output.mean().item()
         self.opt_g.step()
+        # the example prints these
         _ = (
             err_d_real.item() + err_d_fake.item(),
             err_g.item(),
             d_x,
             d_g_z1,
             d_g_z2,
-        )  # the example prints these
+        )
 
     @torch.no_grad()
     def images(self, z: torch.Tensor) -> torch.Tensor:

@@ -72,9 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if Layout(args.data).crawl_state.is_file():
         state = State(Layout(args.data).crawl_state)
         try:
-            check_store(
-                state, args.data, verify=args.verify
-            )  # damaged images become pending: this crawl refetches
+            # damaged images become pending: this crawl refetches
+            check_store(state, args.data, verify=args.verify)
         finally:
             state.close()
     try:

@@ -1,6 +1,6 @@
 """The crawler's settings: `[crawler]` here, each `[[sources]]` table by its site's `Config`.
 
-Every key has a default (documented in README.md, "Crawling") and `pipeline.config.build`
+Every key has a default (documented in docs/crawler.md) and `pipeline.config.build`
 rejects unknown keys, so a typo in dataset.toml fails loudly instead of doing nothing.
 Relative paths in `folder`/`urls` sources are resolved against the config file's folder,
 so a config means the same thing whatever directory `make` runs from.
@@ -17,7 +17,8 @@ from typing import Any
 
 from crawler.sites import SITES
 from crawler.sites.base import SourceBase
-from pipeline.config import ConfigError, build, section
+from pipeline.config import build, section
+from pipeline.errors import ConfigError
 
 # Every duration setting, in seconds, and whether 0 is allowed. A wait of 0 is meaningless for a
 # timeout, a deadline, a backoff or a checkpoint; for max_retry_after and max_crawl_delay 0 means
@@ -101,7 +102,7 @@ def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
     tables = config.get("sources", [])
     if not tables:
         raise ConfigError(
-            f"{config_path}: no [[sources]] configured; add at least one (see README.md, section Crawling)"
+            f"{config_path}: no [[sources]] configured; add at least one (see docs/crawler.md, Sources)"
         )
     sources = []
     for index, table in enumerate(tables, start=1):

@@ -110,7 +110,7 @@ class PageCache:
                 raise SourceStopped(
                     "robots_disallowed",
                     f"robots.txt disallows {url} ({self.fetcher.robots.rule_for(url)}); this source is skipped. If the site's terms "
-                    f"allow API clients, set obey_robots = false in this [[sources]] table (README, Crawling).",
+                    f"allow API clients, set obey_robots = false in this [[sources]] table (docs/crawler.md, robots.txt).",
                 ) from exc
             self.unanswered += 1
             self._failed(url, exc.reason, exc.detail)

@@ -111,40 +111,6 @@ def dedup(args: argparse.Namespace, log: logging.Logger) -> int:
     return 0
 
 
-def export_parser() -> argparse.ArgumentParser:
-    from dedup.export import DEFAULT_ROW_GROUP, DEFAULT_SAMPLES_PER_SHARD, FORMATS
-
-    parser = argparse.ArgumentParser(
-        prog="python -m dedup export",
-        description="Write the shard, its metadata and its dataset card in a format other tools read.",
-    )
-    parser.add_argument(
-        "--format",
-        required=True,
-        choices=FORMATS,
-        help="imagefolder (datasets), webdataset (tar shards) or parquet (pyarrow)",
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, help="folder to write (new, empty, or an earlier export)"
-    )
-    parser.add_argument(
-        "--samples-per-shard",
-        type=int,
-        default=DEFAULT_SAMPLES_PER_SHARD,
-        help=f"webdataset: samples per tar (default {DEFAULT_SAMPLES_PER_SHARD})",
-    )
-    parser.add_argument(
-        "--row-group-size",
-        type=int,
-        default=DEFAULT_ROW_GROUP,
-        help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})",
-    )
-    add_common_arguments(parser)
-    add_output_arguments(parser)
-    add_wait_argument(parser)
-    return parser
-
-
 def export(args: argparse.Namespace, log: logging.Logger) -> int:
     import time
 
@@ -156,9 +122,8 @@ def export(args: argparse.Namespace, log: logging.Logger) -> int:
     started = time.perf_counter()
     from pipeline.shard import open_shard
 
-    open_shard(
-        layout.data, verify=False
-    )  # a missing or unfinished shard is exit 4 before anything is written
+    # a missing or unfinished shard is exit 4 before anything is written
+    open_shard(layout.data, verify=False)
     if not card_matches_shard(layout):  # written by dedup with the shard; only an older DATA lacks it
         write_card(layout, CardInputs(Path(args.config), str(args.data)))
     result = export(layout, options, progress=show_progress(args))

@@ -24,12 +24,13 @@ import cv2
 import numpy as np
 
 from pipeline import atomic, shard
-from pipeline.config import ConfigError, read_config
+from pipeline.config import read_config
 from pipeline.decisions import read_dedup_decisions, read_overrides
+from pipeline.errors import ConfigError
 from pipeline.layout import Layout
 from pipeline.manifests import CropRow, FaceRow, RawImage, read_rows
 
-# The licence or terms note per source kind, from the README's crawler section and its licensing note.
+# The licence or terms note per source kind, from docs/crawler.md and the README's licensing note.
 THIRD_PARTY = (
     "The images are third-party artwork owned by their artists and publishers: use this dataset "
     "for research and do not redistribute the images."
@@ -202,7 +203,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, grid_name: str | None) -> str:
-    """The card's Markdown: a Hub-style YAML header, then the sections the README lists."""
+    """The card's Markdown: a Hub-style YAML header, then the sections docs/dedup.md lists."""
     s, count = stats["shard"], stats["shard"]["count"] or 0
     side = (s["shape"] or [0, 64])[1]
     size_category = (

@@ -1,6 +1,6 @@
-"""The `[dedup]` section: every knob of the stage, with the defaults the README documents.
+"""The `[dedup]` section: every knob of the stage, with the defaults docs/dedup.md documents.
 
-The defaults were chosen on the shared getchu/mlds faces (see README.md, "dedup"): a 64-bit pHash
+The defaults were chosen on the shared getchu/mlds faces (see docs/dedup.md): a 64-bit pHash
 at distance <= 4 catches every JPEG re-encode (q 50-95) and every down/up-scale, while the
 closest genuinely different faces sit at 6 or more. Changing a hashing knob forces a re-hash,
 changing a matching knob forces a re-search; both are detected from these values.

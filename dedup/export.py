@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from pipeline import atomic, shard
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.layout import Layout
+from pipeline.layout import SHARD_NAME, Layout
 from pipeline.manifests import CropRow, read_rows
 
 FORMATS = ("imagefolder", "webdataset", "parquet")
@@ -248,17 +248,22 @@ def _hf_feature(kind: Any) -> Any:
 
 def plan_parquet(corpus: Corpus, group: int) -> list[Planned]:
     key = _key("parquet", group, corpus.pixel_keys, corpus.rows)
-    return [Planned("faces64.parquet", key, lambda p: _write_with(p, lambda fh: _parquet(corpus, group, fh)))]
+    return [
+        Planned(
+            f"{SHARD_NAME}.parquet", key, lambda p: _write_with(p, lambda fh: _parquet(corpus, group, fh))
+        )
+    ]
 
 
 def plan_card(layout: Layout) -> list[Planned]:
     """The dataset card (also as README.md) and its grid, copied byte for byte."""
     planned = []
+    # README.md: where a dataset hub looks for the card
     copies = (
         (layout.shard_card, layout.shard_card.name),
         (layout.shard_samples, layout.shard_samples.name),
         (layout.shard_card, "README.md"),
-    )  # README.md: where a dataset hub looks for the card
+    )
     for source, name in copies:
         if source.is_file():
             planned.append(

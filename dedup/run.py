@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pipeline.decisions import read_dedup_decisions
 from pipeline.layout import Layout
 from pipeline.manifests import CropRow
 from pipeline.phash import hex_to_words
+from pipeline.pool import worker_count as pool_size
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def fingerprint_all(
 
 
 def worker_count(cfg: DedupConfig) -> int:
-    return cfg.workers or os.cpu_count() or 1
+    return pool_size(cfg.workers)
 
 
 def search_new(prints: dict[str, dict], cfg: DedupConfig, state: State) -> tuple[int, int, int]:

@@ -1,6 +1,6 @@
 """The `[facecrop]` table of dataset.toml as dataclasses with measured defaults.
 
-Defaults come from measurements on ../shared/testdata (see README.md, "facecrop"). Every
+Defaults come from measurements on ../shared/testdata (see docs/facecrop.md). Every
 setting that changes what detection, cropping or measuring produce goes into `fingerprint`,
 so a re-run re-reads exactly the images whose result could differ and nothing else.
 """
@@ -37,7 +37,7 @@ class Thresholds:
 
 @dataclasses.dataclass(frozen=True)
 class FacecropConfig:
-    """Everything `python -m facecrop` can be told; see README.md, "facecrop", for why each default."""
+    """Everything `python -m facecrop` can be told; see docs/facecrop.md for why each default."""
 
     scale_factor: float = 1.1
     min_neighbors: int = 5

@@ -132,7 +132,7 @@ def detect_rotated(
 
     The turned copy keeps the image's own frame (turned about its centre): the corners that turn
     out of it hold faces the clipped rule would mostly reject, and a frame grown to hold them
-    would cost half as much again (measured: README.md, "How faces are found").
+    would cost half as much again (measured: docs/facecrop.md, "How faces are found").
     """
     height, width = small.shape[:2]
     m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)

@@ -11,8 +11,6 @@ import collections
 import concurrent.futures as cf
 import dataclasses
 import logging
-import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +23,7 @@ from facecrop import decide, manifest, rejects_page, worker
 from facecrop.config import FacecropConfig
 from facecrop.sources import Sources, read_sources
 from facecrop.state import State
-from pipeline import atomic, lifeline
+from pipeline import atomic, pool
 from pipeline.decisions import read_overrides
 from pipeline.digest import file_digest
 from pipeline.layout import Layout
@@ -86,11 +84,8 @@ def _pool_run(
     crash inside OpenCV or animeface), the jobs that were in flight then; jobs never
     submitted are neither, so the caller re-queues them.
     """
-    # Not "fork": a process that already ran OpenCV's thread pool (a caller, the benchmark)
-    # hangs its forked children in cv2.setNumThreads. The fork server is a fresh process
-    # that imports the worker's modules once; workers are then cheap forks of it.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["facecrop.worker"])
+    # Forkserver workers (`pipeline.pool`): a process that already ran OpenCV's thread pool (a
+    # caller, the benchmark) hangs its forked children in cv2.setNumThreads.
     completed: set[str] = set()
     in_flight: dict[cf.Future, worker.Job] = {}
 
@@ -99,16 +94,10 @@ def _pool_run(
         completed.add(in_flight.pop(future).sha256)
 
     try:
-        # The workers end with this process, even when it is killed with -9 (`pipeline.lifeline`).
-        with cf.ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=lifeline.init_worker,
-            initargs=(os.getpid(), worker.init, *initargs, 1),
-        ) as pool:
+        with pool.process_pool(workers, ["facecrop.worker"], worker.init, (*initargs, 1)) as executor:
             try:
                 for job in jobs:
-                    in_flight[pool.submit(task, job)] = job
+                    in_flight[executor.submit(task, job)] = job
                     if len(in_flight) >= workers * 4:
                         done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
                         for future in done:
@@ -116,7 +105,7 @@ def _pool_run(
                 for future in cf.as_completed(list(in_flight)):
                     collect(future)
             except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)  # let started images finish, drop the rest
+                executor.shutdown(wait=True, cancel_futures=True)  # let started images finish, drop the rest
                 raise
     except BrokenProcessPool:
         suspects = []
@@ -156,7 +145,7 @@ def run_pooled(jobs: list[worker.Job], workers: int, initargs: tuple, finished, 
 
 
 def worker_count(config: FacecropConfig) -> int:
-    return config.workers or os.cpu_count() or 1
+    return pool.worker_count(config.workers)
 
 
 def execute(

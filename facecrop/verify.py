@@ -2,7 +2,7 @@
 
 animeface is resolution-sensitive: measured on ../shared/testdata, the box with 25% context
 resized to 112 px confirmed all 104 true boxes on full/ and none of the 2 false boxes on
-negative/ at about a fifth of the cost of the 50%/192 px setting (see README.md, "facecrop").
+negative/ at about a fifth of the cost of the 50%/192 px setting (see docs/facecrop.md).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def verify_views(
     """The most confident of several looks at one box, each with its own margin of context.
 
     animeface misses some true faces in one framing and confirms them in another (measured on
-    ../shared/facebench: see README.md, "How faces are found"). A later look is taken only while
+    ../shared/facebench: see docs/facecrop.md, "How faces are found"). A later look is taken only while
     no look is certain (likelihood 1.0), so the result is the maximum over every look and a
     stored likelihood can be re-thresholded without the image.
     """

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.errors import ConfigError  # re-exported: every stage's config imports it from here
+from pipeline.errors import ConfigError
 
 KNOWN_SECTIONS = ("crawler", "sources", "facecrop", "dedup", "train")
 

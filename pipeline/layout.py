@@ -174,6 +174,55 @@ class Layout:
         return (self.dedup_dir, self.faces_dir, self.shards_dir)
 
 
-def run_dir(runs_dir: str | Path, name: str) -> Path:
-    """runs/NAME/: one training run's checkpoints, samples and metrics (outside DATA)."""
-    return Path(runs_dir) / name
+@dataclasses.dataclass(frozen=True)
+class RunLayout:
+    """runs/NAME/: one training run's checkpoints, samples and metrics (outside DATA), named once here
+    for the trainer, `train sample`, the benchmarks and the tests."""
+
+    dir: Path
+
+    @classmethod
+    def of(cls, runs_dir: str | Path, name: str) -> RunLayout:
+        return cls(Path(runs_dir) / name)
+
+    @property
+    def last(self) -> Path:
+        """The newest checkpoint, what a re-run resumes from."""
+        return self.dir / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        """The checkpoint with the best FID so far."""
+        return self.dir / "best.pt"
+
+    def checkpoint(self, name: str) -> Path:
+        return self.dir / name
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.dir / "samples"
+
+    def sample_grid(self, step: int) -> Path:
+        return self.samples_dir / f"step_{step:07d}.png"
+
+    @property
+    def real_grid(self) -> Path:
+        """A grid of training images, beside the samples for comparison."""
+        return self.samples_dir / "real.png"
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.dir / "loss_curve.png"
+
+    @property
+    def fid_reference(self) -> Path:
+        """Inception statistics of the shard's real faces, cached per shard sha256."""
+        return self.dir / "fid_ref.npz"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.dir / "tensorboard"

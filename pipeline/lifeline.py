@@ -3,8 +3,8 @@
 A pool's workers come from a forkserver, so their parent is the forkserver, not the stage, and
 each holds both ends of the pool's queues and the forkserver's "alive" pipe: when only the
 stage's main process is killed, no worker ever sees an end of file, the forkserver waits for
-them and the resource tracker for all of them (issue 14 measured 280 MB held for over 100 s,
-on every kill). So every worker watches the stage's main process itself: a thread blocks on a
+them and the resource tracker for all of them (measured: 280 MB held for over 100 s on
+every kill). So every worker watches the stage's main process itself: a thread blocks on a
 pidfd of that process (Linux 5.3+; polled once a second elsewhere) and ends the worker the
 moment it exits. The workers gone, the forkserver and the resource tracker see their pipes
 close and exit on their own. PR_SET_PDEATHSIG also ends a worker whose forkserver dies.

@@ -133,9 +133,8 @@ def test_overrides_last_row_wins_and_bad_rows_are_skipped_with_file_and_line(tmp
         latest = decisions.read_overrides(tmp_path)
     assert latest["a_1_2_3_4"].action == "promote" and latest["a_1_2_3_4"].reason is None
     assert latest["b_1_2_3_4"] == decisions.Decision("b_1_2_3_4", "demote", "manual", latest["b_1_2_3_4"].at)
-    assert (
-        latest["c_1_2_3_4"].action == "demote" and latest["c_1_2_3_4"].reason == "manual"
-    )  # the demotion stands
+    # the demotion stands
+    assert latest["c_1_2_3_4"].action == "demote" and latest["c_1_2_3_4"].reason == "manual"
     warned = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"{log}:3: ") and "explode" in m for m in warned), warned
     assert any(m.startswith(f"{log}:4: ") and "'id'" in m for m in warned), warned
@@ -154,9 +153,8 @@ def test_dedup_decisions_log_round_trip(tmp_path: Path) -> None:
     decisions.record_dedup_decision(tmp_path, "a_0_0_9_9", "keep")
     latest = decisions.read_dedup_decisions(tmp_path)
     assert {k: v.action for k, v in latest.items()} == {"a_0_0_9_9": "keep", "b_0_0_9_9": "keep"}
-    assert (
-        len(Layout(tmp_path).dedup_decisions_log.read_text().splitlines()) == 3
-    )  # appended, never rewritten
+    # appended, never rewritten
+    assert len(Layout(tmp_path).dedup_decisions_log.read_text().splitlines()) == 3
     with pytest.raises(decisions.BadDecision):
         decisions.record_dedup_decision(tmp_path, "a_0_0_9_9", "promote")
 

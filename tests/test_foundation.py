@@ -18,7 +18,8 @@ import pytest
 
 from facecrop.cascade import CASCADE_NAME, CASCADE_SHA256, CascadeError, load_cascade, resolve_cascade
 from pipeline import atomic
-from pipeline.config import ConfigError, build, read_config
+from pipeline.config import build, read_config
+from pipeline.errors import ConfigError
 
 STAGES = ("crawler", "facecrop", "dedup", "train")
 

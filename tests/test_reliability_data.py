@@ -1,4 +1,4 @@
-"""Damaged DATA: each class of fault from issue 14 against a real DATA, through the real CLI.
+"""Damaged DATA: each class of data fault against a real DATA, through the real CLI.
 
 One DATA is built once by the real stages (crawler -> facecrop -> dedup over four shared images);
 each test copies it, damages the copy the way a disk, a person or a second run would, and runs a

@@ -1,4 +1,4 @@
-"""kill -9 of only a stage's main process leaves none of its processes behind (issue 14, item 13).
+"""kill -9 of only a stage's main process leaves none of its processes behind.
 
 facecrop and dedup run their work in a forkserver's worker processes. Before, killing just the
 main process left the forkserver, the workers and the resource tracker alive for minutes; now

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline.cli import DEFAULT_CONFIG, add_common_arguments
 from pipeline.config import read_config
 from pipeline.errors import Interrupted, Locked, PipelineError
-from pipeline.layout import DEFAULT_RUNS_DIR
+from pipeline.layout import DEFAULT_RUNS_DIR, RunLayout
 from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
 
@@ -178,9 +178,8 @@ def train_command(args: argparse.Namespace) -> int:
             announce(trainer, target)
             if target and trainer.step >= target:
                 return finished_already(trainer, args.fid)
-            final_fid = bool(target) and wants_final_fid(
-                args.fid, cfg, rt, target - trainer.step
-            )  # 0: no end
+            # 0: no end
+            final_fid = bool(target) and wants_final_fid(args.fid, cfg, rt, target - trainer.step)
             result = trainer.fit(target, final_fid=final_fid)
     finally:
         distributed.shutdown(ctx)
@@ -188,7 +187,7 @@ def train_command(args: argparse.Namespace) -> int:
         report(result, run_dir)  # printed with -q too, as every stage's closing summary
     if result.interrupted:
         raise Interrupted(
-            f"interrupted at step {result.step}; {run_dir / 'last.pt'} is saved, re-run the same "
+            f"interrupted at step {result.step}; {RunLayout(run_dir).last} is saved, re-run the same "
             "command to continue"
         )
     return 0
@@ -286,9 +285,8 @@ def build_trainer(
     """Models and optimizers, restored from the run's last.pt when there is one."""
     from train.loop import Trainer, load_resume
 
-    trainer = Trainer(
-        cfg, shard, rt, ctx, run_dir, progress=progress
-    )  # conditional: reads labels (ShardError)
+    # conditional: reads labels (ShardError)
+    trainer = Trainer(cfg, shard, rt, ctx, run_dir, progress=progress)
     payload = load_resume(run_dir)
     if payload is not None:
         trainer.restore(payload)
@@ -328,7 +326,7 @@ def finished_already(trainer: Trainer, fid: bool | None) -> int:
     score = trainer.compute_fid()
     log.info(
         "FID of %s at step %d: %.2f (KID %.4f); %s",
-        trainer.run_dir / "last.pt",
+        trainer.files.last,
         trainer.step,
         score.fid,
         score.kid,
@@ -373,7 +371,7 @@ def report(result: FitResult, run_dir: Path) -> None:
             if result.best_fid is None
             else f"{result.best_fid:.2f} ({result.best_step})",
             "collapse alarms": result.collapse_alarms,
-            "checkpoint": str(run_dir / "last.pt"),
+            "checkpoint": str(RunLayout(run_dir).last),
             "time (s)": {name: round(seconds, 1) for name, seconds in result.times.items()},
             "after the last step (s)": round(result.after_last_step, 1),
         },

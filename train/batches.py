@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 
 
 class DeviceBatches:

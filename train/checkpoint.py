@@ -29,6 +29,7 @@ import torch
 
 from pipeline import atomic
 from pipeline.errors import InputMissing, PipelineError
+from pipeline.layout import RunLayout
 
 log = logging.getLogger("train")
 
@@ -247,9 +248,10 @@ def _fix(path: Path) -> str:
     Resuming silently from best.pt would throw away the steps since it and overwrite the evidence,
     so the line names the choice (and the step best.pt would resume from) and leaves it to a person.
     """
-    if path.name != "last.pt":
+    run = RunLayout(path.parent)
+    if path.name != run.last.name:
         return "use another checkpoint of the run (its last.pt), or retrain"
-    best = path.with_name("best.pt")
+    best = run.best
     step = None
     if best.is_file():
         try:

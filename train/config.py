@@ -1,4 +1,4 @@
-"""The `[train]` section of dataset.toml as a dataclass; every default here is documented in README.md, "train".
+"""The `[train]` section of dataset.toml as a dataclass; every default here is documented in docs/train.md.
 
 Model-shape keys (nz, ngf, ndf, image_size, conditional) are stored in every checkpoint,
 so a resumed run or `sample` rebuilds exactly the network that was trained.
@@ -20,12 +20,8 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "ngf": (1, None, False, False),
     "ndf": (1, None, False, False),
     "batch_size": (1, None, False, False),
-    "lr_g": (
-        0.0,
-        None,
-        True,
-        False,
-    ),  # Adam needs lr > 0; too large a one diverges, which the loop catches (5)
+    # Adam needs lr > 0; too large a one diverges, which the loop catches (5)
+    "lr_g": (0.0, None, True, False),
     "lr_d": (0.0, None, True, False),
     "beta1": (0.0, 1.0, False, True),  # Adam's betas are in [0, 1)
     "beta2": (0.0, 1.0, False, True),
@@ -48,7 +44,7 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
 
 
 def range_text(key: str) -> str:
-    """A key's valid range as the error line and the README state it: ">= 1", "in (0, 1]"."""
+    """A key's valid range as the error line and docs/train.md state it: ">= 1", "in (0, 1]"."""
     low, high, low_open, high_open = RANGES[key]
 
     def number(x: float) -> str:

@@ -27,8 +27,8 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from pipeline import atomic
-from pipeline.config import ConfigError
-from pipeline.errors import Diverged
+from pipeline.errors import ConfigError, Diverged
+from pipeline.layout import RunLayout
 from train import checkpoint, distributed, images, losses
 from train.augment import diff_augment
 from train.batches import DeviceBatches
@@ -38,6 +38,7 @@ from train.models import build_models
 from train.runtime import Runtime, switch_on
 from train.shard import Shard
 
+LAST, BEST = RunLayout(Path()).last.name, RunLayout(Path()).best.name  # the checkpoint file names
 N_FIXED = 64
 log = logging.getLogger("train")
 
@@ -174,6 +175,7 @@ class Trainer:
         progress: bool = True,
     ):
         self.cfg, self.shard, self.rt, self.ctx, self.run_dir = cfg, shard, rt, ctx, run_dir
+        self.files = RunLayout(run_dir)
         self.progress = progress and ctx.main
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -282,7 +284,7 @@ class Trainer:
             "collapse_best": self.collapse_best,
         }
 
-    def save(self, name: str = "last.pt") -> None:
+    def save(self, name: str = LAST) -> None:
         """Rank 0 writes; every rank then learns whether it worked, so a failed write (full disk) ends
         every rank with the same line instead of leaving the others waiting in a barrier forever."""
         with self.clock.phase("checkpoints"):
@@ -291,21 +293,21 @@ class Trainer:
             if self.ctx.main:
                 try:
                     checkpoint.save(
-                        self.run_dir / name,
+                        self.files.checkpoint(name),
                         payload,
-                        previous_step=self.saved_step if name == "last.pt" else None,
+                        previous_step=self.saved_step if name == LAST else None,
                     )
                 except checkpoint.CheckpointWriteError as exc:
                     failure = str(exc)
             failure = distributed.broadcast(self.ctx, failure)
             if failure is not None:
                 raise checkpoint.CheckpointWriteError(failure)
-        if name == "last.pt":
+        if name == LAST:
             self.saved_step = self.step
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Continue from a checkpoint `checkpoint.load` verified; weights that do not fit are one line."""
-        path = self.run_dir / "last.pt"
+        path = self.files.last
         stored, now = payload["model"], self.cfg.model_shape()
         if stored != now:
             if not isinstance(stored, dict):
@@ -434,11 +436,11 @@ class Trainer:
         with self.clock.phase("sampling"):
             images.save_grid(
                 self.ema_images(self.fixed_z, self.fixed_labels),
-                self.run_dir / "samples" / f"step_{self.step:07d}.png",
+                self.files.sample_grid(self.step),
             )
 
     def write_real_grid(self) -> None:
-        path = self.run_dir / "samples" / "real.png"
+        path = self.files.real_grid
         if not path.exists():
             with self.clock.phase("sampling"):
                 gen = torch.Generator().manual_seed(self.cfg.seed)
@@ -474,12 +476,11 @@ class Trainer:
             if self.fid_meter is None:
                 self.fid_meter = FidMeter(self.rt.device, self.cfg.fid_batch, progress=self.progress)
                 self.fid_meter.set_reference(
-                    self.shard.images, self.cfg.fid_samples, self.shard.sha256, self.run_dir / "fid_ref.npz"
+                    self.shard.images, self.cfg.fid_samples, self.shard.sha256, self.files.fid_reference
                 )
             n = self.cfg.fid_samples
-            z, labels = self._random_latents(
-                n, 999_000
-            )  # the same latents every time: less noise between checks
+            # the same latents every time: less noise between checks
+            z, labels = self._random_latents(n, 999_000)
 
             def fake(start: int, count: int) -> torch.Tensor:
                 lab = None if labels is None else labels[start : start + count]
@@ -533,7 +534,7 @@ class Trainer:
         due = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or at_end or self._stopping
         if due and self.saved_step != step:
             self._raise_if_bad(window)
-            self.save("last.pt")
+            self.save(LAST)
 
     def _agree_to_stop(self, at_row: bool) -> bool:
         """Stop after this step when a signal arrived. Under DDP every rank must stop at the same step, and
@@ -564,8 +565,8 @@ class Trainer:
                 }
             )
         if bool(distributed.broadcast(self.ctx, self.best_step == step)):
-            self.save("best.pt")
-            self.save("last.pt")
+            self.save(BEST)
+            self.save(LAST)
         window.restart()  # img/s measures training, not evaluation
 
     def _evaluate(self, step: int, score_fid: bool) -> dict[str, Any]:
@@ -599,7 +600,7 @@ class Trainer:
     def _raise_if_bad(self, window: Window) -> None:
         bad_step = window.first_bad_step()
         if bad_step is not None:
-            last = self.run_dir / "last.pt"
+            last = self.files.last
             where = (
                 f"the last good checkpoint is {last} (step {self.saved_step})"
                 if last.exists()
@@ -646,11 +647,11 @@ class Trainer:
             # The run is failing already (a full disk, a bad step): the curve is a nicety, and its own
             # write error must not replace the line that says what went wrong.
             with contextlib.suppress(OSError), self.clock.phase("sampling"):
-                images.save_loss_curve(metrics.rows(), self.run_dir / "loss_curve.png")
+                images.save_loss_curve(metrics.rows(), self.files.loss_curve)
             raise
         else:
             with self.clock.phase("sampling"):
-                images.save_loss_curve(metrics.rows(), self.run_dir / "loss_curve.png")
+                images.save_loss_curve(metrics.rows(), self.files.loss_curve)
         finally:
             metrics.close()
 
@@ -672,7 +673,7 @@ class Trainer:
 
 
 def load_resume(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "last.pt"
+    path = RunLayout(run_dir).last
     if not path.exists():
         return None
     return checkpoint.load(path)

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import atomic
+from pipeline.layout import RunLayout
 
 
 class MetricsLog:
     def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool):
-        self.path = run_dir / "metrics.jsonl"
+        self.path = RunLayout(run_dir).metrics
         rows = atomic.read_jsonl(self.path)
         kept = [r for r in rows if r.get("step", 0) <= resume_step]
         if len(kept) != len(rows) or (self.path.exists() and resume_step == 0 and rows):
@@ -28,7 +29,7 @@ class MetricsLog:
                 pass  # optional extra: pip install '.[tensorboard]'
             else:
                 self.writer = SummaryWriter(
-                    log_dir=str(run_dir / "tensorboard"), purge_step=resume_step or None
+                    log_dir=str(RunLayout(run_dir).tensorboard), purge_step=resume_step or None
                 )
 
     def log(self, row: dict[str, Any]) -> None:

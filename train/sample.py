@@ -19,7 +19,7 @@ import png
 import torch
 
 from pipeline import atomic
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 from train import checkpoint, images
 from train.models import Generator
 

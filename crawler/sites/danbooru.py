@@ -12,7 +12,7 @@ here on each post's `rating` rather than with a `rating:` tag.
 
 Its robots.txt disallows `/*.json`, so with obey_robots on, this source stops at its
 first listing request; Danbooru documents the JSON API for clients, and a user who
-accepts its terms sets `obey_robots = false` on the source (README, Crawling).
+accepts its terms sets `obey_robots = false` on the source (docs/crawler.md, robots.txt).
 """
 
 from __future__ import annotations

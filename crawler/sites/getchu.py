@@ -159,7 +159,7 @@ def _character_name(node: Tag) -> dict:
 class Getchu(Site):
     kind = "getchu"
     Config = GetchuConfig
-    changed_hint = "getchu's markup has probably changed (see README, Crawling > getchu)"
+    changed_hint = "getchu's markup has probably changed (see docs/crawler.md, getchu)"
 
     def headers(self) -> dict[str, str]:
         return {"Cookie": COOKIE}

@@ -111,9 +111,8 @@ def test_danbooru_robots_rendered_rfc9309(realsites):
     assert not rules.can_fetch("https://danbooru.donmai.us/posts/2884633?i_am_dumb=true", ua)
     assert not rules.can_fetch("https://danbooru.donmai.us/posts/random", ua)  # longer than Allow: /posts
     assert not rules.can_fetch("https://danbooru.donmai.us/anything/else", ua)  # only Disallow: / matches
-    assert rules.can_fetch(
-        "https://danbooru.donmai.us/users/1", ua
-    )  # Allow: /users is longer than Disallow: /
+    # Allow: /users is longer than Disallow: /
+    assert rules.can_fetch("https://danbooru.donmai.us/users/1", ua)
 
 
 def test_danbooru_under_its_real_robots_stops_at_once(

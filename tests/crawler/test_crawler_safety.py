@@ -255,9 +255,8 @@ def test_retry_after_http_date_and_exhausted_rate_budget(site_server, small_imag
     assert stored_shas(tmp_path / "data") == {sha(small_images[i]) for i in range(3)}
     date_hits = server.hits("/date.jpg")
     assert date_hits[1].time - date_hits[0].time >= 0.9  # an HTTP-date Retry-After (1 s resolution) honoured
-    assert (
-        server.hits("/after.jpg")[0].time - server.hits("/budget.jpg")[0].time >= 0.9
-    )  # held until the reset
+    # held until the reset
+    assert server.hits("/after.jpg")[0].time - server.hits("/budget.jpg")[0].time >= 0.9
 
 
 def test_max_images_cap_and_retry_failed(site_server, small_images, write_config, run_crawler, tmp_path):

@@ -48,9 +48,8 @@ def test_getchu_real_listings_redirect_age_gate_and_character_art_only(
     first, standing = by_sha[sha(small_images[0])], by_sha[sha(small_images[1])]
     assert first["site"] == "getchu"
     assert first["url"] == server.url("/brandnew/1001/c1001chara1.jpg")
-    assert standing["url"] == server.url(
-        "/brandnew/1001/c1001charab1.jpg"
-    )  # behind the クリックで拡大 thumbnail
+    # behind the クリックで拡大 thumbnail
+    assert standing["url"] == server.url("/brandnew/1001/c1001charab1.jpg")
     assert first["page_url"] == server.url("/item/1001/")  # where the redirect led
     assert first["meta"] == {
         "product_id": "1001",
@@ -176,8 +175,9 @@ def test_danbooru_cursor_md5_hidden_and_variants(
     ]
     page2 = [
         make_danbooru_post(server, 897, small_images[2]),
+        # the site's md5 disagrees with the bytes
         make_danbooru_post(server, 896, small_images[3], md5="0" * 32),
-    ]  # the site's md5 disagrees with the bytes
+    ]
     # A post whose 360x360 variant is large enough: the variant is fetched, not the original.
     variant_post = make_danbooru_post(server, 895, small_images[4])
     variant_url = "/data/720x720/variant895.jpg"
@@ -218,9 +218,8 @@ def test_danbooru_cursor_md5_hidden_and_variants(
         "verified": "md5",
     }
     assert rows[sha(small_images[5])]["meta"]["variant"] == "720x720"
-    assert (
-        rows[sha(small_images[5])]["meta"]["verified"] == "decode"
-    )  # a variant's bytes have no md5 to check
+    # a variant's bytes have no md5 to check
+    assert rows[sha(small_images[5])]["meta"]["verified"] == "decode"
     assert "md5_mismatch" in result.stderr and "hidden_posts" in result.stderr
     assert not server.hits(f"/data/original/{hashlib.md5(small_images[4]).hexdigest()[:2]}")
 
@@ -260,9 +259,8 @@ def test_safebooru_json_and_id_cursor(site_server, small_images, write_config, r
         f"{base}&tags=1girl+solo+id%3A%3C49&pid=0&limit=2",
         server.Reply(200, json.dumps([post(40, small_images[2], "c.jpg")]).encode()),
     )
-    server.route(
-        f"{base}&tags=1girl+solo+id%3A%3C40&pid=0&limit=2", server.Reply(200, b"")
-    )  # empty body = no more results
+    # empty body = no more results
+    server.route(f"{base}&tags=1girl+solo+id%3A%3C40&pid=0&limit=2", server.Reply(200, b""))
     config = write_config(
         [{"kind": "safebooru", "base_url": server.base, "tags": "1girl solo", "per_page": 2}]
     )

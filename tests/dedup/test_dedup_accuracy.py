@@ -28,6 +28,6 @@ def test_accuracy_on_a_quarter_of_the_shared_faces(tmp_path: Path, testdata: Pat
     for kind in ("jpeg50", "jpeg75", "jpeg95", "down_up50", "down_up75"):
         assert result[f"recall {kind}"] >= 0.95, (kind, result)
     assert result["distinct merged per 1000"] == 0, result
-    # The kinds the README reports as only partly caught are still mostly caught.
+    # The kinds docs/dedup.md reports as only partly caught are still mostly caught.
     assert result["recall bright"] >= 0.9 and result["recall dark"] >= 0.9, result
     assert result["recall crop1_tl"] >= 0.6, result

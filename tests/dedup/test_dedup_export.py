@@ -193,7 +193,7 @@ def test_card_is_written_with_the_shard_and_its_counts_equal_the_manifests(data:
         if r["decision"] == "accepted" and r["box"]
     )
     assert counts["crops"]["accepted_by_crop_kind"] == dict(kinds) and kinds["aligned"] > 0
-    # The licence notes from the README's crawler section, per source.
+    # The licence notes from docs/crawler.md, per source.
     assert "accept Danbooru's terms of service" in text and "do not redistribute" in text
     assert (
         "python -m dedup --config data.toml --data data" in text
@@ -434,9 +434,8 @@ def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(
     assert process.poll() is None, "the export finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert (
-        json.loads((out / "export.json").read_text())["complete"] is False
-    )  # the final state is written last
+    # the final state is written last
+    assert json.loads((out / "export.json").read_text())["complete"] is False
     ids, pixels, _ = shard_truth(data)
     index = {crop_id: k for k, crop_id in enumerate(ids)}
     finished = list((out / "images").glob("*.png"))

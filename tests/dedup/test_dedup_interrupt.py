@@ -78,9 +78,8 @@ def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated
     tmp_path: Path, faces
 ) -> None:
     data = tmp_path / "data"
-    rows = [
-        write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces
-    ]  # all 2,000: hashing outlasts the first commit
+    # all 2,000: hashing outlasts the first commit
+    rows = [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces]
     write_manifest(data, rows)
     config = tmp_path / "c.toml"
     config.write_text("[dedup]\nworkers = 1\n")

@@ -123,9 +123,8 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
             continue
         path = f"/data/original/{post_id}{Path(name).suffix}"
         add_image(path, name, role)
-        post.update(
-            md5=hashlib.md5(files[path]).hexdigest(), file_ext=Path(name).suffix[1:], _path=path
-        )  # file_url is filled in once the port is known
+        # file_url is filled in once the port is known
+        post.update(md5=hashlib.md5(files[path]).hexdigest(), file_ext=Path(name).suffix[1:], _path=path)
         posts.append(post)
 
     hits: list[str] = []

@@ -73,9 +73,8 @@ def test_implausible_eyes_keep_the_box_crop_and_say_why() -> None:
 def test_align_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="align_min_eye_ratio"):
         FacecropConfig(align="eyes", align_min_eye_ratio=0.6)
-    assert FacecropConfig().fingerprint("c") == FacecropConfig(align_max_tilt=10.0).fingerprint(
-        "c"
-    )  # off: ignored
+    # off: ignored
+    assert FacecropConfig().fingerprint("c") == FacecropConfig(align_max_tilt=10.0).fingerprint("c")
     assert FacecropConfig().fingerprint("c") != FacecropConfig(align="eyes").fingerprint("c")
 
 

@@ -92,7 +92,6 @@ def test_the_cli_and_the_app_write_one_log_and_each_sees_the_other(tmp_path):
         ("promote", None),
         ("demote", "hand"),
     ]
-    stage(
-        "facecrop", "demote", ids["accepted"][0], "--reason", "cli", "--data", str(data)
-    )  # the CLI still works after
+    # the CLI still works after
+    stage("facecrop", "demote", ids["accepted"][0], "--reason", "cli", "--data", str(data))
     assert Layout(data).path(f"rejects/cli/{ids['accepted'][0]}.png").is_file()

@@ -1,6 +1,6 @@
 """The views on a synthetic DATA (drawn faces, no shared art): selection, shortcuts, sorting, pages.
 
-With REVIEW_SCREENSHOTS=DIR set, this test also writes the README's screenshots of each view
+With REVIEW_SCREENSHOTS=DIR set, this test also writes docs/review.md's screenshots of each view
 (`REVIEW_SCREENSHOTS=docs/review .venv/bin/python -m pytest tests/review/test_review_pages.py`).
 """
 

@@ -50,9 +50,8 @@ def test_writes_need_the_token_the_own_origin_and_host(synthetic):
         status, body = write(base, host, token, promote, Origin="http://evil.example")
         assert status == 403 and "cross-origin" in body["error"]
         assert write(base, host, token, promote, **{"Sec-Fetch-Site": "cross-site"})[0] == 403
-        assert (
-            write(base, host, token, promote, **{"Content-Type": "text/plain"})[0] == 403
-        )  # a form's simple request
+        # a form's simple request
+        assert write(base, host, token, promote, **{"Content-Type": "text/plain"})[0] == 403
         rebound = host.replace("127.0.0.1", "rebind.evil.example")
         assert write(base, rebound, token, promote, Origin=f"http://{rebound}")[0] == 403  # DNS rebinding
         assert http(f"{base}/api/summary", headers={"Host": rebound})[0] == 403

@@ -165,9 +165,8 @@ def test_torchrun_nccl_one_process(random_shard, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "runs" / "nccl" / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["step"] == 4 and ckpt["world"] == 1
-    assert not any(
-        k.startswith("module.") for k in ckpt["G"]
-    )  # the unwrapped G is saved, as without torchrun
+    # the unwrapped G is saved, as without torchrun
+    assert not any(k.startswith("module.") for k in ckpt["G"])
 
 
 def test_sample_from_a_checkpoint_on_cuda(random_shard, tmp_path):

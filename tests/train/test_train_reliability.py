@@ -1,4 +1,4 @@
-"""The trainer against real faults (issue 14's train cases), each through the real `python -m train` CLI.
+"""The trainer against real faults (the trainer's fault cases), each through the real `python -m train` CLI.
 
 Every fault is made for real: bytes flipped in a checkpoint on disk, a checkpoint of another model
 written to the run, a file-size limit that makes the checkpoint write fail halfway (what a full disk
@@ -322,9 +322,8 @@ def test_a_checkpoint_write_that_fails_halfway_is_one_line_and_keeps_the_previou
     assert f"cannot write {last}" in line and "free some space" in line, line
     assert f"the previous last.pt (step {BASE_STEPS}) is kept" in line, line
     assert last.read_bytes() == before
-    assert not [
-        p for p in run_dir.iterdir() if p.name.startswith(TEMP_PREFIX)
-    ]  # the half-written temp is gone
+    # the half-written temp is gone
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
     again = _resume(trained, tmp_path, check=True)  # space is back: the re-run recovers
     assert f"resuming at step {BASE_STEPS}" in again.stderr
@@ -508,7 +507,7 @@ def test_sample_writes_exactly_n_images_or_refuses(trained, tmp_path, n, steps, 
 
 def test_config_ranges_are_the_readme_table():
     """Each range is stated once, in train/config.py, and the README's [train] table quotes it."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "train.md").read_text(encoding="utf-8")
     section = readme[
         readme.index("### `[train]` keys") : readme.index("### Files", readme.index("### `[train]` keys"))
     ]

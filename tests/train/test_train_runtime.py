@@ -9,7 +9,8 @@ import torch
 from train_cli import TINY, run_train, write_config
 
 from pipeline.atomic import read_jsonl
-from pipeline.config import ConfigError, build
+from pipeline.config import build
+from pipeline.errors import ConfigError
 from train import distributed, losses, runtime
 from train.config import TrainConfig
 from train.loop import Trainer
@@ -94,11 +95,9 @@ def test_short_cpu_run_skips_the_final_fid_says_how_and_fid_scores_it_later(tmp_
     second = run_train([*args, "--max-steps", "4", "--fid"], tmp_path, check=True)
     last = read_jsonl(tmp_path / "runs" / "short" / "metrics.jsonl")[-1]
     assert last["step"] == 4 and "FID over 4 samples vs 4 reference images" in last["fid_protocol"]
-    assert [
-        line for line in second.stderr.splitlines() if line.strip().startswith("FID ")
-    ]  # its own time line
+    # its own time line
+    assert [line for line in second.stderr.splitlines() if line.strip().startswith("FID ")]
 
-    done = run_train(
-        [*args, "--max-steps", "4", "--fid"], tmp_path, check=True
-    )  # finished: --fid scores last.pt
+    # finished: --fid scores last.pt
+    done = run_train([*args, "--max-steps", "4", "--fid"], tmp_path, check=True)
     assert "FID of" in done.stderr and "at step 4" in done.stderr

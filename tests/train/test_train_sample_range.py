@@ -118,6 +118,5 @@ def test_memory_does_not_grow_with_n(ckpt: Path, tmp_path: Path) -> None:
         assert grid.size == (8 * 66 + 2, 375 * 66 + 2)
         pixels = np.asarray(grid)
     assert pixels[:2].min() == 255 and pixels[-2:].min() == 255  # make_grid's white border, top and bottom
-    assert (
-        len({pixels[y : y + 64, 2:66].tobytes() for y in range(2, 375 * 66, 66 * 37)}) == 11
-    )  # distinct faces
+    # distinct faces
+    assert len({pixels[y : y + 64, 2:66].tobytes() for y in range(2, 375 * 66, 66 * 37)}) == 11
