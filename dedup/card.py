@@ -112,14 +112,8 @@ def latest_by_id(rows: list[CropRow]) -> list[CropRow]:
     return list({row.id: row for row in rows}.values())
 
 
-def statistics(layout: Layout) -> dict[str, Any]:
-    """Every count the card shows, read from the manifests, the decision logs and the sidecar."""
-    raw = read_rows(layout.raw_manifest, RawImage.parse)[0]
-    crops = latest_by_id(read_rows(layout.crops_manifest, CropRow.parse)[0])
-    faces = read_rows(layout.faces_manifest, FaceRow.parse)[0]
-    dropped = atomic.read_jsonl(layout.dropped_log)
-    meta = shard.read_sidecar(layout.shard_json)
-
+def site_counts(raw: list[RawImage], crops: list[CropRow], faces: list[FaceRow]) -> dict[str, dict[str, Any]]:
+    """Per site: images fetched (and when), images with a face, faces detected, accepted, in the shard."""
     site_of_source = {image.sha256: image.source.get("site") or "unknown" for image in raw}
     site_of_crop = {c.id: c.row.get("site") or site_of_source.get(c.source_sha256, "unknown") for c in crops}
     per_site: dict[str, dict[str, Any]] = defaultdict(
@@ -154,7 +148,18 @@ def statistics(layout: Layout) -> dict[str, Any]:
         per_site[site_of_crop.get(face.id, site_of_source.get(face.source_sha256, "unknown"))][
             "in_shard"
         ] += 1
+    return {site: dict(per_site[site]) for site in sorted(per_site)}
 
+
+def statistics(layout: Layout) -> dict[str, Any]:
+    """Every count the card shows, read from the manifests, the decision logs and the sidecar."""
+    raw = read_rows(layout.raw_manifest, RawImage.parse)[0]
+    crops = latest_by_id(read_rows(layout.crops_manifest, CropRow.parse)[0])
+    faces = read_rows(layout.faces_manifest, FaceRow.parse)[0]
+    dropped = atomic.read_jsonl(layout.dropped_log)
+    meta = shard.read_sidecar(layout.shard_json)
+
+    per_site = site_counts(raw, crops, faces)
     overrides = Counter(d.action for d in read_overrides(layout.data).values())
     applied = Counter(c.override for c in crops if c.override)
     dropped_by = Counter(row.get("reason") for row in dropped)
@@ -170,7 +175,7 @@ def statistics(layout: Layout) -> dict[str, Any]:
             "created_at": meta.get("created_at"),
             "format_version": meta.get("version"),
         },
-        "sources": {site: dict(per_site[site]) for site in sorted(per_site)},
+        "sources": per_site,
         "crops": {
             "detections": sum(c.is_detection for c in crops),
             "accepted": sum(c.accepted for c in crops),
@@ -204,31 +209,30 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, grid_name: str | None) -> str:
     """The card's Markdown: a Hub-style YAML header, then the sections docs/dedup.md lists."""
+    parts = _header(stats) + _files(stats, inputs, grid_name) + _sources(stats) + _left_out(stats)
+    parts += _decisions_and_labels(stats) + _provenance(stats, config)
+    return "\n".join(parts)
+
+
+def _size_category(count: int) -> str:
+    if count < 1000:
+        return "n<1K"
+    if count < 10_000:
+        return "1K<n<10K"
+    return "10K<n<100K" if count < 100_000 else "100K<n<1M"
+
+
+def _header(stats: dict[str, Any]) -> list[str]:
     s, count = stats["shard"], stats["shard"]["count"] or 0
     side = (s["shape"] or [0, 64])[1]
-    size_category = (
-        "n<1K"
-        if count < 1000
-        else "1K<n<10K"
-        if count < 10_000
-        else "10K<n<100K"
-        if count < 100_000
-        else "100K<n<1M"
-    )
-    # File names only: the card must not change when DATA is moved or the same run is started from elsewhere.
-    config_name, data_name = inputs.config_path.name, Path(inputs.data_arg).name or inputs.data_arg
-    command = (
-        f"make dataset CONFIG={config_name} DATA={data_name}   "
-        f"# = crawl, facecrop, then python -m dedup --config {config_name} --data {data_name}"
-    )
-    parts = [
+    return [
         "---",
         "license: other",
         "license_name: third-party-artwork-research-only",
         "task_categories:",
         "- unconditional-image-generation",
         "size_categories:",
-        f"- {size_category}",
+        f"- {_size_category(count)}",
         "tags:",
         "- anime",
         "- faces",
@@ -239,9 +243,18 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
         f"Anime character faces crawled from the sources below, detected with `lbpcascade_animeface`, checked by "
         f"the `animeface` verifier and quality rules, de-duplicated (exact pixels, perceptual hash, same artwork "
         f"stored twice) and resized to {side}×{side}. Every face keeps its crop id "
-        "(`<source sha256[:12]>_<x>_<y>_<w>_<h>`), which traces it to its source image and URL through "
-        "`crops/manifest.jsonl` and `raw/manifest.jsonl`.",
+        "(`<source sha256[:12]>_<x>_<y>_<w>_<h>`, with `_r<angle>` for a face found tilted), which traces it "
+        "to its source image and URL through `crops/manifest.jsonl` and `raw/manifest.jsonl`.",
         "",
+    ]
+
+
+def _files(stats: dict[str, Any], inputs: CardInputs, grid_name: str | None) -> list[str]:
+    s = stats["shard"]
+    side = (s["shape"] or [0, 64])[1]
+    # File names only: the card must not change when DATA is moved or the same run is started from elsewhere.
+    config_name, data_name = inputs.config_path.name, Path(inputs.data_arg).name or inputs.data_arg
+    parts = [
         "## Files and how it was rebuilt",
         "",
         f"- `shards/faces{side}.npy`: uint8 `{s['shape']}` RGB, sha256 `{s['sha256']}`",
@@ -252,7 +265,8 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
         "Rebuilt with `make dataset` (crawl → facecrop → dedup); the last step that wrote this shard was:",
         "",
         "```sh",
-        command,
+        f"make dataset CONFIG={config_name} DATA={data_name}   "
+        f"# = crawl, facecrop, then python -m dedup --config {config_name} --data {data_name}",
         "```",
         "",
     ]
@@ -263,40 +277,39 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
             f"`{grid_name}`: {GRID_SIDE * GRID_SIDE} faces spread evenly over the shard, in row order.",
             "",
         ]
-    parts += [
-        "## Sources",
-        "",
-        _table(
-            (
-                "source",
-                "images",
-                "crawled from",
-                "crawled until",
-                "images with a face",
-                "faces detected",
-                "accepted",
-                "in the shard",
-            ),
-            [
-                (
-                    site,
-                    e["images"],
-                    e["first_fetched"],
-                    e["last_fetched"],
-                    e["images_with_a_face"],
-                    e["faces_detected"],
-                    e["accepted"],
-                    e["in_shard"],
-                )
-                for site, e in stats["sources"].items()
-            ],
-        ),
-        "",
-    ]
-    parts += ["### Licence and terms", ""]
-    parts += [f"- **{site}**: {TERMS.get(site, UNKNOWN_TERMS)}" for site in stats["sources"]]
+    return parts
+
+
+SOURCE_COLUMNS = (
+    "source",
+    "images",
+    "crawled from",
+    "crawled until",
+    "images with a face",
+    "faces detected",
+    "accepted",
+    "in the shard",
+)
+SOURCE_KEYS = (
+    "images",
+    "first_fetched",
+    "last_fetched",
+    "images_with_a_face",
+    "faces_detected",
+    "accepted",
+    "in_shard",
+)
+
+
+def _sources(stats: dict[str, Any]) -> list[str]:
+    rows = [(site, *(e[key] for key in SOURCE_KEYS)) for site, e in stats["sources"].items()]
+    parts = ["## Sources", "", _table(SOURCE_COLUMNS, rows), "", "### Licence and terms", ""]
+    return parts + [f"- **{site}**: {TERMS.get(site, UNKNOWN_TERMS)}" for site in stats["sources"]]
+
+
+def _left_out(stats: dict[str, Any]) -> list[str]:
     crops = stats["crops"]
-    parts += [
+    parts = [
         "",
         "## What was left out, and why",
         "",
@@ -309,8 +322,12 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
     parts += [_table(("duplicates removed, by kind", "count"), list(stats["duplicates_removed"].items())), ""]
     if stats["dropped_other"]:
         parts += [_table(("other crops not in the shard", "count"), list(stats["dropped_other"].items())), ""]
-    o = stats["overrides"]
-    parts += [
+    return parts
+
+
+def _decisions_and_labels(stats: dict[str, Any]) -> list[str]:
+    o, crops = stats["overrides"], stats["crops"]
+    return [
         "## A person's decisions",
         "",
         f"- facecrop overrides (latest per crop): {_counts(o['logged'])}; in the crops manifest: "
@@ -325,6 +342,11 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
         f"Crop kinds among accepted faces: {_counts(crops['accepted_by_crop_kind'])} "
         "(`aligned` = rotated and scaled on the eyes, `box` = the detection square).",
         "",
+    ]
+
+
+def _provenance(stats: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    return [
         "## Effective config",
         "",
         "```json",
@@ -342,7 +364,6 @@ def render(stats: dict[str, Any], config: dict[str, Any], inputs: CardInputs, gr
         "```",
         "",
     ]
-    return "\n".join(parts)
 
 
 def _counts(counter: dict[str, int]) -> str:

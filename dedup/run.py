@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +69,10 @@ def fingerprint_all(
     Thumbnail rows are flushed to the cache before the batch that points at them is
     committed, so a kill at any instant loses at most the uncommitted batch.
     """
-    jobs = [
-        Job(
-            c.id,
-            str(data_dir / c.path),
-            cfg.hash,
-            cfg.hash_size,
-            cfg.output_size,
-            cfg.resize_filter,
-            cfg.min_crop_side,
-        )
-        for c in crops
-    ]
+    jobs = [hash_job(data_dir, c, cfg) for c in crops]
     if not jobs:
         return 0
-    workers = min(worker_count(cfg), max(1, len(jobs) // 32))
-    pending: list[tuple[str, Fingerprint, int | None]] = []
-    paths = {c.id: c.path for c in crops}
-    next_row = state.next_thumb_row()
+    executor = pool(min(worker_count(cfg), max(1, len(jobs) // 32)))
     bar = tqdm(
         total=len(jobs),
         desc="dedup: hashing",
@@ -94,34 +81,51 @@ def fingerprint_all(
         dynamic_ncols=True,
         disable=not progress,
     )
-    executor = pool(workers)
-
-    last_save = time.monotonic()
-
-    def save() -> None:
-        nonlocal last_save
-        cache.flush()
-        state.save_prints(pending)
-        pending.clear()
-        last_save = time.monotonic()
-
     try:
-        results = executor.map(compute, jobs, chunksize=64)
-        for fp in results:
-            row = None
-            if not fp.error:
-                row, next_row = next_row, next_row + 1
-                cache.write(row, fp.thumb)
-            pending.append((paths[fp.crop_id], fp, row))
-            bar.update(1)
-            if len(pending) >= SAVE_EVERY or time.monotonic() - last_save > SAVE_SECONDS:
-                save()
-        save()
+        record_prints(
+            executor.map(compute, jobs, chunksize=64), {c.id: c.path for c in crops}, state, cache, bar
+        )
     finally:
         bar.close()
         cache.close()
         executor.shutdown(cancel_futures=True)
     return len(jobs)
+
+
+def hash_job(data_dir: Path, crop: CropRow, cfg: DedupConfig) -> Job:
+    return Job(
+        crop.id,
+        str(data_dir / crop.path),
+        cfg.hash,
+        cfg.hash_size,
+        cfg.output_size,
+        cfg.resize_filter,
+        cfg.min_crop_side,
+    )
+
+
+def record_prints(
+    results: Iterable[Fingerprint], paths: dict[str, str], state: State, cache: ThumbCache, bar: tqdm
+) -> None:
+    """Store each fingerprint (its thumbnail in the cache first), committing every SAVE_EVERY rows or
+    SAVE_SECONDS, whichever comes first."""
+    pending: list[tuple[str, Fingerprint, int | None]] = []
+    next_row = state.next_thumb_row()
+    last_save = time.monotonic()
+    for fp in results:
+        row = None
+        if not fp.error:
+            row, next_row = next_row, next_row + 1
+            cache.write(row, fp.thumb)
+        pending.append((paths[fp.crop_id], fp, row))
+        bar.update(1)
+        if len(pending) >= SAVE_EVERY or time.monotonic() - last_save > SAVE_SECONDS:
+            cache.flush()
+            state.save_prints(pending)
+            pending.clear()
+            last_save = time.monotonic()
+    cache.flush()
+    state.save_prints(pending)
 
 
 def worker_count(cfg: DedupConfig) -> int:

@@ -14,18 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from reliability_lib import one_line
 
 from pipeline.atomic import read_jsonl
 
 IMAGES = ["i2v__miku.jpg", "waifu2x__miku_small.png", "realesrgan__0030.jpg"]
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("crawler: "), lines[0]
-    return lines[0]
 
 
 def warnings(result: subprocess.CompletedProcess) -> list[str]:
@@ -85,7 +78,7 @@ def test_text_that_is_not_utf8_is_one_line_naming_the_file(crawled, run_crawler,
     edit(state, *NOT_UTF8[where])
     result = run_crawler(config, data)
     assert result.returncode == 1, result.stderr
-    line = one_line(result)
+    line = one_line(result, "crawler")
     assert str(state) in line and "is damaged" in line and "move it aside" in line, line
     assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest  # kept as it was
 

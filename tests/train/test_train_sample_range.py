@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from reliability_lib import one_line
 from train_cli import REPO, run_train, write_config
 
 
@@ -31,21 +32,13 @@ def ckpt(tmp_path_factory) -> Path:
     return root / "runs" / "r" / "last.pt"
 
 
-def one_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("train sample: "), lines[0]
-    return lines[0]
-
-
 def test_a_count_beyond_the_default_bound_is_one_line(ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "huge.png"
     proc = run_train(
         ["sample", "--ckpt", str(ckpt), "--n", "100000000", "--out", str(out)], tmp_path, timeout=120
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
-    line = one_line(proc)
+    line = one_line(proc, "train sample")
     assert "--n 100000000" in line and "sample_max = 10000" in line, line
     assert not out.exists()
 
@@ -62,7 +55,7 @@ def test_the_bound_is_the_config_files_train_sample_max(ckpt: Path, tmp_path: Pa
 
     refused = sample(13)
     assert refused.returncode == 2
-    assert "--n 13 is more than [train] sample_max = 12" in one_line(refused)
+    assert "--n 13 is more than [train] sample_max = 12" in one_line(refused, "train sample")
     assert not out.exists()
     written = sample(12)
     assert written.returncode == 0, written.stderr
@@ -75,14 +68,14 @@ def test_sample_max_out_of_range_is_one_line_naming_it(ckpt: Path, tmp_path: Pat
         ["sample", "--ckpt", str(ckpt), "--config", str(cfg), "--out", str(tmp_path / "x.png")], tmp_path
     )
     assert proc.returncode == 2
-    line = one_line(proc)
+    line = one_line(proc, "train sample")
     assert "sample_max" in line and ">= 1" in line, line
 
 
 def test_a_named_config_file_that_is_missing_is_one_line(ckpt: Path, tmp_path: Path) -> None:
     proc = run_train(["sample", "--ckpt", str(ckpt), "--config", str(tmp_path / "nope.toml")], tmp_path)
     assert proc.returncode == 2
-    assert "nope.toml" in one_line(proc)
+    assert "nope.toml" in one_line(proc, "train sample")
 
 
 PEAK = """
