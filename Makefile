@@ -15,7 +15,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # Quoted, so a CONFIG, DATA or RUN with spaces is one argument (make itself cannot quote a target path).
 STAGE_ARGS   = --config "$(CONFIG)" --data "$(DATA)"
 
-.PHONY: help test lint dataset crawl facecrop dedup train rejects bench export clean-venv
+.PHONY: help test test-quick lint dataset crawl facecrop dedup train rejects bench export clean-venv
 
 help:
 	@echo "make dataset   crawl -> facecrop -> dedup -> shard  (CONFIG=$(CONFIG) DATA=$(DATA))"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench     benchmarks against each stage's baseline"
 	@echo "make bench-gpu the one GPU check on a CUDA machine's own python (docs/gpu.md)"
 	@echo "make test      lint + format check + pip check + the test suite"
+	@echo "make test-quick the fast tests (contracts, configs, detection, sites, clusters) for the inner loop"
 
 $(STAMP): pyproject.toml
 	@test -x "$(BIN)/python" || $(PYTHON) -m venv "$(VENV)"
@@ -46,6 +47,17 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pip check
 	$(BIN)/python -m pytest --durations=10 $(ARGS)
+
+# The inner loop: contracts, config checks, detection, the site parsers, dedup's clusters and the shard
+# (under 2 minutes on 2 cores). `make test` runs everything and is what CI runs.
+QUICK_TESTS = tests/test_contracts.py tests/test_foundation.py tests/test_default_config.py \
+	tests/test_reliability_small.py tests/facecrop/test_facecrop_evaluate.py tests/facecrop/test_facecrop_align.py \
+	tests/facecrop/test_facecrop_edges.py tests/crawler/test_crawler_exit6.py tests/crawler/test_crawler_sites.py \
+	tests/crawler/test_crawler_safety.py tests/dedup/test_dedup_clusters.py tests/dedup/test_dedup_search.py \
+	tests/train/test_train_shard.py
+test-quick: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow" --durations=5 $(QUICK_TESTS) $(ARGS)
 
 crawl: $(STAMP)
 	$(BIN)/animefaces crawl $(STAGE_ARGS) $(ARGS)
