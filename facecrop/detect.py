@@ -5,8 +5,8 @@ stage for each box: the only per-box confidence an LBP cascade has, and what the
 low_confidence rule and the "unsure" verifier policy read.
 
 The cascade only finds upright faces, and tilted heads are common in illustrations. So the
-image is also searched rotated by each of `angles` (on a canvas large enough to hold all of
-it), every box is mapped back to the source, and boxes that are the same face across angles
+image is also searched turned by each of `angles` (about its centre, in its own frame),
+every box is mapped back to the source, and boxes that are the same face across angles
 are merged, an upright box winning (so a face found upright keeps the id it always had).
 The rotated passes may look only for larger faces than the upright one: a cascade pass costs
 about what its smallest window costs (OpenCV scales the image so that window is 24 px), the
@@ -58,10 +58,10 @@ class Search:
     scale_factor: float
     min_neighbors: int
     min_size: int
-    angles: tuple[float, ...] = ()  # besides 0; degrees
-    rotated_min_size: int = 0  # smallest face (source px) the rotated passes look for; 0 = min_size
-    rotated_scale_factor: float = 0.0  # the rotated passes' pyramid step; 0 = scale_factor
-    rotated_min_neighbors: int = -1  # the rotated passes' min_neighbors; -1 = min_neighbors
+    angles: tuple[float, ...]  # besides 0; degrees
+    rotated_min_size: int  # smallest face (source px) the rotated passes look for
+    rotated_scale_factor: float  # the rotated passes' pyramid step
+    rotated_min_neighbors: int  # the rotated passes' grouping
     same_face: float = 0.5  # boxes whose centres lie closer than this share of their side are one face
 
 
@@ -138,10 +138,8 @@ def detect_rotated(
     m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     turned = cv2.warpAffine(small, m, (width, height), flags=cv2.INTER_LINEAR)
     inverse = cv2.invertAffineTransform(m)
-    step = search.rotated_scale_factor or search.scale_factor
-    neighbors = search.min_neighbors if search.rotated_min_neighbors < 0 else search.rotated_min_neighbors
     out = []
-    for det in detect(classifier, turned, step, neighbors, WINDOW):
+    for det in detect(classifier, turned, search.rotated_scale_factor, search.rotated_min_neighbors, WINDOW):
         cx, cy = det.center
         sx = (inverse[0, 0] * cx + inverse[0, 1] * cy + inverse[0, 2]) / scale
         sy = (inverse[1, 0] * cx + inverse[1, 1] * cy + inverse[1, 2]) / scale

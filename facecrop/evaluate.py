@@ -216,9 +216,8 @@ def _run_rows(
     jobs = {}
     for path in paths:
         resolved = str(path.resolve())
-        jobs[hashlib.sha256(resolved.encode()).hexdigest()] = worker.Job(
-            hashlib.sha256(resolved.encode()).hexdigest(), resolved, {}
-        )
+        key = hashlib.sha256(resolved.encode()).hexdigest()
+        jobs[key] = worker.Job(key, resolved, {})
     out: dict[str, list[dict[str, Any]]] = {}
     bar = tqdm(total=len(jobs), desc="facecrop evaluate", unit="img", file=sys.stderr, disable=not progress)
 
