@@ -13,16 +13,16 @@ import sys
 from pathlib import Path
 
 from bench.report import BenchResult, format_table
-from pipeline.cli import add_common_arguments
+from pipeline.cli import add_stage_options
 from pipeline.errors import ConfigError
-from pipeline.runner import add_output_arguments, configure_logging, run_stage
+from pipeline.runner import configure_logging, run_stage
 
 STAGES = ("crawler", "facecrop", "detection", "align", "dedup", "train", "review")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    add_common_arguments(parser)
+    add_stage_options(parser, wait=False)
     parser.add_argument("--only", choices=STAGES, action="append", help="run only these stages' benchmarks")
     parser.add_argument(
         "--testdata",
@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
         ),
         help="the shared anime test images (default: ../shared/testdata or ANIMEFACE_TESTDATA)",
     )
-    add_output_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging(args, "bench")
     return run_stage("bench", lambda: bench(args))

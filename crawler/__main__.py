@@ -10,13 +10,11 @@ from crawler.config import load_settings
 from crawler.engine import CrawlReport, SourceUnusable, crawl, stragglers
 from crawler.state import State
 from crawler.store import check_store
-from pipeline.cli import add_common_arguments
+from pipeline.cli import add_stage_options
 from pipeline.config import read_config
 from pipeline.errors import ConfigError, Interrupted, SiteChanged, SiteUnreachable
 from pipeline.layout import Layout
 from pipeline.runner import (
-    add_output_arguments,
-    add_wait_argument,
     configure_logging,
     run_stage,
     show_progress,
@@ -30,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Crawl the configured [[sources]] into DATA/raw/ (content-addressed, with provenance), "
         "politely and resumably. Re-running finishes an interrupted crawl without fetching anything twice.",
     )
-    add_common_arguments(parser)
+    add_stage_options(parser)
     parser.add_argument(
         "--refresh",
         action="store_true",
@@ -47,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="check every stored image against its sha256 (a plain run checks sizes) and fetch damaged ones again",
     )
-    add_output_arguments(parser)
-    add_wait_argument(parser)
     args = parser.parse_args(argv)
     configure_logging(args, "crawler")
     code = run_stage(

@@ -12,14 +12,12 @@ import logging
 import sys
 from pathlib import Path
 
-from dedup.config import load_dedup_config
-from pipeline.cli import add_common_arguments
+from dedup import config as dedup_config
+from pipeline.cli import add_stage_options
 from pipeline.config import read_config
 from pipeline.errors import PipelineError
 from pipeline.layout import Layout
 from pipeline.runner import (
-    add_output_arguments,
-    add_wait_argument,
     configure_logging,
     run_stage,
     show_progress,
@@ -34,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
         description="Remove exact and near-duplicate faces; write 64x64 PNGs, the training shard and a report.",
         epilog="Without a subcommand: dedup. See `python -m dedup export --help`.",
     )
-    add_common_arguments(top)
+    add_stage_options(top)
     top.add_argument(
         "--workers", type=int, default=None, help="hashing processes (overrides [dedup] workers)"
     )
@@ -43,8 +41,6 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check every cached thumbnail and faces64 PNG by hash (a plain run checks sizes and mtimes)",
     )
-    add_output_arguments(top)
-    add_wait_argument(top)
     commands = top.add_subparsers(dest="command", metavar="[SUBCOMMAND]")
     _add_export_command(commands)
     return top
@@ -77,16 +73,14 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
         help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP})",
     )
     # Given after `export` they win; left out, the values given before it (or the defaults) stand.
-    add_common_arguments(parser, defaults=False)
-    add_output_arguments(parser, defaults=False)
-    add_wait_argument(parser, defaults=False)
+    add_stage_options(parser, subcommand=True)
 
 
 def dedup(args: argparse.Namespace, log: logging.Logger) -> int:
     table = read_config(args.config)
     if args.workers is not None:
         table.setdefault("dedup", {})["workers"] = args.workers
-    cfg = load_dedup_config(table)
+    cfg = dedup_config.load(table)
     log.debug("settings: %s", cfg)
     from dedup.run import run  # after the config check, so a typo fails before heavy imports
 

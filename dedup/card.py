@@ -80,8 +80,8 @@ def effective_config(config_path: Path) -> dict[str, Any]:
     section that no longer validates is shown as written, marked, instead of failing dedup.
     """
     from crawler.config import load_settings
-    from dedup.config import load_dedup_config
-    from facecrop.config import load_config as load_facecrop
+    from dedup import config as dedup_config
+    from facecrop import config as facecrop_config
 
     table = read_config(config_path)
     out: dict[str, Any] = {}
@@ -97,8 +97,8 @@ def effective_config(config_path: Path) -> dict[str, Any]:
         out["crawler"] = {"as_written": table.get("crawler", {}), "not_valid": why(exc)}
         out["sources"] = table.get("sources", [])
     for name, load in (
-        ("facecrop", lambda: dataclasses.asdict(load_facecrop(config_path))),
-        ("dedup", lambda: dataclasses.asdict(load_dedup_config(table))),
+        ("facecrop", lambda: dataclasses.asdict(facecrop_config.load(table))),
+        ("dedup", lambda: dataclasses.asdict(dedup_config.load(table))),
     ):
         try:
             out[name] = load()

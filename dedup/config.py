@@ -102,6 +102,6 @@ class DedupConfig:
         }
 
 
-def load_dedup_config(config: dict) -> DedupConfig:
+def load(config: dict) -> DedupConfig:
     """The `[dedup]` table of an already-parsed config file as a checked dataclass (ConfigError otherwise)."""
     return build(DedupConfig, section(config, "dedup"), "[dedup]")

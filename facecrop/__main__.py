@@ -13,16 +13,15 @@ import sys
 from pathlib import Path
 
 from facecrop import listing, manifest, rejects_page
-from facecrop.config import FacecropConfig, load_config
-from facecrop.overrule import overrule
+from facecrop.config import FacecropConfig, load
+from facecrop.promote import overrule
 from pipeline import atomic
-from pipeline.cli import add_common_arguments
+from pipeline.cli import add_stage_options
+from pipeline.config import read_config
 from pipeline.decisions import DEFAULT_DEMOTE_REASON
 from pipeline.errors import InputMissing
 from pipeline.layout import Layout
 from pipeline.runner import (
-    add_output_arguments,
-    add_wait_argument,
     configure_logging,
     run_stage,
     show_progress,
@@ -39,14 +38,12 @@ DESCRIPTIONS = {
 
 
 def _shared_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    add_common_arguments(parser, defaults=defaults)
+    add_stage_options(parser, subcommand=not defaults)
     parser.add_argument(
         "--cascade",
         default=None if defaults else argparse.SUPPRESS,
         help="lbpcascade_animeface.xml (default: $ANIMEFACE_CASCADE, DATA/models/, download)",
     )
-    add_output_arguments(parser, defaults=defaults)
-    add_wait_argument(parser, defaults=defaults)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -167,7 +164,7 @@ def overrule_ids(args: argparse.Namespace, config: FacecropConfig) -> int:
 
 
 def dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
-    config = load_config(args.config)
+    config = load(read_config(args.config))
     log.debug("settings: %s", config)
     if args.command == "rejects":
         return rejects(args, config)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from pathlib import Path
 from typing import Literal
 
 from facecrop.align import AlignSettings
 from facecrop.detect import Search
-from pipeline.config import build, read_config, section
+from pipeline.config import build, section
 
 # Bump when the code changes what a run produces for the same settings.
 ALGORITHM_VERSION = 5
@@ -160,5 +159,6 @@ class FacecropConfig:
         )
 
 
-def load_config(path: str | Path) -> FacecropConfig:
-    return build(FacecropConfig, section(read_config(path), "facecrop"), "[facecrop]")
+def load(config: dict) -> FacecropConfig:
+    """The `[facecrop]` table of an already-parsed config file as a checked dataclass (ConfigError otherwise)."""
+    return build(FacecropConfig, section(config, "facecrop"), "[facecrop]")

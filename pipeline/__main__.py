@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import add_common_arguments
+from pipeline.cli import add_stage_options
+from pipeline.dataset_counts import dataset_overview
 from pipeline.errors import InputMissing
 from pipeline.layout import Layout
-from pipeline.overview import dataset_overview
-from pipeline.runner import add_output_arguments, configure_logging, run_stage
+from pipeline.runner import configure_logging, run_stage
 from pipeline.summary import print_summary
 
 
@@ -17,8 +17,7 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     summary = commands.add_parser("summary", help="summarise what the dataset stages wrote under --data")
-    add_common_arguments(summary)
-    add_output_arguments(summary)
+    add_stage_options(summary, wait=False)
     return parser
 
 

@@ -4,6 +4,10 @@ Each stage owns its section as a dataclass; this module only knows the top-level
 shape and how to turn a TOML table into a dataclass strictly. Unknown keys are an
 error everywhere, because a typo that is silently ignored looks exactly like a
 setting that does nothing.
+
+Every stage loads its section the same way, `<stage>.config.load(table) -> Config`, from the
+`ConfigTable` that `read_config` returns; command-line overrides are written into the table
+before loading, so they pass the same checks as the file.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ KNOWN_SECTIONS = ("crawler", "sources", "facecrop", "dedup", "train")
 T = TypeVar("T")
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
+class ConfigTable(dict):
+    """The parsed file, remembering where it was read: relative paths in it (a folder source, say)
+    mean "beside the config file", not "wherever the shell happens to be"."""
+
+    def __init__(self, table: dict[str, Any], path: Path) -> None:
+        super().__init__(table)
+        self.path = path
+
+
+def read_config(path: str | Path) -> ConfigTable:
     """Parse the TOML file and reject unknown top-level sections.
 
     A missing file is an error rather than "all defaults" so that a mistyped
@@ -51,7 +64,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     for name in ("crawler", "facecrop", "dedup", "train"):
         if name in table and not isinstance(table[name], dict):
             raise ConfigError(f"{path}: '{name}' must be a table ([{name}])")
-    return table
+    return ConfigTable(table, path)
 
 
 def section(config: dict[str, Any], name: str) -> dict[str, Any]:

@@ -17,9 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from pipeline import lock
-from pipeline.cli import add_common_arguments
+from pipeline.cli import add_stage_options
 from pipeline.errors import Interrupted, Locked, PipelineError
-from pipeline.runner import add_output_arguments, add_wait_argument
 
 PROG = "animefaces"
 DISTRIBUTION = "anime-face-pipeline"
@@ -65,9 +64,7 @@ def parser() -> argparse.ArgumentParser:
         help="crawl -> facecrop -> dedup -> summary, stopping at the first failure",
         description="crawl -> facecrop -> dedup -> summary, stopping at the first failure",
     )
-    add_common_arguments(dataset)
-    add_output_arguments(dataset)
-    add_wait_argument(dataset)
+    add_stage_options(dataset)
     return top
 
 

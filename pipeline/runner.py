@@ -25,32 +25,6 @@ from pipeline import lock, statedb
 from pipeline.errors import Interrupted, PipelineError
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
-    """--no-progress, -q and -v: the same three switches on every stage (`defaults` as in
-    `pipeline.cli.add_common_arguments`, for a subcommand's copy)."""
-    default = False if defaults else argparse.SUPPRESS
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        default=default,
-        help="no progress bars (the summary is still printed)",
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", default=default, help="only warnings and errors"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="also debug messages")
-
-
-def add_wait_argument(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
-    """--wait: queue behind another run holding the same DATA instead of exiting with `Locked`'s code."""
-    parser.add_argument(
-        "--wait",
-        action="store_true",
-        default=False if defaults else argparse.SUPPRESS,
-        help="if another run is working in DATA, wait for it to finish (default: exit 7 at once)",
-    )
-
-
 def configure_logging(args: argparse.Namespace, stage: str) -> logging.Logger:
     """One stderr handler; messages read `stage: text` like the error lines."""
     level = logging.INFO

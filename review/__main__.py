@@ -11,11 +11,13 @@ import argparse
 import logging
 import sys
 
-from facecrop.config import Thresholds, load_config
-from pipeline.cli import add_common_arguments
+from facecrop import config as facecrop_config
+from facecrop.config import Thresholds
+from pipeline.cli import add_stage_options
+from pipeline.config import read_config
 from pipeline.errors import ConfigError, InputMissing
 from pipeline.layout import Layout
-from pipeline.runner import add_output_arguments, configure_logging, run_stage
+from pipeline.runner import configure_logging, run_stage
 from review import security
 from review.server import make_server
 
@@ -25,14 +27,13 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m review",
         description="A local web app to inspect and overrule crops and duplicate clusters by clicking.",
     )
-    add_common_arguments(parser)
+    add_stage_options(parser, wait=False)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to bind (default 127.0.0.1; anything else exposes DATA to your network)",
     )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
-    add_output_arguments(parser)
     return parser
 
 
@@ -43,7 +44,8 @@ def review(args: argparse.Namespace, log: logging.Logger) -> int:
             f"no crops manifest at {layout.crops_manifest}: run `make dataset` (or facecrop) first"
         )
     if args.config.exists():
-        thresholds = load_config(args.config).thresholds  # the thresholds the rejects were decided by
+        # The thresholds the rejects were decided by.
+        thresholds = facecrop_config.load(read_config(args.config)).thresholds
     else:
         log.warning("no config at %s; showing the default thresholds", args.config)
         thresholds = Thresholds()

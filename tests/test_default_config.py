@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from crawler.config import load_settings
-from dedup.config import load_dedup_config
-from facecrop.config import load_config as load_facecrop_config
+from dedup import config as dedup_config
+from facecrop import config as facecrop_config
 from pipeline.config import read_config
 from train.config import load_train_config
 
@@ -17,6 +17,6 @@ def test_every_stage_accepts_the_default_config(repo_root: Path) -> None:
     settings = load_settings(config, path)
     assert [s.kind for s in settings.sources] == ["getchu"]
     assert settings.crawler.rate_per_host == 1.0
-    assert load_facecrop_config(path).min_size == 64
-    assert load_dedup_config(config).threshold == 4
+    assert facecrop_config.load(config).min_size == 64
+    assert dedup_config.load(config).threshold == 4
     assert load_train_config(config).batch_size == 64
