@@ -17,11 +17,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli import DEFAULT_CONFIG, add_common_arguments
+from pipeline.cli import DEFAULT_CONFIG, add_stage_options
 from pipeline.config import read_config
 from pipeline.errors import Interrupted, Locked, PipelineError
 from pipeline.layout import DEFAULT_RUNS_DIR, RunLayout
-from pipeline.runner import add_output_arguments, configure_logging, run_stage, show_progress
+from pipeline.runner import configure_logging, run_stage, show_progress
 from pipeline.summary import print_summary
 
 if TYPE_CHECKING:
@@ -46,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a DCGAN on DATA/shards/faces64.npy. Re-running the same --run resumes from its last.pt. "
         "Use `python -m train sample --help` to turn a checkpoint into images.",
     )
-    add_common_arguments(parser)
-    add_output_arguments(parser)
+    add_stage_options(parser, wait=False)
     parser.add_argument(
         "--run", default="default", help="run name; files go to RUNS_DIR/RUN/ (default: default)"
     )
@@ -87,7 +86,8 @@ def add_sample_parser(commands: argparse._SubParsersAction) -> None:
         help="write a grid of images from a checkpoint's EMA generator",
         description="Write a grid of images from a checkpoint's EMA generator.",
     )
-    add_output_arguments(sample, defaults=False)  # `-q sample` and `sample -q` both count
+    # `-q sample` and `sample -q` both count.
+    add_stage_options(sample, subcommand=True, wait=False)
     sample.add_argument(  # given before `sample` (the top level's) or after it: its [train] sample_max
         "--config",
         type=Path,
