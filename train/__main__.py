@@ -86,14 +86,8 @@ def add_sample_parser(commands: argparse._SubParsersAction) -> None:
         help="write a grid of images from a checkpoint's EMA generator",
         description="Write a grid of images from a checkpoint's EMA generator.",
     )
-    # `-q sample` and `sample -q` both count.
+    # `-q sample` and `sample -q` both count, and so does --config (its [train] sample_max bounds --n).
     add_stage_options(sample, subcommand=True, wait=False)
-    sample.add_argument(  # given before `sample` (the top level's) or after it: its [train] sample_max
-        "--config",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help=f"TOML config file whose [train] sample_max bounds --n (default: {DEFAULT_CONFIG}, if present)",
-    )
     sample.add_argument(
         "--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)"
     )
