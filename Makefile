@@ -9,6 +9,8 @@ DATA   ?= data
 RUN    ?= default
 GPUS   ?= 1
 ARGS   ?=
+# Test processes: one per core the machine reports (pytest-xdist); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 STAMP       := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -46,7 +48,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pip check
-	$(BIN)/python -m pytest --durations=10 $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10 $(ARGS)
 
 # The inner loop: contracts, config checks, detection, the site parsers, dedup's clusters and the shard
 # (under 2 minutes on 2 cores). `make test` runs everything and is what CI runs.
