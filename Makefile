@@ -100,7 +100,7 @@ bench: $(BENCH_STAMP)
 .PHONY: bench-gpu
 GPU_PYTHON ?= $(firstword $(foreach p,$(PYTHON) $(BIN)/python,$(shell $(p) -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1 && echo $(p))) $(PYTHON))
 bench-gpu:
-	PYTHONPATH="$(CURDIR)" $(GPU_PYTHON) -m bench.bench_gpu --out runs/bench-gpu.json $(ARGS)
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_PYTHON) -m bench.bench_gpu --out runs/bench-gpu.json $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

