@@ -17,7 +17,7 @@ from pipeline.cli import add_stage_options
 from pipeline.errors import ConfigError
 from pipeline.runner import configure_logging, run_stage
 
-STAGES = ("crawler", "facecrop", "detection", "align", "dedup", "train", "review")
+STAGES = ("crawler", "facecrop", "detection", "align", "dedup", "train", "quality", "review")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,6 +196,7 @@ def faces(work: Path, testdata: Path, synthetic_count: int) -> dict[str, Any]:
             "png_root": str(png_root),
             "shard_dir": str(shard_dir),
             "source": f"the shared test faces ({testdata / 'faces'})",
+            "testdata": str(testdata),
         }
     rng = np.random.default_rng(0)
     low = torch.from_numpy(rng.random((synthetic_count, 3, 8, 8), dtype=np.float32))

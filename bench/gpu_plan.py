@@ -23,9 +23,8 @@ class Sizes:
     steps: int  # timed steps per variant
     profile_steps: int
     compile: bool
-    quality_steps: int
-    quality_fid: int
-    quality_width: int
+    quality_minutes: float  # each loop's training time in the quality row
+    quality_samples: int  # generated images KID and FID are measured over
     faces: int  # synthetic faces when the shared test faces are not there
     row_s: tuple[float, float]  # (estimate, share) of an eager row
     compiled_s: tuple[float, float]  # of a compiled row
@@ -39,9 +38,8 @@ FULL = Sizes(
     steps=100,
     profile_steps=10,
     compile=True,
-    quality_steps=1000,
-    quality_fid=2000,
-    quality_width=64,
+    quality_minutes=0.5,
+    quality_samples=2000,
     faces=2000,
     row_s=(25.0, 60.0),
     compiled_s=(60.0, 100.0),
@@ -54,9 +52,8 @@ TINY = Sizes(
     steps=2,
     profile_steps=1,
     compile=False,
-    quality_steps=3,
-    quality_fid=8,
-    quality_width=8,
+    quality_minutes=0.05,
+    quality_samples=16,
     faces=64,
     row_s=(2.0, 120.0),
     compiled_s=(2.0, 120.0),

