@@ -36,6 +36,7 @@ from bench.report import BenchResult
 REPO = Path(__file__).resolve().parents[1]
 MINUTES = float(os.environ.get("BENCH_QUALITY_MINUTES", "20"))
 SAMPLES = int(os.environ.get("BENCH_QUALITY_SAMPLES", "2000"))
+BAD_CROPS = 200
 SNAPSHOT_EVERY = 100  # steps between kept EMA generators (every step in runs under a minute)
 SEED = 2026
 BATCH = 64
@@ -109,6 +110,8 @@ def train_for(
             _sync(device)
     _sync(device)
     torch.save(generator().state_dict(), out / "final.pt")
+    if loop == "ours":  # the trained D ranks faces against bad crops (the D-score row)
+        torch.save(trainer.d_core.state_dict(), out / "final_d.pt")
     done = {"loop": loop, "steps": steps(), "seconds": time.perf_counter() - t0}
     (out / "done.json").write_text(json.dumps(done), encoding="utf-8")
 
@@ -217,6 +220,59 @@ def score(
     return out
 
 
+# ---------------------------------------------------------------- does D find the bad crops?
+def bad_crops(
+    faces: list[Path], full: Path, cascade: Path | None, count: int, seed: int = SEED
+) -> np.ndarray:
+    """`count` labelled bad crops at 64x64: half off-centre cuts of training faces (a corner third of the
+    face, as a crop shifted off its box gives), half background cuts of full illustrations that no
+    cascade detection overlaps (hands, clothes, scenery, text)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for path in rng.choice(faces, count // 2, replace=False):
+        image = Image.open(path).convert("RGB")
+        side = image.width
+        cut = side // 2
+        x, y = (int(v) for v in rng.choice([0, side - cut], 2))
+        out.append(np.asarray(image.crop((x, y, x + cut, y + cut)).resize((64, 64), Image.BICUBIC)))
+    out += _background_cuts(sorted(full.iterdir()), cascade, count - len(out), rng)
+    return np.stack(out)
+
+
+def _background_cuts(files: list[Path], cascade: Path | None, count: int, rng: np.random.Generator) -> list:
+    import cv2
+
+    detector = cv2.CascadeClassifier(str(cascade)) if cascade else None
+    out: list[np.ndarray] = []
+    while len(out) < count:
+        image = Image.open(files[int(rng.integers(len(files)))]).convert("RGB")
+        side = int(rng.integers(48, max(49, min(image.size) // 2)))
+        x, y = int(rng.integers(0, image.width - side)), int(rng.integers(0, image.height - side))
+        if detector is not None:
+            gray = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
+            boxes = detector.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
+            if any(
+                x < bx + bw and bx < x + side and y < by + bh and by < y + side for bx, by, bw, bh in boxes
+            ):
+                continue
+        out.append(np.asarray(image.crop((x, y, x + side, y + side)).resize((64, 64), Image.BICUBIC)))
+    return out
+
+
+def d_ranking(d_state: Path, faces: np.ndarray, bad: np.ndarray, device: torch.device) -> dict:
+    """How many of the bad crops a trained D puts in the lowest 5 % of faces + bad crops (chance: 5 %)."""
+    from train.models import Discriminator
+    from train.score import scores
+
+    d = Discriminator(64, 64, 0)
+    d.load_state_dict(torch.load(d_state, map_location="cpu", weights_only=True))
+    d.to(device).eval()
+    values = np.concatenate([scores(d, faces, device, False), scores(d, bad, device, False)])
+    lowest = np.argsort(values, kind="stable")[: int(round(0.05 * len(values)))]
+    caught = int((lowest >= len(faces)).sum())
+    return {"bad": len(bad), "faces": len(faces), "lowest": len(lowest), "bad_in_lowest": caught}
+
+
 # ---------------------------------------------------------------- the bench rows
 def rows(result: dict, minutes: float, samples: int, device: torch.device, source: Path) -> list[BenchResult]:
     example, ours = result["example"], result["ours"]
@@ -265,6 +321,8 @@ def measure(
     samples: int,
     grids: Path | None,
     device: torch.device | None = None,
+    full: Path | None = None,
+    cascade: Path | None = None,
 ) -> list[BenchResult]:
     """Both loops for `minutes` each on the faces in `source`, then their KID and FID; the result JSON
     and (with `grids`) the two 8x8 grids are written under `work`."""
@@ -273,8 +331,35 @@ def measure(
     print(f"quality: {minutes:g} min each on {device.type}, faces from {source}", file=sys.stderr, flush=True)
     trained = train_both(minutes * 60, png_root, shard_dir, work / "runs", device)
     result = score(trained, shard_dir, device, samples, grids)
+    out = rows(result, minutes, samples, device, source)
+    if full is not None and full.is_dir():
+        faces = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        bad = bad_crops(faces, full, cascade, BAD_CROPS)
+        from train.shard import open_shard
+
+        result["d_ranking"] = ranking = d_ranking(
+            work / "runs" / "ours" / "final_d.pt", open_shard(shard_dir).images, bad, device
+        )
+        out.append(ranking_row(ranking, minutes))
     (work / "quality.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
-    return rows(result, minutes, samples, device, source)
+    return out
+
+
+def ranking_row(ranking: dict, minutes: float) -> BenchResult:
+    share = ranking["bad_in_lowest"] / ranking["bad"]
+    return BenchResult(
+        "quality",
+        "D score: bad crops in the lowest 5 %",
+        share,
+        0.05,
+        "share",
+        True,
+        "> chance",
+        f"{ranking['bad_in_lowest']} of {ranking['bad']} labelled bad crops (half off-centre cuts of training "
+        f"faces, half background cuts of ../shared/testdata/full away from cascade detections) among the "
+        f"{ranking['lowest']} lowest of {ranking['faces']} faces + the bad crops, by the raw D of ours after "
+        f"{minutes:g} min; chance is 5 %",
+    )
 
 
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
