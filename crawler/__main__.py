@@ -119,6 +119,7 @@ def summary_counts(report: CrawlReport) -> dict[str, object]:
         "images stored (new)": counts["stored"],
         "duplicates (bytes or URL already stored)": counts["duplicates"],
         "already stored by an earlier run": counts["already_stored"],
+        "known_md5 (stored picture, not fetched)": counts["known_md5"],
         "skipped by robots.txt": skipped_robots,
         "listings unparsed (markup changed?)": counts["pages_failed:listing_unparsed"],
         "failed this run": sum(failed.values()),

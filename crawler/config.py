@@ -15,10 +15,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from crawler.credentials import Credentials, env_name, load_credentials
 from crawler.sites import SITES
 from crawler.sites.base import SourceBase
 from pipeline.config import build, section
 from pipeline.errors import ConfigError
+
+DEFAULT_USER_AGENT = "anime-face-pipeline/0.1 (+https://example.invalid/contact-me)"
 
 # Every duration setting, in seconds, and whether 0 is allowed. A wait of 0 is meaningless for a
 # timeout, a deadline, a backoff or a checkpoint; for max_retry_after and max_crawl_delay 0 means
@@ -42,7 +45,7 @@ MAX_SECONDS = 86_400.0
 class CrawlerConfig:
     """Politeness and safety limits shared by every source."""
 
-    user_agent: str = "anime-face-pipeline/0.1 (+https://example.invalid/contact-me)"
+    user_agent: str = DEFAULT_USER_AGENT
     rate_per_host: float = 1.0  # requests per second per host name; 0 turns the limit off
     connect_timeout: float = 10.0
     read_timeout: float = 30.0  # seconds of silence
@@ -62,6 +65,7 @@ class CrawlerConfig:
     workers: int = 16  # download threads; the per-host rate limit, not this, bounds load on a site
     obey_robots: bool = True
     checkpoint_seconds: float = 30.0  # how often the manifest is rewritten during a long crawl
+    credentials_file: str = ""  # a TOML file of site accounts outside the config ([danbooru] login, api_key)
 
     def __post_init__(self) -> None:
         if not self.user_agent.strip():
@@ -94,6 +98,7 @@ class CrawlerConfig:
 class Settings:
     crawler: CrawlerConfig
     sources: list[SourceBase]
+    credentials: Credentials = dataclasses.field(default_factory=Credentials)  # {kind: {name: value}}
 
 
 def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
@@ -104,28 +109,51 @@ def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
         raise ConfigError(
             f"{config_path}: no [[sources]] configured; add at least one (see docs/crawler.md, Sources)"
         )
-    sources = []
-    for index, table in enumerate(tables, start=1):
-        if not isinstance(table, dict):
-            raise ConfigError(f"[[sources]] #{index}: must be a table")
-        kind = table.get("kind")
-        where = f"[[sources]] #{index} (kind = {kind!r})"
-        if kind not in SITES:
-            raise ConfigError(f"{where}: kind must be one of {', '.join(sorted(SITES))}")
-        source = build(SITES[kind].Config, table, where)
-        for attr in ("path", "file"):
-            value = getattr(source, attr, None)
-            if value:
-                setattr(source, attr, str((config_path.parent / Path(value).expanduser()).resolve()))
-        sources.append(source)
-    return Settings(crawler=crawler, sources=sources)
+    sources = [_source(index, table, config_path) for index, table in enumerate(tables, start=1)]
+    known = {kind: cls.credential_names for kind, cls in SITES.items() if cls.credential_names}
+    wanted = {s.kind: known[s.kind] for s in sources if s.kind in known}
+    credentials = load_credentials(wanted, known, crawler.credentials_file, config_path.parent)
+    for index, source in enumerate(sources, start=1):
+        site = SITES[source.kind]
+        where = f"[[sources]] #{index} (kind = {source.kind!r})"
+        if site.user_agent_rule and crawler.user_agent.strip() == DEFAULT_USER_AGENT:
+            raise ConfigError(f"{where}: {site.user_agent_rule}")
+        try:
+            site.check_settings(source, credentials.get(source.kind, {}))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    return Settings(crawler=crawler, sources=sources, credentials=credentials)
+
+
+def _source(index: int, table: Any, config_path: Path) -> SourceBase:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[[sources]] #{index}: must be a table")
+    kind = table.get("kind")
+    where = f"[[sources]] #{index} (kind = {kind!r})"
+    if kind not in SITES:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(sorted(SITES))}")
+    for name in SITES[kind].credential_names:
+        if name in table:  # never echo the value: the line goes to logs and terminals
+            raise ConfigError(
+                f"{where}: {name} does not belong in the config file, which is shared with the dataset; "
+                f"set {env_name(kind, name)} or put it in [crawler] credentials_file (docs/crawler.md, Accounts)"
+            )
+    source = build(SITES[kind].Config, table, where)
+    for attr in ("path", "file"):
+        value = getattr(source, attr, None)
+        if value:
+            setattr(source, attr, str((config_path.parent / Path(value).expanduser()).resolve()))
+    return source
 
 
 def source_key(source: SourceBase) -> str:
     """A stable identity for a source: what it lists, not how much or how fast.
 
     Changing max_images or rate keeps the crawl state; changing tags or years starts a new listing.
+    A key a site gained later that only filters its listing client-side (`key_omits`) is left out,
+    so the state crawled before it keeps its identity.
     """
-    fields = {k: v for k, v in dataclasses.asdict(source).items() if k not in ("max_images", "rate")}
+    omitted = ("max_images", "rate", *getattr(type(source), "key_omits", ()))
+    fields = {k: v for k, v in dataclasses.asdict(source).items() if k not in omitted}
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return f"{source.kind}-{digest}"

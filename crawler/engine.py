@@ -7,6 +7,10 @@ download is committed to SQLite at once; the manifest is rewritten from SQLite a
 checkpoints and at the end, whatever happens. SIGTERM and Ctrl-C set the crawl's one stop,
 which ends every wait and request in flight, so the workers finish within moments and the
 manifest of what was stored so far is written before the process exits 130.
+
+A post whose published md5 names a picture already in the store (from any source, this run or
+an earlier one) is not fetched: its item is linked to the stored file in one commit, so the
+manifest gives that file one provenance row per site that lists it (`known_md5`).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class CrawlReport:
     @property
     def unreachable(self) -> bool:
         """Web requests were made, none was answered, and nothing was had any other way."""
-        got = self.counts["stored"] + self.counts["duplicates"] + self.counts["already_stored"]
+        got = sum(self.counts[k] for k in ("stored", "duplicates", "already_stored", "known_md5"))
         return self.requests > 0 and self.responses == 0 and got == 0
 
 
@@ -101,6 +105,7 @@ def _crawl(
     state = State(layout.crawl_state)
     order = [source_key(source) for source in settings.sources]
     try:
+        store.backfill_md5(state, data_dir)
         sites = _open_sites(settings, state, fetcher, limiter, refresh, report)
         checkpoint = _Checkpoint(state, data_dir, order, config.checkpoint_seconds)
         for index, site in sites:
@@ -145,7 +150,7 @@ def _open_sites(
             obey_robots=obeys_robots(source, config.obey_robots),
             source_name=f"#{index} {source.kind}",
         )
-        site = site_cls(source, fetcher, pages)
+        site = site_cls(source, fetcher, pages, settings.credentials.get(source.kind))
         try:
             site.check()
         except (OSError, ValueError) as exc:
@@ -214,7 +219,7 @@ def _crawl_source(
                 continue
             seen.add(item.url)
             status, reason = state.add_item(
-                key, item.url, len(seen), site.kind, item.page_url, item.meta, item.md5
+                key, item.url, len(seen), site.kind, item.page_url, item.meta, item.post_md5
             )
             known = _known_outcome(status, reason, retry_failed)
             if known:
@@ -293,6 +298,10 @@ def _download(
     if known is not None:  # another source already fetched exactly this URL
         state.record_stored(key, item.url, known, utc_now())
         return "duplicates", "", ""
+    known = state.stored_sha_for_md5(item.post_md5) if item.post_md5 else None
+    if known is not None:  # the site says this is a picture already stored: link it, fetch nothing
+        state.record_stored(key, item.url, known, utc_now())
+        return "known_md5", "", ""
     try:
         data = _fetch_checked(site, item, config)
         info = check_image(data, config.max_pixels)
@@ -302,6 +311,7 @@ def _download(
     sha256 = store.sha256_hex(data)
     path = store.put(data_dir, sha256, info.extension, data)
     image = {
+        "md5": store.md5_hex(data),
         "path": path,
         "bytes": len(data),
         "width": info.width,

@@ -32,6 +32,7 @@ import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
+from crawler.credentials import redact
 from crawler.deadline import CrawlStop, DeadlineAdapter, deadline
 from crawler.origins import AllowedOrigins, BadUrl
 from crawler.ratelimit import HostRateLimiter
@@ -64,7 +65,11 @@ RECHECKED_REASONS = frozenset({"robots_disallowed", "crawl_delay_too_long"})
 
 
 class FetchError(Exception):
+    """A URL's failure with a reason. Its detail may quote a library's or a server's words (a URL with
+    its query, a body): every site key is masked here, the one place all those words pass."""
+
     def __init__(self, reason: str, detail: str = "") -> None:
+        detail = redact(detail)
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
@@ -97,6 +102,7 @@ class _Call:
     limit: int  # bytes of body
     accept_4xx: bool  # a 4xx is an answer (robots.txt), not a failure
     cut_at_limit: bool  # keep the first `limit` bytes of a longer body instead of failing it
+    secret_params: Mapping[str, str] | None = None  # added to the query when sent, never to `url`
 
 
 @dataclass
@@ -140,9 +146,18 @@ class Fetcher:
         headers: dict[str, str] | None = None,
         max_bytes: int | None = None,
         obey_robots: bool = True,
+        secret_params: Mapping[str, str] | None = None,
     ) -> Fetched:
+        """`secret_params` (a site's API key) join the query only as the request is sent: `url`,
+        the Fetched's url and every message keep the URL without them."""
         return self._request(
-            "GET", url, allowed, headers=headers, max_bytes=max_bytes, obey_robots=obey_robots
+            "GET",
+            url,
+            allowed,
+            headers=headers,
+            max_bytes=max_bytes,
+            obey_robots=obey_robots,
+            secret_params=secret_params,
         )
 
     def post_json(
@@ -200,12 +215,20 @@ class Fetcher:
         obey_robots: bool = True,
         accept_4xx: bool = False,
         cut_at_limit: bool = False,
+        secret_params: Mapping[str, str] | None = None,
     ) -> Fetched:
         """One URL to its final answer: each loop is one attempt, a redirect or a retry.
 
         `cut_at_limit` keeps the first `max_bytes` of a longer body instead of failing it (robots.txt)."""
         call = _Call(
-            method, url, headers, json_body, max_bytes or self.config.max_bytes, accept_4xx, cut_at_limit
+            method,
+            url,
+            headers,
+            json_body,
+            max_bytes or self.config.max_bytes,
+            accept_4xx,
+            cut_at_limit,
+            secret_params,
         )
         _check_target(url, allowed)
         redirects = 0
@@ -217,7 +240,7 @@ class Fetcher:
                 return outcome
             if isinstance(outcome, _Redirect):
                 redirects += 1
-                call.url = self._follow(call.url, outcome, redirects, allowed)
+                _leave_host(call, self._follow(call.url, outcome, redirects, allowed))
                 if outcome.status == 303 or (outcome.status in (301, 302) and call.method == "POST"):
                     call.method, call.json_body = "GET", None
                 continue
@@ -281,6 +304,7 @@ class Fetcher:
             response = self._session().request(
                 call.method,
                 url,
+                params=call.secret_params,
                 headers=call.headers,
                 json=call.json_body,
                 stream=True,
@@ -381,6 +405,16 @@ def backoff_seconds(backoff: float, max_backoff: float, attempt: int) -> float:
     still spread over its upper half, so workers held together do not retry in step."""
     delay = min(backoff * 2.0 ** min(attempt, 64), max_backoff / 2)
     return delay + random.uniform(0, delay)
+
+
+def _leave_host(call: _Call, location: str) -> None:
+    """Follow a redirect: an account's Authorization header and key parameters go to the site's own
+    host only, never to whatever host a redirect names (a CDN, a mirror)."""
+    if host_of(location) != host_of(call.url):
+        call.secret_params = None
+        if call.headers:
+            call.headers = {k: v for k, v in call.headers.items() if k.lower() != "authorization"}
+    call.url = location
 
 
 def _check_target(url: str, allowed: AllowedOrigins) -> None:

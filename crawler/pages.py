@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from crawler.credentials import redact
 from crawler.fetcher import Fetched, Fetcher, FetchError
 from crawler.origins import AllowedOrigins
 from crawler.state import State
@@ -30,6 +31,7 @@ class PageRejected(ValueError):
     a listing whose markup yields nothing). Never cached, so the next run asks again."""
 
     def __init__(self, reason: str, detail: str) -> None:
+        detail = redact(detail)  # a parser may quote the body, and a body may echo a key
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -81,11 +83,14 @@ class PageCache:
         volatile: bool = False,
         headers: dict[str, str] | None = None,
         post_json: dict | None = None,
+        secret_params: dict[str, str] | None = None,
     ) -> Any | None:
         """The parsed page, from the cache or the site; None when it cannot be had this run.
 
         A page robots.txt disallows stops the whole source (SourceStopped): its next pages
         would be disallowed too, and asking for each of them would only repeat the answer.
+        The page is cached under `url`, which never holds `secret_params` (an API key is sent,
+        not kept).
         """
         key = url
         if post_json is not None:
@@ -98,7 +103,9 @@ class PageCache:
                 return cached
         try:
             if post_json is None:
-                fetched = self.fetcher.get(url, allowed, headers=headers, obey_robots=self.obey_robots)
+                fetched = self.fetcher.get(
+                    url, allowed, headers=headers, obey_robots=self.obey_robots, secret_params=secret_params
+                )
             else:
                 fetched = self.fetcher.post_json(
                     url, post_json, allowed, headers=headers, obey_robots=self.obey_robots
@@ -128,6 +135,7 @@ class PageCache:
         return result
 
     def _unreadable(self, url: str, reason: str, detail: str) -> None:
+        detail = redact(detail)
         self.unreadable.append((url, reason, detail))
         self._failed(url, reason, detail)
 

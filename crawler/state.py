@@ -8,8 +8,11 @@ Tables:
   pages   one row per listing/detail page fetched: the JSON the site extracted from it,
           so a resumed crawl replays its listing without asking the site again.
   items   one row per (source, image URL): listing order, provenance, status
-          (pending | stored | failed), failure reason, tries, resulting sha256.
-  images  one row per distinct stored image (sha256): path, size, format.
+          (pending | stored | failed), failure reason, tries, resulting sha256, and the md5
+          the site published for the post's original file (whichever file was fetched).
+  images  one row per distinct stored image (sha256): path, size, format, and the md5 of
+          its bytes. With the items' md5 it answers "is this picture stored already?" for
+          a post of any site that publishes an md5, before anything is fetched.
 
 A JSON column that does not parse (a person's edit, a bad copy) costs only that row, named
 in one warning: a page is fetched again, an item's meta is taken again from its listing (its
@@ -66,8 +69,14 @@ CREATE TABLE IF NOT EXISTS images (
     width     INTEGER NOT NULL,
     height    INTEGER NOT NULL,
     format    TEXT NOT NULL,
-    stored_at TEXT NOT NULL
+    stored_at TEXT NOT NULL,
+    md5       TEXT
 );
+"""
+# After SCHEMA and the columns a state written before them lacks (added by `_migrate`).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS items_by_md5 ON items (md5, status);
+CREATE INDEX IF NOT EXISTS images_by_md5 ON images (md5);
 """
 
 
@@ -88,6 +97,8 @@ class State:
         )
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        self._migrate()
+        self._conn.executescript(INDEXES)
         self._lock = threading.Lock()
         self._path = path
         self._redo_meta = self._sweep_broken_json()
@@ -95,6 +106,12 @@ class State:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def _migrate(self) -> None:
+        """A state written before images had an md5 gains the column; `store.backfill_md5` fills it."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(images)")}
+        if "md5" not in columns:
+            self._conn.execute("ALTER TABLE images ADD COLUMN md5 TEXT")
 
     def _unparsed(self, table: str, column: str, *also: str) -> list[tuple[Any, ...]]:
         """Rows of `table` whose JSON `column` does not parse: (rowid, *also).
@@ -181,6 +198,17 @@ class State:
             ).fetchone()
         return row[0], row[1]
 
+    def stored_sha_for_md5(self, md5: str) -> str | None:
+        """The stored image that is this picture: bytes with this md5, or the file (a resized variant,
+        say) some post publishing this md5 was stored as."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT sha256 FROM images WHERE md5 = ?1"
+                " UNION ALL SELECT sha256 FROM items WHERE md5 = ?1 AND status = 'stored' LIMIT 1",
+                (md5.lower(),),
+            ).fetchone()
+        return None if row is None else row[0]
+
     def stored_sha_for_url(self, url: str) -> str | None:
         """The image some source already stored from exactly this URL, so it is not fetched twice."""
         with self._lock:
@@ -204,9 +232,9 @@ class State:
                 new = False
                 if image is not None:
                     cursor = self._conn.execute(
-                        "INSERT OR IGNORE INTO images (sha256, path, bytes, width, height, format, stored_at)"
-                        " VALUES (:sha256, :path, :bytes, :width, :height, :format, :stored_at)",
-                        {**image, "sha256": sha256, "stored_at": fetched_at},
+                        "INSERT OR IGNORE INTO images (sha256, path, bytes, width, height, format, stored_at, md5)"
+                        " VALUES (:sha256, :path, :bytes, :width, :height, :format, :stored_at, :md5)",
+                        {"md5": None, **image, "sha256": sha256, "stored_at": fetched_at},
                     )
                     new = cursor.rowcount == 1
                 self._conn.execute(
@@ -248,17 +276,22 @@ class State:
     def images(self) -> Iterator[dict[str, Any]]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT sha256, path, bytes, width, height, format FROM images ORDER BY sha256"
+                "SELECT sha256, md5, path, bytes, width, height, format FROM images ORDER BY sha256"
             ).fetchall()
-        for sha256, path, size, width, height, fmt in rows:
+        for sha256, md5, path, size, width, height, fmt in rows:
             yield {
                 "sha256": sha256,
+                "md5": md5,
                 "path": path,
                 "bytes": size,
                 "width": width,
                 "height": height,
                 "format": fmt,
             }
+
+    def set_md5(self, sha256: str, md5: str) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE images SET md5 = ? WHERE sha256 = ?", (md5, sha256))
 
     def provenance(self, source_order: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Every stored item grouped by sha256: sources in config order (sources no longer

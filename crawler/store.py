@@ -26,6 +26,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def md5_hex(data: bytes) -> str:
+    """Beside the sha256: the hash boorus publish, so a post already stored is never fetched again."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def put(data_dir: Path, sha256: str, extension: str, data: bytes) -> str:
     """Store `data` unless the same bytes are already there; returns the relative path."""
     rel = rel_raw(sha256, extension)
@@ -58,3 +63,21 @@ def check_store(state: State, data_dir: Path, verify: bool = False) -> list[str]
         )
         state.unstore(bad)
     return bad
+
+
+def backfill_md5(state: State, data_dir: Path) -> int:
+    """Give every image stored before images carried an md5 its md5, read from its file (once: the
+    value is kept). A file that cannot be read is left to `check_store`, which fetches it again."""
+    done = 0
+    for image in state.images():
+        if image["md5"]:
+            continue
+        try:
+            md5 = md5_hex((data_dir / image["path"]).read_bytes())
+        except OSError:
+            continue
+        state.set_md5(image["sha256"], md5)
+        done += 1
+    if done:
+        logger.info("recorded the md5 of %d image(s) stored before md5s were kept", done)
+    return done

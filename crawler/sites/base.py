@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from crawler.fetcher import Fetched, Fetcher, host_of
@@ -59,6 +59,13 @@ class Item:
     page_url: str
     meta: dict[str, Any]
     md5: str | None = None  # when the site publishes it, the downloaded bytes must match
+    # The md5 the site publishes for the post's original file, whichever file is fetched (a resized
+    # variant has no md5 of its own): a picture whose md5 is already in the store is not fetched.
+    post_md5: str | None = None
+
+    def __post_init__(self) -> None:
+        self.md5 = self.md5.lower() if self.md5 else None
+        self.post_md5 = self.post_md5.lower() if self.post_md5 else self.md5
 
 
 class Site:
@@ -70,11 +77,19 @@ class Site:
     changed_hint: ClassVar[str] = (
         "the site's API answers in a shape this crawler does not read; it needs an update"
     )
+    credential_names: ClassVar[tuple[str, ...]] = ()  # account keys, from the environment or credentials_file
+    # The site's rating values in the one vocabulary (sites/ratings.py).
+    rating_names: ClassVar[Mapping[str, str]] = {}
+    # Why the default [crawler] user_agent will not do for this site; "" when it will.
+    user_agent_rule: ClassVar[str] = ""
 
-    def __init__(self, source: Any, fetcher: Fetcher, pages: PageCache) -> None:
+    def __init__(
+        self, source: Any, fetcher: Fetcher, pages: PageCache, credentials: Mapping[str, str] | None = None
+    ) -> None:
         self.source = source
         self.fetcher = fetcher
         self.pages = pages
+        self.credentials = dict(credentials or {})
         self.counts: Counter[str] = Counter()  # site-specific skips, shown in the summary
         self.obey_robots = obeys_robots(source, fetcher.config.obey_robots)
         self._allowed: AllowedOrigins | None = None
@@ -94,6 +109,10 @@ class Site:
                 [base] if base else [], [*self.cdn_hosts, *self.fetcher.config.cdn_hosts]
             )
         return self._allowed
+
+    @classmethod
+    def check_settings(cls, source: Any, credentials: Mapping[str, str]) -> None:
+        """Raise ValueError for a source its settings and credentials cannot crawl, before any request."""
 
     def check(self) -> None:
         """Raise FileNotFoundError (or ValueError) for a source that cannot work at all, before crawling."""
@@ -117,8 +136,12 @@ class Site:
         otherwise keep a listing going long after max_images stopped mattering."""
         new = [item for item in items if item.url not in self._listed]
         self._listed.update(item.url for item in new)
-        self._stale_pages = 0 if new else self._stale_pages + 1
+        self.page_added(bool(new))
         return new
+
+    def page_added(self, added: bool) -> None:
+        """Count a listing page as stale when it added nothing new (for a site that cannot use `fresh`)."""
+        self._stale_pages = 0 if added else self._stale_pages + 1
 
     def listing_stalled(self) -> bool:
         limit = self.fetcher.config.max_stale_pages

@@ -10,6 +10,12 @@ checked against md5 it is verified by a full decode (the engine decodes every im
 and its meta says so. Anonymous searches take at most 2 tags, so ratings are filtered
 here on each post's `rating` rather than with a `rating:` tag.
 
+An account (`login` + `api_key`, from DANBOORU_LOGIN/DANBOORU_API_KEY or the credentials
+file) is sent as HTTP Basic auth on the listing requests only, never in the URL (which is
+cached, logged and stored) nor to the image CDN. Logged in, the 2-tag refusal is lifted: the
+account's level sets the limit (Member 2, Gold 6, Platinum unlimited) and the site answers a
+query over it with 422, which fails that listing page.
+
 Its robots.txt disallows `/*.json`, so with obey_robots on, this source stops at its
 first listing request; Danbooru documents the JSON API for clients, and a user who
 accepts its terms sets `obey_robots = false` on the source (docs/crawler.md, robots.txt).
@@ -17,38 +23,37 @@ accepts its terms sets `obey_robots = false` on the source (docs/crawler.md, rob
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import quote_plus
 
+from crawler.credentials import register_secret
 from crawler.fetcher import Fetched
-from crawler.sites.base import Item, Site, WebSourceBase, next_before_id
+from crawler.sites.base import Item, Site, next_before_id
 from crawler.sites.fields import Malformed, field, load_json, records
+from crawler.sites.ratings import LETTERS, RatedSourceBase, keep_rating
 
-RATINGS = ("g", "s", "q", "e")  # general, sensitive, questionable, explicit
+ANONYMOUS_TAGS = 2
 
 
 @dataclasses.dataclass
-class DanbooruConfig(WebSourceBase):
+class DanbooruConfig(RatedSourceBase):
     base_url: str = "https://danbooru.donmai.us"
     tags: str = "1girl solo"
     per_page: int = 200
     variant_min_side: int = (
         512  # smallest resized variant whose shorter side is >= this; 0 = always originals
     )
-    ratings: list[str] = dataclasses.field(default_factory=lambda: ["g", "s"])  # kept, by the post's rating
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.tags.split()) > 2:
-            raise ValueError(f"danbooru allows 2 tags in an anonymous search, got {self.tags!r}")
         if not 1 <= self.per_page <= 200:
             raise ValueError("per_page must be 1..200")
         if self.variant_min_side < 0:
             raise ValueError("variant_min_side must be >= 0")
-        if not self.ratings or any(r not in RATINGS for r in self.ratings):
-            raise ValueError(f"ratings must be a non-empty list of {', '.join(RATINGS)}, got {self.ratings}")
 
 
 MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -108,6 +113,28 @@ class Danbooru(Site):
     kind = "danbooru"
     Config = DanbooruConfig
     cdn_hosts = ("cdn.donmai.us",)
+    credential_names = ("login", "api_key")
+    rating_names = LETTERS
+
+    @classmethod
+    def check_settings(cls, source: Any, credentials: Mapping[str, str]) -> None:
+        if len(credentials) == 1:
+            (have,) = credentials
+            missing = "DANBOORU_API_KEY" if have == "login" else "DANBOORU_LOGIN"
+            raise ValueError(f"an account needs both login and api_key; {missing} is not set")
+        if not credentials and len(source.tags.split()) > ANONYMOUS_TAGS:
+            raise ValueError(
+                f"danbooru allows {ANONYMOUS_TAGS} tags in an anonymous search, got {source.tags!r}; "
+                "an account (DANBOORU_LOGIN, DANBOORU_API_KEY) allows its level's limit"
+            )
+
+    def _auth(self) -> dict[str, str] | None:
+        if not self.credentials:
+            return None
+        pair = f"{self.credentials['login']}:{self.credentials['api_key']}".encode()
+        token = base64.b64encode(pair).decode("ascii")
+        register_secret(token)  # the header is never written anywhere; should it be, it is masked too
+        return {"Authorization": "Basic " + token}
 
     def items(self) -> Iterator[Item]:
         base = self.source.base_url
@@ -116,7 +143,9 @@ class Danbooru(Site):
             url = f"{base}/posts.json?tags={quote_plus(self.source.tags)}&limit={self.source.per_page}"
             if cursor is not None:
                 url += f"&page=b{cursor}"
-            posts = self.pages.get(url, parse_posts, self.allowed(), volatile=cursor is None)
+            posts = self.pages.get(
+                url, parse_posts, self.allowed(), volatile=cursor is None, headers=self._auth()
+            )
             if not posts:
                 return
             yield from self.fresh(item for item in map(self._item, posts) if item is not None)
@@ -131,19 +160,19 @@ class Danbooru(Site):
         if not post.get("file_url") or not post.get("md5"):
             self.counts["hidden_posts"] += 1
             return None
-        if post.get("rating") not in self.source.ratings:
-            self.counts[f"rating_{post.get('rating')}_skipped"] += 1
+        rating = keep_rating(self, post.get("rating"))
+        if rating is None:
             return None
         page_url = f"{self.source.base_url}/posts/{post['id']}"
         meta = {
             "post_id": post["id"],
             "tags": post.get("tag_string") or "",
             "md5": post["md5"],
-            "rating": post["rating"],
+            "rating": rating,
         }
         variant = choose_variant(post, self.source.variant_min_side)
         if variant is not None:
             meta.update(variant=variant["type"], verified="decode")
-            return Item(url=variant["url"], page_url=page_url, meta=meta)
+            return Item(url=variant["url"], page_url=page_url, meta=meta, post_md5=post["md5"])
         meta["verified"] = "md5"
         return Item(url=post["file_url"], page_url=page_url, meta=meta, md5=post["md5"])

@@ -5,22 +5,27 @@ may be an integer and older responses have no `file_url`, so the image URL is al
 built as `/images/<directory>/<image>` (the same URL `file_url` gives when present).
 `pid` paging is capped by the site, so every request asks for pid=0 below the smallest
 id seen so far. An empty result is an empty body, not `[]`. The post's `hash` is the
-md5 of the file and is checked; a mismatch is fetched once more, then final.
+md5 of the file and is checked; a mismatch is fetched once more, then final. Ratings are
+words (`general`, older posts `safe`), kept by `ratings` in the one vocabulary.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import ClassVar
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
-from crawler.sites.base import Item, Site, WebSourceBase, next_before_id
+from crawler.sites.base import Item, Site, next_before_id
 from crawler.sites.fields import Malformed, field, load_json, records
+from crawler.sites.ratings import WORDS, RatedSourceBase, keep_rating
 
 
 @dataclasses.dataclass
-class SafebooruConfig(WebSourceBase):
+class SafebooruConfig(RatedSourceBase):
+    # ratings came after this site's first crawls and only filters cached pages: not in the state's key
+    key_omits: ClassVar[tuple[str, ...]] = ("ratings",)
     base_url: str = "https://safebooru.org"
     tags: str = "1girl solo"
     per_page: int = 100
@@ -61,6 +66,7 @@ def _post_fields(post: object) -> dict:
 class Safebooru(Site):
     kind = "safebooru"
     Config = SafebooruConfig
+    rating_names = WORDS
 
     def items(self) -> Iterator[Item]:
         base = self.source.base_url
@@ -85,6 +91,8 @@ class Safebooru(Site):
             return None
         if post.get("directory") in (None, "") or not post.get("image"):
             self.counts["posts_without_file"] += 1
+            return None
+        if keep_rating(self, post.get("rating")) is None:
             return None
         base = self.source.base_url
         meta = {"post_id": post["id"], "tags": (post.get("tags") or "").strip(), "md5": post.get("hash")}
