@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from crawler.config import load_settings
+from crawler import config as crawler_config
 from crawler.engine import CrawlReport, SourceUnusable, crawl, stragglers
 from crawler.state import State
 from crawler.store import check_store
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(read_config(args.config), args.config)
+    settings = crawler_config.load(read_config(args.config))
     if Layout(args.data).crawl_state.is_file():
         state = State(Layout(args.data).crawl_state)
         try:

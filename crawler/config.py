@@ -101,8 +101,11 @@ class Settings:
     credentials: Credentials = dataclasses.field(default_factory=Credentials)  # {kind: {name: value}}
 
 
-def load_settings(config: dict[str, Any], config_path: Path) -> Settings:
-    """Turn the parsed TOML into checked settings; errors name the source's index and kind."""
+def load(config: dict[str, Any]) -> Settings:
+    """Turn the parsed TOML into checked settings; errors name the source's index and kind. Relative
+    paths resolve against the config file's folder (`ConfigTable.path`; the working directory for a
+    table that was not read from a file)."""
+    config_path = getattr(config, "path", None) or Path("dataset.toml")
     crawler = build(CrawlerConfig, section(config, "crawler"), "[crawler]")
     tables = config.get("sources", [])
     if not tables:

@@ -79,7 +79,7 @@ def effective_config(config_path: Path) -> dict[str, Any]:
     config reader (the only place its defaults live) rather than copying them here. A
     section that no longer validates is shown as written, marked, instead of failing dedup.
     """
-    from crawler.config import load_settings
+    from crawler import config as crawler_config
     from dedup import config as dedup_config
     from facecrop import config as facecrop_config
 
@@ -90,7 +90,7 @@ def effective_config(config_path: Path) -> dict[str, Any]:
         return str(exc).replace(str(config_path), config_path.name)
 
     try:
-        settings = load_settings(table, config_path)
+        settings = crawler_config.load(table)
         out["crawler"] = dataclasses.asdict(settings.crawler)
         out["sources"] = [{"kind": s.kind, **dataclasses.asdict(s)} for s in settings.sources]
     except (ConfigError, ValueError) as exc:
