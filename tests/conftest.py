@@ -7,14 +7,14 @@ sets REQUIRE_TESTDATA=1 so that their absence fails the run instead.
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPO_ROOT.parent / "shared"
+from pipeline.layout import CASCADE_NAME
+from tests.helpers.cli import REPO
+from tests.helpers.shared import SHARED, shared_path
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,36 +25,24 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _require_or_skip(path: Path, what: str, env_var: str) -> Path:
-    if path.exists():
-        return path
-    message = f"{what} not found at {path} (set {env_var} to its location)"
-    if os.environ.get("REQUIRE_TESTDATA") == "1":
-        pytest.fail(f"REQUIRE_TESTDATA=1 but {message}")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
-    return REPO_ROOT
+    return REPO
 
 
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     """../shared/testdata (or ANIMEFACE_TESTDATA): full/, negative/, faces/, *.tsv."""
-    path = Path(os.environ.get("ANIMEFACE_TESTDATA", SHARED / "testdata")).resolve()
-    return _require_or_skip(path, "the shared anime test images", "ANIMEFACE_TESTDATA")
+    return shared_path("ANIMEFACE_TESTDATA", SHARED / "testdata", "the shared anime test images")
 
 
 @pytest.fixture(scope="session")
 def realsites() -> Path:
     """../shared/realsites (or ANIMEFACE_REALSITES): real recorded responses of getchu, Danbooru, Safebooru."""
-    path = Path(os.environ.get("ANIMEFACE_REALSITES", SHARED / "realsites")).resolve()
-    return _require_or_skip(path, "the recorded real-site responses", "ANIMEFACE_REALSITES")
+    return shared_path("ANIMEFACE_REALSITES", SHARED / "realsites", "the recorded real-site responses")
 
 
 @pytest.fixture(scope="session")
 def cascade_path() -> Path:
     """The real lbpcascade_animeface.xml (ANIMEFACE_CASCADE or ../shared/models/)."""
-    path = Path(os.environ.get("ANIMEFACE_CASCADE", SHARED / "models" / "lbpcascade_animeface.xml")).resolve()
-    return _require_or_skip(path, "lbpcascade_animeface.xml", "ANIMEFACE_CASCADE")
+    return shared_path("ANIMEFACE_CASCADE", SHARED / "models" / CASCADE_NAME, CASCADE_NAME)

@@ -5,20 +5,15 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline import atomic, decisions, shard
-from pipeline.layout import Layout, rel_raw
+from pipeline.layout import Layout, rel_crop, rel_face, rel_raw
 from pipeline.manifests import CropRow, FaceRow, RawImage, RowError, read_rows
-
-REPO = Path(__file__).resolve().parents[1]
-CONSOLE = Path(sys.executable).parent / "animefaces"
-
+from tests.helpers.cli import run_cli
 
 # ---------------------------------------------------------------- layout
 
@@ -168,11 +163,11 @@ def test_manifest_rows_parse_and_say_why_not(tmp_path: Path) -> None:
     assert image.sha256 == sha and image.path == "" and image.source["meta"] == {}
     with pytest.raises(RowError, match="sha256"):
         RawImage.parse({"sha256": "nope"})
-    path = tmp_path / "manifest.jsonl"
+    path = Layout(tmp_path).crops_manifest
     atomic.write_jsonl(
         path,
         [
-            {"id": "x_0_0_10_20", "decision": "accepted", "box": [0, 0, 10, 20], "path": "crops/x.png"},
+            {"id": "x_0_0_10_20", "decision": "accepted", "box": [0, 0, 10, 20], "path": rel_crop("x")},
             {"decision": "accepted"},
         ],
     )
@@ -186,7 +181,7 @@ def test_manifest_rows_parse_and_say_why_not(tmp_path: Path) -> None:
 def test_face_row_round_trip() -> None:
     face = FaceRow(
         id="x",
-        path="faces64/x.png",
+        path=rel_face("x"),
         source_sha256="f" * 64,
         source_path=None,
         cluster_id="c",
@@ -210,29 +205,19 @@ def test_face_row_round_trip() -> None:
 
 
 def test_console_version_is_the_installed_distribution() -> None:
-    result = subprocess.run([str(CONSOLE), "--version"], capture_output=True, text=True, timeout=60)
+    result = run_cli("animefaces", "--version", timeout=60)
     assert result.returncode == 0
     assert result.stdout.strip() == f"animefaces {importlib.metadata.version('anime-face-pipeline')}"
 
 
 def test_console_subcommand_is_the_stage(tmp_path: Path) -> None:
     atomic.write_jsonl(Layout(tmp_path).raw_manifest, [{"sha256": "a" * 64}])
-    via_console = subprocess.run(
-        [str(CONSOLE), "summary", "--data", str(tmp_path)], capture_output=True, text=True, timeout=60
-    )
-    via_module = subprocess.run(
-        [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    via_console = run_cli("animefaces summary", "--data", tmp_path, timeout=60)
+    via_module = run_cli("pipeline summary", "--data", tmp_path, timeout=60)
     assert via_console.returncode == via_module.returncode == 0
     assert via_console.stdout == via_module.stdout and "images crawled      1" in via_console.stdout
-    help_text = subprocess.run(
-        [str(CONSOLE), "facecrop", "--help"], capture_output=True, text=True, timeout=60
-    )
+    help_text = run_cli("animefaces facecrop", "--help", timeout=60)
     assert help_text.returncode == 0 and "promote" in help_text.stdout and "--cascade" in help_text.stdout
-    listing = subprocess.run([str(CONSOLE), "--help"], capture_output=True, text=True, timeout=60).stdout
+    listing = run_cli("animefaces", "--help", timeout=60).stdout
     for command in ("crawl", "facecrop", "dedup", "train", "dataset", "sample", "summary", "bench"):
         assert command in listing

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +12,14 @@ from pipeline import atomic
 from pipeline.layout import Layout, rel_face
 from pipeline.manifests import FaceRow
 from pipeline.shard import write_shard
+from tests.helpers.cli import run_cli
 
 
-def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path) -> None:
-    atomic.write_jsonl(tmp_path / "raw" / "manifest.jsonl", [{"sha256": "a" * 64}, {"sha256": "b" * 64}])
+def test_summary_counts_come_from_the_manifests(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    atomic.write_jsonl(layout.raw_manifest, [{"sha256": "a" * 64}, {"sha256": "b" * 64}])
     atomic.write_jsonl(
-        tmp_path / "crops" / "manifest.jsonl",
+        layout.crops_manifest,
         [
             {
                 "id": "aaa_1",
@@ -69,7 +69,7 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
         hair_color=None,
         eye_colors=None,
     )
-    atomic.write_jsonl(Layout(tmp_path).faces_manifest, [face.to_row()])
+    atomic.write_jsonl(layout.faces_manifest, [face.to_row()])
     write_shard(
         tmp_path,
         iter([np.zeros((64, 64, 3), np.uint8)]),
@@ -80,14 +80,7 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
         config={},
     )
 
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path)],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    out = run_cli("pipeline summary", "--data", tmp_path, check=True, timeout=60).stdout
     lines = dict(
         re.split(r"\s{2,}", line.strip(), maxsplit=1)
         for line in out.splitlines()
@@ -100,17 +93,11 @@ def test_summary_counts_come_from_the_manifests(tmp_path: Path, repo_root: Path)
     assert lines["too_small"] == "1" and lines["decode_error"] == "1"
     assert lines["duplicates removed"] == "1"
     assert lines["faces in the shard"] == "1"
-    assert json.loads((tmp_path / "shards" / "faces64.json").read_text())["count"] == 1
+    assert json.loads(layout.shard_json.read_text())["count"] == 1
 
 
-def test_summary_without_data_dir_is_one_clear_line(tmp_path: Path, repo_root: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "summary", "--data", str(tmp_path / "absent")],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_summary_without_data_dir_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("pipeline summary", "--data", tmp_path / "absent", timeout=60)
     assert result.returncode == 4
     assert (
         result.stderr.strip()

@@ -7,9 +7,7 @@ a missing earlier output is 4, a path that cannot be read or written is 1 - neve
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +18,16 @@ from pipeline import atomic
 from pipeline.errors import ConfigError, InputMissing, PipelineError
 from pipeline.layout import Layout, rel_crop, rel_raw
 from pipeline.shard import write_shard
+from tests.helpers.cli import one_line, run_cli
+from tests.helpers.train import write_train_config
 
-REPO = Path(__file__).resolve().parents[1]
-CONSOLE = Path(sys.executable).parent / "animefaces"
-# stage name in `animefaces` -> `python -m` module and its argv prefix
+# stage name in `animefaces` -> its `python -m` module (and subcommand)
 STAGES = {
-    "crawl": ("crawler", []),
-    "facecrop": ("facecrop", []),
-    "dedup": ("dedup", []),
-    "train": ("train", []),
-    "summary": ("pipeline", ["summary"]),
+    "crawl": "crawler",
+    "facecrop": "facecrop",
+    "dedup": "dedup",
+    "train": "train",
+    "summary": "pipeline summary",
 }
 READS_CONFIG = ("crawl", "facecrop", "dedup", "train")
 NEEDS_EARLIER_OUTPUT = ("facecrop", "dedup", "train", "summary")
@@ -44,30 +42,11 @@ threshhold = 4
 [train]
 lr_gg = 0.1
 """
-TINY_TRAIN = "[train]\nnz = 16\nngf = 8\nndf = 8\nbatch_size = 8\nfid_every = 0\ncollapse_every = 0\ntensorboard = false\n"
 
 
-def run(how: str, stage: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    module, prefix = STAGES[stage]
-    command = [str(CONSOLE), stage] if how == "animefaces" else [sys.executable, "-m", module, *prefix]
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [*command, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def one_line(result: subprocess.CompletedProcess, stage_label: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{stage_label}: "), lines[0]
-    return lines[0]
+def run_as(how: str, stage: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`stage` run the `how` way: `python -m MODULE` or the `animefaces` console script."""
+    return run_cli(f"animefaces {stage}" if how == "animefaces" else STAGES[stage], *args, cwd=cwd)
 
 
 def label(stage: str) -> str:
@@ -83,7 +62,7 @@ HOW = ("python -m", "animefaces")
 def test_unknown_config_key_is_2_everywhere(tmp_path: Path, stage: str, how: str) -> None:
     config = tmp_path / "typo.toml"
     config.write_text(TYPO_CONFIG)
-    result = run(how, stage, ["--config", str(config), "--data", str(tmp_path / "data")], tmp_path)
+    result = run_as(how, stage, ["--config", str(config), "--data", str(tmp_path / "data")], tmp_path)
     assert result.returncode == ConfigError.exit_code == 2, result.stderr
     assert "unknown key" in one_line(result, label(stage))
 
@@ -91,7 +70,7 @@ def test_unknown_config_key_is_2_everywhere(tmp_path: Path, stage: str, how: str
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("stage", STAGES)
 def test_unknown_flag_is_2_everywhere(tmp_path: Path, stage: str, how: str) -> None:
-    result = run(how, stage, ["--no-such-flag"], tmp_path)
+    result = run_as(how, stage, ["--no-such-flag"], tmp_path)
     assert result.returncode == 2, result.stderr
     assert "--no-such-flag" in result.stderr and "Traceback" not in result.stderr
 
@@ -102,14 +81,13 @@ def test_missing_earlier_output_is_4_everywhere(tmp_path: Path, stage: str, how:
     """An empty DATA: every stage after the crawler says which stage to run first."""
     data = tmp_path / "data"
     data.mkdir()
-    config = tmp_path / "ok.toml"
-    config.write_text(TINY_TRAIN)
+    config = write_train_config(tmp_path / "ok.toml")
     extra = (
         ["--runs-dir", str(tmp_path / "runs"), "--device", "cpu", "--max-steps", "1"]
         if stage == "train"
         else []
     )
-    result = run(how, stage, ["--config", str(config), "--data", str(data), *extra], tmp_path)
+    result = run_as(how, stage, ["--config", str(config), "--data", str(data), *extra], tmp_path)
     assert result.returncode == InputMissing.exit_code == 4, result.stderr
     line = one_line(result, label(stage))
     assert "first" in line and str(data) in line
@@ -129,8 +107,7 @@ def blocked(stage: str, tmp_path: Path, cascade: Path) -> list[str]:
     data = tmp_path / "data"
     layout = Layout(data)
     data.mkdir()
-    config = tmp_path / "ok.toml"
-    config.write_text(TINY_TRAIN)
+    config = write_train_config(tmp_path / "ok.toml")
     args = ["--config", str(config), "--data", str(data)]
     if stage == "crawl":
         folder = tmp_path / "art"
@@ -188,7 +165,7 @@ def blocked(stage: str, tmp_path: Path, cascade: Path) -> list[str]:
 def test_unwritable_or_unreadable_path_is_1_and_one_line(
     tmp_path: Path, stage: str, how: str, cascade_path: Path
 ) -> None:
-    result = run(how, stage, blocked(stage, tmp_path, cascade_path), tmp_path)
+    result = run_as(how, stage, blocked(stage, tmp_path, cascade_path), tmp_path)
     assert result.returncode == PipelineError.exit_code == 1, result.stderr
     line = one_line(result, label(stage))
     assert str(tmp_path) in line, line
@@ -197,12 +174,6 @@ def test_unwritable_or_unreadable_path_is_1_and_one_line(
 def test_dataset_stops_at_the_first_failing_stage_with_its_code(tmp_path: Path) -> None:
     config = tmp_path / "typo.toml"
     config.write_text(TYPO_CONFIG)
-    result = subprocess.run(
-        [str(CONSOLE), "dataset", "--config", str(config), "--data", str(tmp_path / "data")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("animefaces dataset", "--config", config, "--data", tmp_path / "data", cwd=tmp_path)
     assert result.returncode == 2
     assert one_line(result, "crawler")  # the crawler's line only: facecrop, dedup and summary never ran

@@ -8,8 +8,6 @@ import hashlib
 import http.server
 import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,8 @@ from facecrop.cascade import CASCADE_NAME, CASCADE_SHA256, CascadeError, load_ca
 from pipeline import atomic
 from pipeline.config import build, read_config
 from pipeline.errors import ConfigError
+from pipeline.layout import Layout
+from tests.helpers.cli import run_cli
 
 STAGES = ("crawler", "facecrop", "dedup", "train")
 
@@ -45,14 +45,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def serve_bytes() -> Iterator:
     servers = []
 
-    def start(payload: bytes) -> str:
+    def serve(payload: bytes) -> str:
         handler = type("Handler", (_Handler,), {"payload": payload})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/{CASCADE_NAME}"
 
-    yield start
+    yield serve
     for server in servers:
         server.shutdown()
         server.server_close()
@@ -82,7 +82,7 @@ def test_resolver_prefers_option_then_env(cascade_path: Path, tmp_path: Path, mo
 
 def test_resolver_uses_verified_copy_in_data_models(cascade_path: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("ANIMEFACE_CASCADE", raising=False)
-    cached = tmp_path / "models" / CASCADE_NAME
+    cached = Layout(tmp_path).cascade
     cached.parent.mkdir()
     cached.write_bytes(cascade_path.read_bytes())
     assert resolve_cascade(None, tmp_path, url=_closed_port_url()) == cached
@@ -94,7 +94,7 @@ def test_resolver_downloads_and_verifies(
     monkeypatch.delenv("ANIMEFACE_CASCADE", raising=False)
     url = serve_bytes(cascade_path.read_bytes())
     path = resolve_cascade(None, tmp_path, url=url)
-    assert path == tmp_path / "models" / CASCADE_NAME
+    assert path == Layout(tmp_path).cascade
     assert path.read_bytes() == cascade_path.read_bytes()
     assert not list(path.parent.glob(".tmp-*"))
 
@@ -105,12 +105,12 @@ def test_resolver_rejects_download_with_wrong_hash(tmp_path: Path, monkeypatch, 
     with pytest.raises(CascadeError, match="sha256") as info:
         resolve_cascade(None, tmp_path, url=url)
     assert "--cascade" in str(info.value)
-    assert not (tmp_path / "models" / CASCADE_NAME).exists()
+    assert not Layout(tmp_path).cascade.exists()
 
 
 def test_resolver_rejects_tampered_cached_copy(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("ANIMEFACE_CASCADE", raising=False)
-    cached = tmp_path / "models" / CASCADE_NAME
+    cached = Layout(tmp_path).cascade
     cached.parent.mkdir()
     cached.write_bytes(b"tampered")
     with pytest.raises(CascadeError, match="expected " + CASCADE_SHA256):
@@ -242,10 +242,8 @@ def test_jsonl_survives_torn_append(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_stage_help(stage: str, repo_root: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", stage, "--help"], cwd=repo_root, capture_output=True, text=True, timeout=120
-    )
+def test_stage_help(stage: str) -> None:
+    result = run_cli(stage, "--help", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--config" in result.stdout and "--data" in result.stdout
 

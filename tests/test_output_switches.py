@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,7 @@ from PIL import Image
 
 from pipeline import atomic
 from pipeline.layout import Layout, rel_crop
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.cli import run_cli
 
 
 def _crops(data: Path, count: int) -> None:
@@ -41,13 +39,7 @@ def _crops(data: Path, count: int) -> None:
 def _dedup(data: Path, *flags: str) -> subprocess.CompletedProcess:
     config = data.parent / "empty.toml"
     config.write_text("")
-    return subprocess.run(
-        [sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data), *flags],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli("dedup", "--config", config, "--data", data, *flags)
 
 
 def test_quiet_verbose_and_no_progress(tmp_path: Path) -> None:

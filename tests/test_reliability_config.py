@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reliability_lib import one_line, stage
 
 from pipeline.errors import ConfigError
+from tests.helpers.cli import one_line, run_stage
 
 CASES = {
     "facecrop min_likelihood nan": (
@@ -37,7 +37,7 @@ def test_non_finite_float_settings_are_config_errors(tmp_path: Path, case: str) 
     name, text, key = CASES[case]
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = stage(name, tmp_path / "data", config)
+    result = run_stage(name, tmp_path / "data", config)
     assert result.returncode == ConfigError.exit_code, result.stderr
     line = one_line(result, name)
     assert key in line and "finite" in line, line
@@ -47,7 +47,7 @@ def test_non_finite_float_settings_are_config_errors(tmp_path: Path, case: str) 
 def test_non_utf8_toml_is_a_config_error(tmp_path: Path, name: str) -> None:
     config = tmp_path / "latin1.toml"
     config.write_bytes("[dedup]\n# r\xe9glages\nthreshold = 4\n".encode("latin-1"))
-    result = stage(name, tmp_path / "data", config)
+    result = run_stage(name, tmp_path / "data", config)
     assert result.returncode == ConfigError.exit_code, result.stderr
     line = one_line(result, name)
     assert str(config) in line and "UTF-8" in line, line

@@ -17,10 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from reliability_lib import REPO, build_pipeline, copy_data, env, garble, ok, one_line, stage, tree_bytes
 
 from pipeline.errors import Locked, PipelineError
 from pipeline.layout import Layout
+from tests.helpers.cli import cli_env, ok, one_line, run_cli, run_stage, start_stage
+from tests.helpers.files import copy_data, garble, tree_bytes
+from tests.helpers.real_data import build_pipeline
 
 pytestmark = pytest.mark.testdata
 
@@ -78,7 +80,7 @@ def test_a_bad_overrides_row_is_skipped_with_file_and_line(
         fh.write(json.dumps({"id": crop, "action": "promote", "reason": None, "at": None}) + "\n")
         fh.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
     outside = set(data.parent.parent.rglob("*ESCAPED*"))
-    result = ok(stage("facecrop", data, config, cascade=cascade_path))
+    result = ok(run_stage("facecrop", data, config, cascade=cascade_path))
     assert f"{layout.overrides_log}:2: " in result.stderr, result.stderr
     assert set(data.parent.parent.rglob("*ESCAPED*")) == outside == set()
     for png in data.rglob("*.png"):
@@ -87,7 +89,7 @@ def test_a_bad_overrides_row_is_skipped_with_file_and_line(
     for row in rows:
         if row.get("path"):
             assert (data / row["path"]).is_file() and ".." not in row["path"]
-    html = ok(stage("facecrop", data, config, "rejects", "--html", cascade=cascade_path))
+    html = ok(run_stage("facecrop", data, config, "rejects", "--html", cascade=cascade_path))
     assert str(layout.rejects_page) in html.stdout
 
 
@@ -125,7 +127,7 @@ def test_a_damaged_crawl_state_is_one_line_naming_it(data: Path, config: Path, d
     path = Layout(data).crawl_state
     _checkpoint(path)
     DAMAGE[damage](path)
-    result = stage("crawler", data, config)
+    result = run_stage("crawler", data, config)
     if result.returncode == 0:  # the damage missed every page SQLite reads: then nothing may be lost either
         pytest.fail(f"a {damage} crawl.sqlite went unnoticed:\n{result.stderr}")
     assert result.returncode == PipelineError.exit_code, result.stderr
@@ -145,10 +147,10 @@ def test_a_damaged_cache_state_is_rebuilt_and_said(
     before = tree_bytes(data, *STATE_FILES)
     _checkpoint(path)
     DAMAGE[damage](path)
-    result = ok(stage(which, data, config, cascade=cascade_path if which == "facecrop" else None))
+    result = ok(run_stage(which, data, config, cascade=cascade_path if which == "facecrop" else None))
     assert str(path) in result.stderr and "rebuilt" in result.stderr, result.stderr
     if which == "facecrop":
-        ok(stage("dedup", data, config))
+        ok(run_stage("dedup", data, config))
     assert tree_bytes(data, *STATE_FILES) == before
 
 
@@ -162,7 +164,7 @@ def test_a_garbled_facecrop_row_is_redone_naming_the_file(
     with db:
         db.execute("UPDATE sources SET rows = '[{\"id\": ' || 'garbage' WHERE rowid = 1")
     db.close()
-    result = ok(stage("facecrop", data, config, cascade=cascade_path))
+    result = ok(run_stage("facecrop", data, config, cascade=cascade_path))
     assert str(path) in result.stderr and "detected again" in result.stderr, result.stderr
     assert tree_bytes(data, *STATE_FILES) == before
 
@@ -206,7 +208,7 @@ def test_damage_inside_a_cache_row_is_redone_not_trusted(
     with db:
         db.execute(sql)
     db.close()
-    result = ok(stage(which, data, config, cascade=cascade_path if which == "facecrop" else None))
+    result = ok(run_stage(which, data, config, cascade=cascade_path if which == "facecrop" else None))
     assert str(path) in result.stderr and said in result.stderr, result.stderr
     assert not list(data.parent.rglob("*ESCAPED*"))
     assert tree_bytes(data, *STATE_FILES) == before
@@ -218,7 +220,7 @@ def test_text_that_is_not_utf8_in_crawl_state_is_one_line_naming_it(data: Path, 
     with db:
         db.execute("UPDATE images SET path = CAST(x'ff99' AS TEXT) WHERE rowid = 1")
     db.close()
-    result = stage("crawler", data, config)
+    result = run_stage("crawler", data, config)
     assert result.returncode == PipelineError.exit_code, result.stderr
     line = one_line(result, "crawler")
     assert str(path) in line and "move it aside" in line, line
@@ -229,22 +231,28 @@ def test_a_truncated_thumbnail_cache_is_rebuilt_and_said(data: Path, config: Pat
     before = tree_bytes(data, *STATE_FILES)
     with layout.thumb_cache.open("r+b") as fh:
         fh.truncate(layout.thumb_cache.stat().st_size // 3)
-    result = ok(stage("dedup", data, config))
+    result = ok(run_stage("dedup", data, config))
     assert str(layout.thumb_cache) in result.stderr and "hashed again" in result.stderr, result.stderr
-    after = tree_bytes(data, *STATE_FILES, "faces64.json", "faces64.md")  # these two carry the time written
-    assert after == {k: v for k, v in before.items() if k not in ("shards/faces64.json", "shards/faces64.md")}
+    timed = (layout.shard_json, layout.shard_card)  # these two carry the time they were written
+    after = tree_bytes(data, *STATE_FILES, *(p.name for p in timed))
+    assert after == {
+        k: v for k, v in before.items() if k not in {p.relative_to(data).as_posix() for p in timed}
+    }
 
 
 def test_a_garbled_thumbnail_cache_is_checked_and_its_rows_hashed_again(data: Path, config: Path) -> None:
     """Garbled in place (same size): the file is not as the last run left it, so every row is checked."""
     layout = Layout(data)
     before = tree_bytes(data, *STATE_FILES)
-    (layout.shards_dir / "faces64.json").unlink()  # the shard must be written again, from the cache
+    layout.shard_json.unlink()  # the shard must be written again, from the cache
     garble(layout.thumb_cache, offset=100, count=200)
-    result = ok(stage("dedup", data, config))
+    result = ok(run_stage("dedup", data, config))
     assert str(layout.thumb_cache) in result.stderr and "hashed again" in result.stderr, result.stderr
-    after = tree_bytes(data, *STATE_FILES, "faces64.json", "faces64.md")  # these two carry the time written
-    assert after == {k: v for k, v in before.items() if k not in ("shards/faces64.json", "shards/faces64.md")}
+    timed = (layout.shard_json, layout.shard_card)  # these two carry the time they were written
+    after = tree_bytes(data, *STATE_FILES, *(p.name for p in timed))
+    assert after == {
+        k: v for k, v in before.items() if k not in {p.relative_to(data).as_posix() for p in timed}
+    }
 
 
 # ---------------------------------------------------------------- 8: silent damage to files a stage owns or reads
@@ -254,7 +262,7 @@ def test_a_garbled_faces64_png_is_repaired_on_a_plain_rerun(data: Path, config: 
     before = tree_bytes(data, *STATE_FILES)
     face = sorted(Layout(data).faces_dir.glob("*.png"))[0]
     garble(face)
-    result = ok(stage("dedup", data, config))
+    result = ok(run_stage("dedup", data, config))
     assert str(face) in result.stderr, result.stderr
     assert tree_bytes(data, *STATE_FILES) == before
 
@@ -270,10 +278,10 @@ def test_damage_that_keeps_size_and_mtime_is_found_by_verify(
         stat = path.stat()
         garble(path)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    ok(stage("facecrop", data, config, cascade=cascade_path))
+    ok(run_stage("facecrop", data, config, cascade=cascade_path))
     assert crop.read_bytes() != before[crop.relative_to(data).as_posix()]  # not looked at: cheap by design
-    ok(stage("facecrop", data, config, "--verify", cascade=cascade_path))
-    ok(stage("dedup", data, config, "--verify"))
+    ok(run_stage("facecrop", data, config, "--verify", cascade=cascade_path))
+    ok(run_stage("dedup", data, config, "--verify"))
     assert tree_bytes(data, *STATE_FILES) == before
 
 
@@ -281,7 +289,7 @@ def test_a_garbled_crop_is_made_again(data: Path, config: Path, cascade_path: Pa
     before = tree_bytes(data, *STATE_FILES)
     crop = sorted(Layout(data).crops_dir.glob("*.png"))[0]
     garble(crop)
-    result = ok(stage("facecrop", data, config, cascade=cascade_path))
+    result = ok(run_stage("facecrop", data, config, cascade=cascade_path))
     assert str(crop) in result.stderr, result.stderr
     assert tree_bytes(data, *STATE_FILES) == before
 
@@ -292,9 +300,9 @@ def test_a_damaged_raw_image_is_noticed_and_its_crops_kept(
 ) -> None:
     layout = Layout(data)
     before = tree_bytes(layout.crops_dir, *STATE_FILES)
-    raw = sorted(p for p in layout.raw_dir.rglob("*") if p.is_file() and p.name != "manifest.jsonl")[0]
+    raw = sorted(p for p in layout.raw_dir.rglob("*") if p.is_file() and p != layout.raw_manifest)[0]
     raw.unlink() if damage == "deleted" else garble(raw)
-    result = ok(stage("facecrop", data, config, cascade=cascade_path))
+    result = ok(run_stage("facecrop", data, config, cascade=cascade_path))
     assert str(raw) in result.stderr and "crawler --verify" in result.stderr, result.stderr
     assert tree_bytes(layout.crops_dir, *STATE_FILES) == before
 
@@ -304,21 +312,22 @@ def test_the_crawler_stores_a_damaged_raw_image_again(data: Path, config: Path, 
     """A plain crawl notices a missing or resized image; one garbled in place takes --verify (a hash of each)."""
     layout = Layout(data)
     before = tree_bytes(layout.raw_dir)
-    raw = sorted(p for p in layout.raw_dir.rglob("*") if p.is_file() and p.name != "manifest.jsonl")[0]
+    raw = sorted(p for p in layout.raw_dir.rglob("*") if p.is_file() and p != layout.raw_manifest)[0]
     if damage == "deleted":
         raw.unlink()
     elif damage == "truncated":
         raw.write_bytes(raw.read_bytes()[:100])
     else:
         garble(raw)
-    result = ok(stage("crawler", data, config, *(["--verify"] if damage == "garbled" else [])))
+    result = ok(run_stage("crawler", data, config, *(["--verify"] if damage == "garbled" else [])))
     assert "fetching them again" in result.stderr, result.stderr
-    assert tree_bytes(layout.raw_dir, "manifest.jsonl") == {
-        k: v for k, v in before.items() if k != "manifest.jsonl"
+    manifest = layout.raw_manifest.relative_to(layout.raw_dir).as_posix()
+    assert tree_bytes(layout.raw_dir, layout.raw_manifest.name) == {
+        k: v for k, v in before.items() if k != manifest
     }
     rows = [json.loads(line) for line in layout.raw_manifest.read_text().splitlines()]
     assert [r["sha256"] for r in rows] == [
-        json.loads(line)["sha256"] for line in before["manifest.jsonl"].splitlines()
+        json.loads(line)["sha256"] for line in before[manifest].splitlines()
     ]
 
 
@@ -338,7 +347,7 @@ def test_a_second_run_on_the_same_data_says_who_holds_it(
 ) -> None:
     fd = _hold_lock(data)
     try:
-        result = stage(name, data, config, cascade=cascade_path if name == "facecrop" else None)
+        result = run_stage(name, data, config, cascade=cascade_path if name == "facecrop" else None)
     finally:
         os.close(fd)
     assert result.returncode == Locked.exit_code, result.stderr
@@ -348,42 +357,21 @@ def test_a_second_run_on_the_same_data_says_who_holds_it(
 def test_a_second_dataset_run_says_who_holds_it_and_one_alone_runs_under_its_own_lock(
     data: Path, config: Path, cascade_path: Path
 ) -> None:
-    console = Path(sys.executable).parent / "animefaces"
-    command = [str(console), "dataset", "--config", str(config), "--data", str(data), "--no-progress"]
+    args = ["--config", str(config), "--data", str(data), "--no-progress"]
     fd = _hold_lock(data)
     try:
-        second = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+        second = run_cli("animefaces dataset", *args)
     finally:
         os.close(fd)
     assert second.returncode == Locked.exit_code, second.stderr
     assert f"pid {os.getpid()}" in one_line(second, "animefaces")
-    alone = subprocess.run(
-        command,
-        cwd=REPO,
-        env=dict(env(), ANIMEFACE_CASCADE=str(cascade_path)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    alone = run_cli("animefaces dataset", *args, env=cli_env(ANIMEFACE_CASCADE=str(cascade_path)))
     assert alone.returncode == 0, alone.stderr  # each stage works under the lock `dataset` holds for it
 
 
 def test_wait_queues_behind_the_holder(data: Path, config: Path) -> None:
     fd = _hold_lock(data)
-    command = [
-        sys.executable,
-        "-m",
-        "dedup",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-        "--no-progress",
-        "--wait",
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
+    process = start_stage("dedup", data, config, "--wait", stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
         assert "waiting" in process.stderr.readline()
         assert process.poll() is None
@@ -396,12 +384,13 @@ def test_the_stale_temp_sweep_keeps_live_writers_files(data: Path, config: Path,
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     crops = Layout(data).crops_dir
-    live_tmp = crops / f".tmp-manifest.jsonl.{os.getpid()}.abcdefgh"
-    dead_tmp = crops / f".tmp-manifest.jsonl.{dead.pid}.abcdefgh"
+    manifest = Layout(data).crops_manifest.name
+    live_tmp = crops / f".tmp-{manifest}.{os.getpid()}.abcdefgh"
+    dead_tmp = crops / f".tmp-{manifest}.{dead.pid}.abcdefgh"
     old_tmp = crops / ".tmp-x.png.abcdefgh"
     for path in (live_tmp, dead_tmp, old_tmp):
         path.write_bytes(b"half a file")
-    ok(stage("facecrop", data, config, cascade=cascade_path))
+    ok(run_stage("facecrop", data, config, cascade=cascade_path))
     assert live_tmp.exists() and not dead_tmp.exists() and not old_tmp.exists()
 
 
@@ -456,7 +445,7 @@ def test_a_full_or_read_only_disk_is_one_line(
             os.close(fd)
     else:
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    result = stage(name, data, config, cascade=cascade_path if name == "facecrop" else None)
+    result = run_stage(name, data, config, cascade=cascade_path if name == "facecrop" else None)
     assert result.returncode == PipelineError.exit_code, result.stderr
     line = one_line(result, name)
     assert str(data) in line, line
@@ -470,4 +459,4 @@ def test_a_full_or_read_only_disk_is_one_line(
     else:
         (small_disk / "filler").unlink()
     # Space back (or writable again): the re-run recovers, as the issue found it always did.
-    ok(stage(name, data, config, cascade=cascade_path if name == "facecrop" else None))
+    ok(run_stage(name, data, config, cascade=cascade_path if name == "facecrop" else None))

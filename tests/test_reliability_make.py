@@ -7,17 +7,17 @@ word, so a new code (like `Locked`'s 7) cannot be documented in one place and no
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from reliability_lib import REPO, write_config
 
 from pipeline.errors import EXIT_CODES
 from pipeline.layout import Layout
+from tests.helpers.cli import REPO, cli_env
+from tests.helpers.real_data import write_folder_config
 
 STAMP = ".venv/.installed-test"  # the Makefile's venv stamp: `-o` keeps make from reinstalling
 
@@ -31,9 +31,9 @@ def test_make_targets_take_paths_with_spaces(tmp_path: Path, testdata: Path, cas
     art.mkdir(parents=True)
     for name in ("style2paints_refs__1.png", "style2paints_refs__10.png"):
         shutil.copy(testdata / "full" / name, art / name)
-    config = write_config(root / "my config.toml", art)
+    config = write_folder_config(root / "my config.toml", art)
     data = root / "my data"
-    env = dict(os.environ, ANIMEFACE_CASCADE=str(cascade_path), PYTHONPATH=str(REPO))
+    env = cli_env(ANIMEFACE_CASCADE=str(cascade_path))
     for target in ("dataset", "rejects"):
         result = subprocess.run(
             ["make", "-s", "-o", STAMP, target, f"DATA={data}", f"CONFIG={config}", "ARGS=--no-progress"],

@@ -9,60 +9,21 @@ process, and waits for every process that descended from it to be gone.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from reliability_lib import REPO, env, ok, stage, write_config
 
-from bench.bench_dedup import accepted_crop_row
-from pipeline.layout import Layout, rel_crop
+from pipeline.layout import Layout, rel_crop, rel_raw
+from tests.helpers.cli import ok, run_stage, start_stage
+from tests.helpers.crops import accepted_crop_row, crop_id_for, write_crops_manifest
+from tests.helpers.processes import alive, descendants, wait_until
+from tests.helpers.real_data import write_folder_config
 
 pytestmark = pytest.mark.testdata
-
-
-def descendants(root: int) -> set[int]:
-    """Live (non-zombie) processes below `root`, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        if state != "Z":
-            children.setdefault(int(ppid), []).append(int(entry))
-    found, stack = set(), [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def dedup_data(root: Path, testdata: Path) -> tuple[Path, Path]:
@@ -72,11 +33,10 @@ def dedup_data(root: Path, testdata: Path) -> tuple[Path, Path]:
     layout.crops_dir.mkdir(parents=True)
     rows = []
     for face in sorted((testdata / "faces").iterdir())[:1500]:
-        sha = hashlib.sha256(face.name.encode()).hexdigest()
-        crop_id = f"{sha[:12]}_0_0_64_64"
+        crop_id, sha = crop_id_for(face.name, 64)
         shutil.copy(face, layout.path(rel_crop(crop_id)))
-        rows.append(accepted_crop_row(crop_id, sha, 64, f"raw/{sha}.jpg"))
-    layout.crops_manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        rows.append(accepted_crop_row(crop_id, sha, 64, rel_raw(sha, "jpg")))
+    write_crops_manifest(data, rows)
     config = root / "dataset.toml"
     config.write_text("[dedup]\nworkers = 2\n")
     return data, config
@@ -84,10 +44,9 @@ def dedup_data(root: Path, testdata: Path) -> tuple[Path, Path]:
 
 def facecrop_data(root: Path, testdata: Path) -> tuple[Path, Path]:
     """The 66 shared full-size images, crawled from a folder: many seconds of detection on two workers."""
-    config = write_config(root / "dataset.toml", testdata / "full", "")
-    config.write_text(config.read_text().replace("[facecrop]\nworkers = 1", "[facecrop]\nworkers = 2"))
+    config = write_folder_config(root / "dataset.toml", testdata / "full", workers=2)
     data = root / "data"
-    ok(stage("crawler", data, config))
+    ok(run_stage("crawler", data, config))
     return data, config
 
 
@@ -96,11 +55,9 @@ def test_kill_9_of_the_main_process_leaves_no_process_behind(
     tmp_path: Path, testdata: Path, cascade_path: Path, name: str
 ) -> None:
     data, config = (facecrop_data if name == "facecrop" else dedup_data)(tmp_path, testdata)
-    command = [sys.executable, "-m", name, "--config", str(config), "--data", str(data), "--no-progress"]
-    if name == "facecrop":
-        command += ["--cascade", str(cascade_path)]
-    main = subprocess.Popen(
-        command, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    cascade = cascade_path if name == "facecrop" else None
+    main = start_stage(
+        name, data, config, cascade=cascade, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         # The forkserver and both workers (and, for dedup, the resource tracker) have started.

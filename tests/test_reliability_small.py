@@ -7,9 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from reliability_lib import one_line, stage
 
 from pipeline.errors import ConfigError
+from pipeline.layout import Layout
+from tests.helpers.cli import one_line, run_stage
 
 BAD_LISTS = {
     "prose and other schemes": "# my list\n\nnot a url\nftp://example.com/a.png\n",
@@ -34,12 +35,12 @@ def test_a_url_list_with_no_fetchable_line_is_a_config_error_naming_the_first(
     tmp_path: Path, case: str
 ) -> None:
     config = _urls_config(tmp_path, BAD_LISTS[case])
-    result = stage("crawler", tmp_path / "data", config)
+    result = run_stage("crawler", tmp_path / "data", config)
     assert result.returncode == ConfigError.exit_code, result.stderr
     line = one_line(result, "crawler")
     assert f"{tmp_path / 'urls.txt'}:{FIRST_BAD[case]}: " in line, line
     assert "No network" not in line
-    db = sqlite3.connect(tmp_path / "data" / "crawl.sqlite")
+    db = sqlite3.connect(Layout(tmp_path / "data").crawl_state)
     assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0  # refused before anything was listed
     db.close()
 
@@ -47,11 +48,11 @@ def test_a_url_list_with_no_fetchable_line_is_a_config_error_naming_the_first(
 def test_a_url_list_with_one_fetchable_line_is_crawled(tmp_path: Path) -> None:
     """Its bad lines fail alone (bad_url) as before; the good one is tried (here: nothing listens)."""
     config = _urls_config(tmp_path, "not a url\nhttp://127.0.0.1:9/a.png\n")
-    result = stage("crawler", tmp_path / "data", config)
+    result = run_stage("crawler", tmp_path / "data", config)
     assert result.returncode != ConfigError.exit_code, result.stderr
     assert "Traceback" not in result.stderr
     assert "bad_url" in result.stderr
-    assert (tmp_path / "data" / "raw" / "manifest.jsonl").exists()
+    assert Layout(tmp_path / "data").raw_manifest.exists()
 
 
 WRONG_ONE_KEY = {
@@ -69,7 +70,7 @@ def test_a_bad_setting_is_one_line_naming_only_that_key(tmp_path: Path, key: str
     name, toml, innocent = WRONG_ONE_KEY[key]
     config = tmp_path / "dataset.toml"
     config.write_text(toml, encoding="utf-8")
-    result = stage(name, tmp_path / "data", config)
+    result = run_stage(name, tmp_path / "data", config)
     assert result.returncode == ConfigError.exit_code, result.stderr
     line = one_line(result, name)
     assert key in line, line

@@ -1,147 +1,22 @@
-"""Real HTTP servers on 127.0.0.x that behave like the crawled sites, and helpers to run the crawler.
+"""Fixtures for the crawler's tests: local sites that behave like the crawled ones, its config, its CLI.
 
-A `SiteServer` answers from a route table (path+query, or path alone), can play a
-sequence of replies for one URL (429 then 200, 503 twice then 200), reset the
-connection, cut a body short, and logs every request with its server-side time, so
-tests assert politeness from what the server saw.
+The servers live in tests/helpers/sites.py and the config writer in tests/helpers/configs.py; these fixtures start them per
+test, stop them after, and run `python -m crawler` as a user would.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import http.server
-import socket
-import struct
 import subprocess
-import sys
-import threading
-import time
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import realsites_lib
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclasses.dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    action: str = ""  # "" | "reset" (TCP RST, no answer) | "truncate" (declare the full length, send half)
-    delay: float = 0.0
-
-
-@dataclasses.dataclass
-class Hit:
-    time: float  # time.monotonic() when the server read the request line
-    method: str
-    host: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class SiteServer:
-    Reply = Reply  # so tests build replies without importing this conftest by name
-
-    def __init__(self, address: str = "127.0.0.1", latency: float = 0.0) -> None:
-        self.routes: dict[str, list[Reply | Callable[[Hit], Reply]]] = {}
-        self.served: dict[str, int] = {}
-        self.log: list[Hit] = []
-        self.latency = latency
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                server._handle(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                server._handle(self, "POST")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            def handle_error(self, request, client_address) -> None:
-                pass  # clients that hang up mid-answer (a killed crawler, a size limit) are expected
-
-        self.httpd = Server((address, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.address = address
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.address}:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def route(self, path: str, *replies: Reply | Callable[[Hit], Reply]) -> str:
-        """Serve `replies` in turn for `path` (the last one repeats); returns the full URL."""
-        self.routes[path] = list(replies)
-        return self.url(path)
-
-    def hits(self, path: str | None = None) -> list[Hit]:
-        with self._lock:
-            return [h for h in self.log if path is None or h.path == path]
-
-    def _handle(self, request: http.server.BaseHTTPRequestHandler, method: str) -> None:
-        now = time.monotonic()
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
-        hit = Hit(now, method, request.headers.get("Host", ""), request.path, dict(request.headers), body)
-        with self._lock:
-            self.log.append(hit)
-            key = request.path if request.path in self.routes else request.path.split("?", 1)[0]
-            replies = self.routes.get(key)
-            if replies is None:
-                reply: Reply | Callable[[Hit], Reply] = Reply(
-                    404, b"<html><body>not found</body></html>", {"Content-Type": "text/html"}
-                )
-            else:
-                index = self.served.get(key, 0)
-                self.served[key] = index + 1
-                reply = replies[min(index, len(replies) - 1)]
-        if callable(reply):
-            reply = reply(hit)
-        if self.latency or reply.delay:
-            time.sleep(self.latency + reply.delay)
-        if reply.action == "reset":
-            request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            request.connection.close()
-            request.close_connection = True
-            return
-        request.send_response(reply.status)
-        headers = {"Content-Type": "application/octet-stream", **reply.headers}
-        for name, value in headers.items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(reply.body)))
-        if reply.action == "truncate":
-            request.send_header("Connection", "close")
-        request.end_headers()
-        if reply.action == "truncate":
-            request.wfile.write(reply.body[: len(reply.body) // 2])
-            request.wfile.flush()
-            request.close_connection = True
-            return
-        if method != "HEAD":
-            request.wfile.write(reply.body)
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.helpers.cli import run_stage, start_stage
+from tests.helpers.configs import write_crawler_config
+from tests.helpers.sites import SiteServer, bomb_png, danbooru_post, serve_getchu
 
 
 @pytest.fixture
@@ -149,37 +24,14 @@ def site_server() -> Iterator[Callable[..., SiteServer]]:
     """Start servers on demand (`site_server()` or `site_server("127.0.0.2", latency=0.05)`); all stop at the end."""
     servers: list[SiteServer] = []
 
-    def start(address: str = "127.0.0.1", latency: float = 0.0) -> SiteServer:
+    def start_site(address: str = "127.0.0.1", latency: float = 0.0) -> SiteServer:
         server = SiteServer(address, latency)
         servers.append(server)
         return server
 
-    yield start
+    yield start_site
     for server in servers:
         server.stop()
-
-
-# ---------------------------------------------------------------- config and CLI
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-FAST_CRAWLER = {
-    "user_agent": "anime-face-pipeline-tests/0.1 (+tests@example.invalid)",
-    "rate_per_host": 0,
-    "backoff": 0.05,
-    "retries": 3,
-    "connect_timeout": 5,
-    "read_timeout": 5,
-}
 
 
 @pytest.fixture
@@ -189,65 +41,37 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     def write(
         sources: list[dict[str, Any]], crawler: dict[str, Any] | None = None, name: str = "dataset.toml"
     ) -> Path:
-        lines = ["[crawler]"]
-        lines += [f"{k} = {toml_value(v)}" for k, v in {**FAST_CRAWLER, **(crawler or {})}.items()]
-        for source in sources:
-            lines.append("\n[[sources]]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in source.items()]
-        path = tmp_path / name
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+        return write_crawler_config(tmp_path / name, sources, crawler)
 
     return write
 
 
 @pytest.fixture
 def run_crawler() -> Callable[..., subprocess.CompletedProcess]:
-    """Run `python -m crawler` as a user would; returns the finished process."""
+    """Run `python -m crawler --config C --data D --no-progress EXTRA` as a user would; returns the finished process."""
 
-    def run(config: Path, data: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "crawler",
-                "--config",
-                str(config),
-                "--data",
-                str(data),
-                "--no-progress",
-                *extra,
-            ],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    def run(config: Path, data: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_stage("crawler", data, config, *extra, **kwargs)
 
     return run
 
 
-# ---------------------------------------------------------------- image fixtures
+@pytest.fixture
+def start_crawler() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `python -m crawler --config C --data D --no-progress` (stdout dropped, stderr piped) to
+    signal or kill; any still running at the end is killed."""
+    started: list[subprocess.Popen] = []
 
+    def start(config: Path, data: Path) -> subprocess.Popen:
+        process = start_stage("crawler", data, config, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started.append(process)
+        return process
 
-def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A valid tiny PNG whose header declares huge dimensions (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture
@@ -277,129 +101,9 @@ def face_images(testdata: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted((testdata / "faces").glob("*.jpg"))[:200]]
 
 
-# ---------------------------------------------------------------- realistic site fixtures
-
-GETCHU_LAYOUTS = (*realsites_lib.GETCHU_LISTINGS, "2026")
-
-
-def serve_getchu(
-    server: SiteServer,
-    products: dict[int, list[bytes]],
-    *,
-    realsites: Path,
-    year: int = 2010,
-    month: int = 1,
-    genre: str = "pc_soft",
-    layout: str = "2015_04",
-    age_gate_ignores_cookie: set[int] = frozenset(),
-) -> dict[int, list[str]]:
-    """Serve getchu as the live site does, from its real recorded pages (tests/realsites_lib.py):
-    a month listing in the given layout (a recorded month, or the hand-made 2026 layout), each
-    product's `soft.phtml?id=N` redirecting to `/item/N/`, the real item page behind the age gate
-    (the adult-flag cookie passes; without it, a redirect to the age-check page), and the
-    character images. A product in `age_gate_ignores_cookie` answers with the age check whatever
-    the cookie. Returns {product id: [character image paths, in page order]}."""
-    html_headers = {"Content-Type": "text/html"}  # no charset, as getchu serves it
-    ids = list(products)
-    if layout == "2026":
-        listing = realsites_lib.getchu_listing_2026(ids)
-    else:
-        listing = realsites_lib.getchu_listing(realsites, layout, ids)
-    server.route(
-        f"/all/month_title.html?genre={genre}&gage=&year={year}&month={month:02d}",
-        Reply(200, listing, html_headers),
-    )
-    server.route(
-        "/php/attestation.html", Reply(200, realsites_lib.AGE_CHECK_PAGE.encode("euc_jp"), html_headers)
-    )
-    related = "/brandnew/990001/c990001package_s.jpg"  # another product's image: must never be fetched
-    server.route(related, Reply(200, next(iter(products.values()))[0], {"Content-Type": "image/jpeg"}))
-    paths: dict[int, list[str]] = {}
-    for pid, images in products.items():
-        page = realsites_lib.getchu_item(realsites, pid, len(images))
-        server.route(f"/soft.phtml?id={pid}", Reply(302, b"", {"Location": f"/item/{pid}/"}))
-        server.route(f"/item/{pid}/", _age_gated(pid, page, html_headers, pid in age_gate_ignores_cookie))
-        paths[pid] = realsites_lib.getchu_image_paths(pid, len(images))
-        for path, image in zip(paths[pid], images, strict=True):
-            server.route(path, Reply(200, image, {"Content-Type": "image/jpeg"}))
-    return paths
-
-
-def _age_gated(pid: int, page: bytes, headers: dict[str, str], ignore_cookie: bool) -> Callable[[Hit], Reply]:
-    def reply(hit: Hit) -> Reply:
-        if not ignore_cookie and "getchu_adalt_flag=getchu.com" in hit.headers.get("Cookie", ""):
-            return Reply(200, page, headers)
-        return Reply(302, b"", {"Location": f"/php/attestation.html?aurl=%2Fitem%2F{pid}%2F"})
-
-    return reply
-
-
-def danbooru_post(
-    server: SiteServer, post_id: int, image: bytes, *, md5: str | None = None, hidden: bool = False
-) -> dict:
-    """A post as /posts.json returns it (trimmed to the fields that matter, shaped like the real API)."""
-    import hashlib
-
-    digest = md5 or hashlib.md5(image).hexdigest()
-    post: dict[str, Any] = {
-        "id": post_id,
-        "created_at": "2024-05-01T12:00:00.000-04:00",
-        "uploader_id": 1,
-        "score": 10,
-        "source": "https://example.invalid/art",
-        "rating": "g",
-        "image_width": 800,
-        "image_height": 1000,
-        "tag_string": "1girl solo long_hair smile",
-        "file_ext": "jpg",
-        "file_size": len(image),
-        "has_large": False,
-    }
-    if hidden:
-        return post
-    original = f"/data/original/{digest[:2]}/{digest[2:4]}/{digest}.jpg"
-    server.route(original, Reply(200, image, {"Content-Type": "image/jpeg"}))
-    post.update(
-        md5=digest,
-        file_url=server.url(original),
-        large_file_url=server.url(original),
-        preview_file_url=server.url(f"/data/180x180/{digest}.jpg"),
-        media_asset={
-            "id": post_id * 10,
-            "md5": digest,
-            "file_ext": "jpg",
-            "image_width": 800,
-            "image_height": 1000,
-            "variants": [
-                {
-                    "type": "180x180",
-                    "url": server.url(f"/data/180x180/{digest}.jpg"),
-                    "width": 144,
-                    "height": 180,
-                    "file_ext": "jpg",
-                },
-                {
-                    "type": "360x360",
-                    "url": server.url(f"/data/360x360/{digest}.jpg"),
-                    "width": 288,
-                    "height": 360,
-                    "file_ext": "jpg",
-                },
-                {
-                    "type": "original",
-                    "url": server.url(original),
-                    "width": 800,
-                    "height": 1000,
-                    "file_ext": "jpg",
-                },
-            ],
-        },
-    )
-    return post
-
-
 @pytest.fixture
 def getchu(realsites: Path) -> Callable[..., dict[int, list[str]]]:
+    """getchu(server, {product id: [image bytes]}, year=..., month=..., layout=...): see serve_getchu."""
     return functools.partial(serve_getchu, realsites=realsites)
 
 

@@ -14,9 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reliability_lib import one_line
 
 from pipeline.atomic import read_jsonl
+from pipeline.layout import Layout
+from tests.helpers.cli import one_line
 
 IMAGES = ["i2v__miku.jpg", "waifu2x__miku_small.png", "realesrgan__0030.jpg"]
 
@@ -55,7 +56,7 @@ def crawled(testdata: Path, write_config, run_crawler, tmp_path: Path) -> tuple[
     data = tmp_path / "data"
     first = run_crawler(config, data)
     assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
-    assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == len(IMAGES)
+    assert len(read_jsonl(Layout(data).raw_manifest)) == len(IMAGES)
     return config, data
 
 
@@ -73,21 +74,21 @@ NOT_UTF8 = {
 @pytest.mark.parametrize("where", NOT_UTF8)
 def test_text_that_is_not_utf8_is_one_line_naming_the_file(crawled, run_crawler, where: str) -> None:
     config, data = crawled
-    state = data / "crawl.sqlite"
-    manifest = (data / "raw" / "manifest.jsonl").read_bytes()
+    state = Layout(data).crawl_state
+    manifest = Layout(data).raw_manifest.read_bytes()
     edit(state, *NOT_UTF8[where])
     result = run_crawler(config, data)
     assert result.returncode == 1, result.stderr
     line = one_line(result, "crawler")
     assert str(state) in line and "is damaged" in line and "move it aside" in line, line
-    assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest  # kept as it was
+    assert Layout(data).raw_manifest.read_bytes() == manifest  # kept as it was
 
 
 @pytest.mark.parametrize("broken", ["{broken", "[1, 2]", "[" * 100_000])
 def test_an_item_meta_that_does_not_parse_is_named_and_taken_again(crawled, run_crawler, broken: str) -> None:
     config, data = crawled
-    state = data / "crawl.sqlite"
-    manifest = (data / "raw" / "manifest.jsonl").read_bytes()
+    state = Layout(data).crawl_state
+    manifest = Layout(data).raw_manifest.read_bytes()
     rowid = rowid_of(state, IMAGES[1])
     edit(state, ("UPDATE items SET meta = ? WHERE rowid = ?", (broken, rowid)))
     result = run_crawler(config, data)
@@ -95,7 +96,7 @@ def test_an_item_meta_that_does_not_parse_is_named_and_taken_again(crawled, run_
     said = warnings(result)
     assert len(said) == 1, result.stderr
     assert str(state) in said[0] and "table items" in said[0] and f"row id {rowid}" in said[0], said[0]
-    assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest  # its meta came back from the listing
+    assert Layout(data).raw_manifest.read_bytes() == manifest  # its meta came back from the listing
 
     again = run_crawler(config, data)  # redone: nothing left to say
     assert again.returncode == 0 and warnings(again) == [], again.stderr
@@ -105,17 +106,17 @@ def test_a_broken_meta_never_stops_the_manifest(crawled, run_crawler) -> None:
     """The item's image is no longer listed (its file left the folder): its meta cannot be taken
     again, and the manifest is still written, that row with meta {}."""
     config, data = crawled
-    state = data / "crawl.sqlite"
+    state = Layout(data).crawl_state
     rowid = rowid_of(state, IMAGES[0])
     edit(state, ("UPDATE items SET meta = ? WHERE rowid = ?", ("{broken", rowid)))
     (data.parent / "art" / IMAGES[0]).unlink()
-    (data / "raw" / "manifest.jsonl").unlink()
+    Layout(data).raw_manifest.unlink()
     result = run_crawler(config, data)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert any("table items" in line and f"row id {rowid}" in line for line in warnings(result)), (
         result.stderr
     )
-    rows = read_jsonl(data / "raw" / "manifest.jsonl")
+    rows = read_jsonl(Layout(data).raw_manifest)
     assert len(rows) == len(IMAGES)
     orphan = [row for row in rows if row["url"].endswith("/" + IMAGES[0])]
     assert len(orphan) == 1 and orphan[0]["meta"] == {} and orphan[0]["provenance"][0]["meta"] == {}
@@ -135,8 +136,8 @@ def test_a_page_result_that_does_not_parse_is_fetched_again(
     )
     data = tmp_path / "data"
     assert run_crawler(config, data).returncode == 0
-    manifest = (data / "raw" / "manifest.jsonl").read_bytes()
-    state = data / "crawl.sqlite"
+    manifest = Layout(data).raw_manifest.read_bytes()
+    state = Layout(data).crawl_state
     db = sqlite3.connect(state)
     (rowid,) = db.execute("SELECT rowid FROM pages WHERE url LIKE ?", ("%limit=3",)).fetchone()
     db.close()
@@ -148,4 +149,4 @@ def test_a_page_result_that_does_not_parse_is_fetched_again(
     said = [line for line in warnings(result) if "table pages" in line]
     assert len(said) == 1 and str(state) in said[0] and f"row id {rowid}" in said[0], result.stderr
     assert len(server.hits(first_page)) == asked + 1  # fetched again
-    assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest
+    assert Layout(data).raw_manifest.read_bytes() == manifest

@@ -14,6 +14,8 @@ import json
 
 import pytest
 
+from pipeline.layout import Layout
+
 SAFEBOORU_LISTING = "/index.php?page=dapi&s=post&q=index&json=1&tags=1girl&pid=0&limit=100"
 HTML = b"<!doctype html><html><body><h1>We moved</h1></body></html>"
 DANBOORU_ERROR = json.dumps({"success": False, "message": "The API has changed"}).encode()
@@ -52,7 +54,7 @@ def test_a_listing_that_answered_unreadably_ends_the_run_with_6(
     # One line: the source, that it answered, and what came back (the page and why it is unreadable).
     assert last.startswith(f"crawler: source #1 ({kind}) answered but could not be read: "), last
     assert f"as a {kind} listing" in last and server.base in last and "unparseable" in last
-    assert (data / "raw" / "manifest.jsonl").is_file()
+    assert Layout(data).raw_manifest.is_file()
 
 
 def test_an_empty_listing_or_an_unreachable_one_is_not_a_changed_site(

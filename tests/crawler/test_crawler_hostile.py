@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from hostile import FAULTS, HostileServer, image
 
 from pipeline.atomic import read_jsonl
+from pipeline.layout import Layout
+from tests.helpers.cli import start_stage
+from tests.helpers.hostile import FAULTS, HostileServer, image
 
-REPO = Path(__file__).resolve().parents[2]
 FAST_DEADLINE = {
     "request_deadline": 1.5,
     "read_timeout": 1,
@@ -34,7 +35,7 @@ FAST_DEADLINE = {
 def hostile(small_images):
     servers = []
 
-    def start(extra: dict | None = None) -> HostileServer:
+    def start_hostile(extra: dict | None = None) -> HostileServer:
         routes = {path: handler for path, (handler, _) in FAULTS.items()}
         routes.update({f"/good{n}.jpg": image(data) for n, data in enumerate(small_images[:4])})
         routes.update(extra or {})
@@ -42,15 +43,13 @@ def hostile(small_images):
         servers.append(server)
         return server
 
-    yield start
+    yield start_hostile
     for server in servers:
         server.stop()
 
 
 def failed_items(data: Path) -> dict[str, str]:
-    import sqlite3
-
-    with sqlite3.connect(data / "crawl.sqlite") as db:
+    with sqlite3.connect(Layout(data).crawl_state) as db:
         return dict(db.execute("SELECT url, reason FROM items WHERE status = 'failed'"))
 
 
@@ -72,7 +71,7 @@ def test_worst_hostile_server_crawl_finishes_with_every_good_url_stored(
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert {row["url"] for row in read_jsonl(data / "raw" / "manifest.jsonl")} == set(good)
+    assert {row["url"] for row in read_jsonl(Layout(data).raw_manifest)} == set(good)
     assert failed_items(data) == bad
     # One deadline per slow URL, not one per retry: three trickling routes, 1.5 s each, plus slack.
     assert elapsed < 60, elapsed
@@ -81,7 +80,7 @@ def test_worst_hostile_server_crawl_finishes_with_every_good_url_stored(
     # The next run does not die at the same place either, and stores nothing twice.
     again = run_crawler(config, data, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 4
+    assert len(read_jsonl(Layout(data).raw_manifest)) == 4
 
 
 SHAPES = {
@@ -241,13 +240,13 @@ def test_robots_redirect_is_followed_and_a_huge_robots_is_read(
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
     assert len(huge_robots) > 512_000
-    assert {r["url"] for r in read_jsonl(tmp_path / "data" / "raw" / "manifest.jsonl")} == {urls[0], urls[2]}
+    assert {r["url"] for r in read_jsonl(Layout(tmp_path / "data").raw_manifest)} == {urls[0], urls[2]}
     assert failed_items(tmp_path / "data") == {urls[1]: "robots_disallowed", urls[3]: "robots_disallowed"}
 
 
 @pytest.mark.parametrize("retry_after", ["-5", "nan", "Wed, 21 Oct 2015 07:28:00 GMT"])
 def test_unusable_retry_after_falls_back_to_backoff(
-    retry_after, site_server, small_images, write_config, tmp_path
+    retry_after, site_server, small_images, write_config, run_crawler, tmp_path
 ):
     server = site_server()
     R = server.Reply
@@ -258,22 +257,7 @@ def test_unusable_retry_after_falls_back_to_backoff(
     )
     (tmp_path / "urls.txt").write_text(url + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"backoff": 0.4, "retries": 2})
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crawler",
-            "--config",
-            str(config),
-            "--data",
-            str(tmp_path / "data"),
-            "--no-progress",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_crawler(config, tmp_path / "data", timeout=60)
     assert result.returncode == 0, result.stderr
     first, second = server.hits("/busy.jpg")
     assert second.time - first.time >= 0.4  # the backoff, not an immediate retry
@@ -297,15 +281,10 @@ def test_sigterm_on_a_first_crawl_leaves_a_manifest(site_server, face_images, wr
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"workers": 1})
     data = tmp_path / "data"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data), "--no-progress"],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_stage("crawler", data, config, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(data.rglob("*.jpg")) if data.exists() else []) < 2:
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 130, process.stderr.read()
-    assert 2 <= len(read_jsonl(data / "raw" / "manifest.jsonl")) < 20
+    assert 2 <= len(read_jsonl(Layout(data).raw_manifest)) < 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.atomic import read_jsonl
+from pipeline.layout import Layout
 
 
 def test_per_host_spacing_and_hosts_in_parallel(
@@ -22,7 +23,7 @@ def test_per_host_spacing_and_hosts_in_parallel(
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"rate_per_host": rate, "workers": 8})
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
-    assert len(read_jsonl(tmp_path / "data" / "raw" / "manifest.jsonl")) == 20
+    assert len(read_jsonl(Layout(tmp_path / "data").raw_manifest)) == 20
 
     interval = 1.0 / rate
     spans = []

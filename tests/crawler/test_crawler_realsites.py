@@ -1,7 +1,7 @@
 """The site parsers and politeness rules on the real recorded responses in ../shared/realsites.
 
 Counts here are the ones measured on those files (realsites/README.md). Mock sites serve the
-recorded bytes with only what a local copy must change (tests/realsites_lib.py says what).
+recorded bytes with only what a local copy must change (tests/helpers/realsites.py says what).
 """
 
 from __future__ import annotations
@@ -10,29 +10,26 @@ import json
 import re
 
 import pytest
-import realsites_lib
 from protego import Protego
 
-from crawler.fetcher import Fetched
 from crawler.robots import ai_opt_out
 from crawler.sites import danbooru, getchu, safebooru
 from pipeline.atomic import read_jsonl
+from pipeline.layout import Layout
+from tests.helpers import realsites as recorded
+from tests.helpers.sites import fetched
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
-
-
-def fetched(url: str, body: bytes) -> Fetched:
-    return Fetched(url, 200, {}, body)
 
 
 # ---------------------------------------------------------------- getchu
 
 
-@pytest.mark.parametrize("name", realsites_lib.GETCHU_LISTINGS)
+@pytest.mark.parametrize("name", recorded.GETCHU_LISTINGS)
 def test_getchu_listing_counts_on_the_real_pages(realsites, name):
-    body = realsites_lib.listing_bytes(realsites, name)
+    body = recorded.listing_bytes(realsites, name)
     ids = getchu.parse_month(fetched("https://www.getchu.com/all/month_title.html", body))["ids"]
-    assert len(ids) == realsites_lib.GETCHU_LISTING_COUNTS[name]
+    assert len(ids) == recorded.GETCHU_LISTING_COUNTS[name]
     assert len(set(ids)) == len(ids)
     # Page order: the first title link on the page comes first.
     first = re.search(rb'<A href="/soft.phtml\?id=(\d+) " class="black">', body).group(1).decode()
@@ -44,14 +41,14 @@ def test_getchu_listing_counts_on_the_real_pages(realsites, name):
 
 def test_getchu_2026_listing_layout_hand_made(realsites):
     """HAND-MADE page (no saved 2026 listing exists; shape from realsites/README.md)."""
-    body = realsites_lib.getchu_listing_2026([7, 8, 7])
+    body = recorded.getchu_listing_2026([7, 8, 7])
     assert getchu.parse_month(fetched("https://www.getchu.com/all/month_title.html", body)) == {
         "ids": ["7", "8"]
     }
 
 
 def test_getchu_item_page_characters_title_and_names(realsites):
-    body = realsites_lib.item_text(realsites).encode("euc_jp")
+    body = recorded.item_text(realsites).encode("euc_jp")
     product = getchu.parse_product(fetched("https://www.getchu.com/item/1361161/", body))
     assert product["title"] == "マガルミナ 通常版"  # without "（このタイトルの関連商品）"
     characters = product["characters"]
@@ -67,8 +64,8 @@ def test_getchu_item_page_characters_title_and_names(realsites):
 
 
 def test_getchu_related_product_with_chara_in_alt_is_not_character_art(realsites):
-    """The related character-song CD is HAND-MADE into the real page (realsites_lib says why)."""
-    body = realsites_lib.getchu_item(realsites, 1361161, 18)
+    """The related character-song CD is HAND-MADE into the real page (tests/helpers/realsites.py says why)."""
+    body = recorded.getchu_item(realsites, 1361161, 18)
     assert "キャラクターソングCD".encode("euc_jp") in body
     product = getchu.parse_product(fetched("https://www.getchu.com/item/1361161/", body))
     assert len(product["characters"]) == 18
@@ -91,7 +88,7 @@ def test_getchu_names_split_voice_and_role():
 def test_getchu_age_check_page_is_rejected_not_parsed(realsites):
     from crawler.pages import PageRejected
 
-    gate = realsites_lib.AGE_CHECK_PAGE.format(aurl="/item/1/").encode("euc_jp")
+    gate = recorded.AGE_CHECK_PAGE.format(aurl="/item/1/").encode("euc_jp")
     with pytest.raises(PageRejected, match="age_gate"):
         getchu.parse_product(fetched("https://www.getchu.com/php/attestation.html?aurl=%2Fitem%2F1%2F", gate))
     with pytest.raises(PageRejected, match="age_gate"):  # same page, served without the redirect
@@ -102,7 +99,7 @@ def test_getchu_age_check_page_is_rejected_not_parsed(realsites):
 
 
 def test_danbooru_robots_rendered_rfc9309(realsites):
-    rules = Protego.parse(realsites_lib.danbooru_robots(realsites).decode())
+    rules = Protego.parse(recorded.danbooru_robots(realsites).decode())
     ua = "anime-face-pipeline"
     assert rules.can_fetch("https://danbooru.donmai.us/posts?tags=1girl+solo", ua)
     assert rules.can_fetch("https://danbooru.donmai.us/data/4f39497ef8fcd059984c3b1fe86cf542.png", ua)
@@ -121,9 +118,9 @@ def test_danbooru_under_its_real_robots_stops_at_once(
     server = site_server()
     server.route(
         "/robots.txt",
-        server.Reply(200, realsites_lib.danbooru_robots(realsites), {"Content-Type": "text/plain"}),
+        server.Reply(200, recorded.danbooru_robots(realsites), {"Content-Type": "text/plain"}),
     )
-    posts = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)
+    posts = recorded.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)
     server.route("/posts.json", server.Reply(200, json.dumps(posts).encode(), JSON))
     config = write_config([{"kind": "danbooru", "base_url": server.base, "tags": "1girl solo"}])
     data = tmp_path / "data"
@@ -152,10 +149,10 @@ def test_danbooru_real_posts_with_obey_robots_off(
     server = site_server()
     server.route(
         "/robots.txt",
-        server.Reply(200, realsites_lib.danbooru_robots(realsites), {"Content-Type": "text/plain"}),
+        server.Reply(200, recorded.danbooru_robots(realsites), {"Content-Type": "text/plain"}),
     )
-    old = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)
-    new = realsites_lib.danbooru_posts(realsites, "booruhs_post_9969513_2025-09.json", server.base)
+    old = recorded.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)
+    new = recorded.danbooru_posts(realsites, "booruhs_post_9969513_2025-09.json", server.base)
     # The recorded md5s are of the real files, which we do not have: the first 2020 post's file is
     # served with other bytes (a md5 mismatch); the 2025 post's 720x720 variant is served as a real image.
     server.route(
@@ -179,7 +176,7 @@ def test_danbooru_real_posts_with_obey_robots_off(
     data = tmp_path / "data"
     result = run_crawler(config, data)
     assert result.returncode == 0, result.stderr
-    rows = read_jsonl(data / "raw" / "manifest.jsonl")
+    rows = read_jsonl(Layout(data).raw_manifest)
     assert len(rows) == 1
     assert rows[0]["url"] == variant["url"]
     assert rows[0]["meta"]["variant"] == "720x720" and rows[0]["meta"]["verified"] == "decode"
@@ -198,7 +195,7 @@ def test_danbooru_ratings_filter_is_client_side(
     site_server, realsites, small_images, write_config, run_crawler, tmp_path
 ):
     server = site_server()
-    posts = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)[:3]
+    posts = recorded.danbooru_posts(realsites, "grabber_search_2020-07.json", server.base)[:3]
     for post, image in zip(posts, small_images, strict=False):
         server.route(
             post["file_url"].removeprefix(server.base),
@@ -248,7 +245,7 @@ def test_safebooru_real_post_without_file_url_and_md5_mismatch_is_final(
     site_server, realsites, small_images, write_config, run_crawler, tmp_path
 ):
     server = site_server()
-    posts = realsites_lib.safebooru_posts(realsites, server.base)
+    posts = recorded.safebooru_posts(realsites, server.base)
     del posts[0]["file_url"]  # older responses have no file_url at all (realsites/README.md)
     image_path = f"/images/539/{posts[0]['image']}"
     server.route(image_path, server.Reply(200, small_images[0], {"Content-Type": "image/jpeg"}))
@@ -283,7 +280,7 @@ def test_x_robots_tag_noai_is_not_stored(site_server, small_images, write_config
     config = write_config([{"kind": "urls", "file": "urls.txt"}])
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
-    assert {r["url"] for r in read_jsonl(tmp_path / "data" / "raw" / "manifest.jsonl")} == {kept, other}
+    assert {r["url"] for r in read_jsonl(Layout(tmp_path / "data").raw_manifest)} == {kept, other}
     assert re.search(r"opted_out\s+1\n", result.stderr), result.stderr
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.atomic import read_jsonl
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pipeline.layout import Layout
 
 
 def without_timestamps(rows: list[dict]) -> list[dict]:
@@ -28,19 +26,9 @@ def without_timestamps(rows: list[dict]) -> list[dict]:
 def store_files(data: Path) -> dict[str, bytes]:
     return {
         p.relative_to(data).as_posix(): p.read_bytes()
-        for p in (data / "raw").rglob("*")
-        if p.is_file() and p.name != "manifest.jsonl"
+        for p in Layout(data).raw_dir.rglob("*")
+        if p.is_file() and p != Layout(data).raw_manifest
     }
-
-
-def start_crawler(config: Path, data: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data), "--no-progress"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def kill_when_stored(process: subprocess.Popen, data: Path, count: int, timeout: float = 60) -> int:
@@ -48,8 +36,8 @@ def kill_when_stored(process: subprocess.Popen, data: Path, count: int, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         stored = (
-            [p for p in (data / "raw").rglob("*.jpg") if not p.name.startswith(".tmp-")]
-            if (data / "raw").exists()
+            [p for p in Layout(data).raw_dir.rglob("*.jpg") if not p.name.startswith(".tmp-")]
+            if Layout(data).raw_dir.exists()
             else []
         )
         if len(stored) >= count:
@@ -63,7 +51,9 @@ def kill_when_stored(process: subprocess.Popen, data: Path, count: int, timeout:
 
 
 @pytest.mark.slow
-def test_kill_and_resume_equals_uninterrupted(site_server, getchu, face_images, write_config, tmp_path):
+def test_kill_and_resume_equals_uninterrupted(
+    site_server, getchu, face_images, write_config, run_crawler, start_crawler, tmp_path
+):
     products = {3000 + p: face_images[p * 4 : p * 4 + 4] for p in range(8)}
     products[3007] = products[3007][:3] + [face_images[0]]  # the same bytes in two products
     total = len({bytes(b) for images in products.values() for b in images})
@@ -74,13 +64,7 @@ def test_kill_and_resume_equals_uninterrupted(site_server, getchu, face_images, 
     )
 
     reference = tmp_path / "reference"
-    done = subprocess.run(
-        [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(reference), "--no-progress"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_crawler(config, reference)
     assert done.returncode == 0, done.stderr
     reference_requests = len(server.hits())
 
@@ -91,9 +75,9 @@ def test_kill_and_resume_equals_uninterrupted(site_server, getchu, face_images, 
     final = start_crawler(config, killed)
     assert final.wait(timeout=120) == 0, final.stderr.read()
 
-    expected = read_jsonl(reference / "raw" / "manifest.jsonl")
+    expected = read_jsonl(Layout(reference).raw_manifest)
     assert len(expected) == total
-    assert without_timestamps(read_jsonl(killed / "raw" / "manifest.jsonl")) == without_timestamps(expected)
+    assert without_timestamps(read_jsonl(Layout(killed).raw_manifest)) == without_timestamps(expected)
     assert store_files(killed) == store_files(reference)
     assert not [p for p in killed.rglob("*") if p.name.startswith(".tmp-")]
     # Only what was in flight at each kill (2 workers) may have been fetched twice.
@@ -110,18 +94,22 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(
     data = tmp_path / "data"
     assert run_crawler(config, data).returncode == 0
     first_hits = len(server.hits())
-    manifest_before = (data / "raw" / "manifest.jsonl").read_bytes()
+    manifest_before = Layout(data).raw_manifest.read_bytes()
     files_before = {
-        p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name
+        p: p.stat().st_mtime_ns
+        for p in data.rglob("*")
+        if p.is_file() and Layout(data).crawl_state.name not in p.name
     }
 
     again = run_crawler(config, data)
     assert again.returncode == 0, again.stderr
     assert len(server.hits()) == first_hits  # not one request: pages replayed from state, images known
-    assert (data / "raw" / "manifest.jsonl").read_bytes() == manifest_before
+    assert Layout(data).raw_manifest.read_bytes() == manifest_before
     # Nothing new: not one file rewritten (downstream stages can trust mtimes).
     assert {
-        p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file() and "crawl.sqlite" not in p.name
+        p: p.stat().st_mtime_ns
+        for p in data.rglob("*")
+        if p.is_file() and Layout(data).crawl_state.name not in p.name
     } == files_before
     assert "already stored by an earlier run          4" in again.stderr
 
@@ -139,10 +127,12 @@ def test_second_run_fetches_nothing_and_refresh_finds_new(
             "/brandnew/12/c12charab1.jpg",
         ]
     )
-    assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 6
+    assert len(read_jsonl(Layout(data).raw_manifest)) == 6
 
 
-def test_ctrl_c_writes_manifest_and_rerun_finishes(site_server, face_images, write_config, tmp_path):
+def test_ctrl_c_writes_manifest_and_rerun_finishes(
+    site_server, face_images, write_config, start_crawler, tmp_path
+):
     server = site_server(latency=0.1)
     urls = [
         server.route(f"/f{n}.jpg", server.Reply(200, face_images[n], {"Content-Type": "image/jpeg"}))
@@ -155,15 +145,15 @@ def test_ctrl_c_writes_manifest_and_rerun_finishes(site_server, face_images, wri
     deadline = time.monotonic() + 60
     while (
         time.monotonic() < deadline
-        and len(list((data / "raw").rglob("*.jpg")) if (data / "raw").exists() else []) < 4
+        and len(list(Layout(data).raw_dir.rglob("*.jpg")) if Layout(data).raw_dir.exists() else []) < 4
     ):
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130, process.stderr.read()
     assert "re-run to finish" in process.stderr.read()
-    partial = read_jsonl(data / "raw" / "manifest.jsonl")
+    partial = read_jsonl(Layout(data).raw_manifest)
     assert 4 <= len(partial) < 30  # what was stored before the interrupt is already in the manifest
 
     final = start_crawler(config, data)
     assert final.wait(timeout=120) == 0
-    assert len(read_jsonl(data / "raw" / "manifest.jsonl")) == 30
+    assert len(read_jsonl(Layout(data).raw_manifest)) == 30

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import socket
 import sqlite3
@@ -10,19 +9,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from crawler.config import load_settings
+from crawler import config as crawler_config
 from crawler.engine import crawl
 from pipeline.atomic import read_jsonl
 from pipeline.config import read_config
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from pipeline.layout import Layout
+from tests.helpers.raw import sha256_of as sha
 
 
 def failures(data: Path) -> dict[str, str]:
     """{url: reason} of the failed items, straight from the crawl state."""
-    with sqlite3.connect(data / "crawl.sqlite") as conn:
+    with sqlite3.connect(Layout(data).crawl_state) as conn:
         return dict(conn.execute("SELECT url, reason FROM items WHERE status = 'failed'").fetchall())
 
 
@@ -36,12 +33,12 @@ def crawl_urls(
 ):
     (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
     config = write_config([{"kind": "urls", "file": "urls.txt", **source}], crawler)
-    settings = load_settings(read_config(config), config)
+    settings = crawler_config.load(read_config(config))
     return crawl(settings, tmp_path / "data", progress=False, retry_failed=retry_failed)
 
 
 def stored_shas(data: Path) -> set[str]:
-    return {r["sha256"] for r in read_jsonl(data / "raw" / "manifest.jsonl")}
+    return {r["sha256"] for r in read_jsonl(Layout(data).raw_manifest)}
 
 
 def test_retries_429_retry_after_503_and_connection_reset(site_server, small_images, write_config, tmp_path):
@@ -106,7 +103,7 @@ def test_bad_bodies_are_rejected_with_reasons(site_server, small_images, bomb, w
     assert stored_shas(tmp_path / "data") == {sha(small_images[2])}
     assert len(server.hits("/cut.jpg")) == 2  # a cut transfer is retried
     assert len(server.hits("/missing.jpg")) == 1  # a 404 is not
-    assert not list((tmp_path / "data" / "raw").rglob(".tmp-*"))
+    assert not list(Layout(tmp_path / "data").raw_dir.rglob(".tmp-*"))
 
 
 def test_redirects_only_within_allowed_hosts(site_server, small_images, write_config, tmp_path):
@@ -183,9 +180,9 @@ def test_same_image_under_two_urls_is_stored_once(site_server, small_images, wri
         server.route(f"/copy{n}.jpg", R(200, small_images[0], {"Content-Type": "image/jpeg"})) for n in (1, 2)
     ]
     report = crawl_urls(tmp_path, write_config, urls)
-    rows = read_jsonl(tmp_path / "data" / "raw" / "manifest.jsonl")
+    rows = read_jsonl(Layout(tmp_path / "data").raw_manifest)
     assert len(rows) == 1 and [p["url"] for p in rows[0]["provenance"]] == urls
-    assert len(list((tmp_path / "data" / "raw").rglob("*.jpg"))) == 1
+    assert len(list(Layout(tmp_path / "data").raw_dir.rglob("*.jpg"))) == 1
     assert report.counts["stored"] == 1 and report.counts["duplicates"] == 1
 
 

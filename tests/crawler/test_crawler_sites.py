@@ -7,24 +7,21 @@ import json
 import re
 from pathlib import Path
 
-import realsites_lib
-
 from pipeline.atomic import read_jsonl
+from pipeline.layout import Layout, rel_raw
+from tests.helpers import realsites as recorded
+from tests.helpers.raw import sha256_of as sha
 
 
-def manifest(data: Path) -> list[dict]:
-    return read_jsonl(data / "raw" / "manifest.jsonl")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def raw_rows(data: Path) -> list[dict]:
+    return read_jsonl(Layout(data).raw_manifest)
 
 
 def test_getchu_real_listings_redirect_age_gate_and_character_art_only(
     site_server, getchu, small_images, write_config, run_crawler, tmp_path
 ):
     """Real recorded getchu pages (a 2014 listing and the 2026 /item/ page; the 2026 listing layout
-    is hand-made, see realsites_lib), through the soft.phtml -> /item/N/ redirect and the age gate."""
+    is hand-made, see tests/helpers/realsites.py), through the soft.phtml -> /item/N/ redirect and the age gate."""
     server = site_server()
     getchu(server, {1001: small_images[0:2], 1002: small_images[2:3]}, year=2014, month=12, layout="2014_12")
     getchu(server, {2001: small_images[3:5]}, year=2026, month=7, layout="2026")
@@ -42,7 +39,7 @@ def test_getchu_real_listings_redirect_age_gate_and_character_art_only(
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
 
-    rows = manifest(tmp_path / "data")
+    rows = raw_rows(tmp_path / "data")
     assert sorted(r["sha256"] for r in rows) == sorted(sha(b) for b in small_images[:5])
     by_sha = {r["sha256"]: r for r in rows}
     first, standing = by_sha[sha(small_images[0])], by_sha[sha(small_images[1])]
@@ -74,10 +71,7 @@ def test_getchu_real_listings_redirect_age_gate_and_character_art_only(
             b"\xff\xd8\xff\xdb",
             b"\x89PNG",
         )
-        assert (
-            row["path"]
-            == f"raw/{row['sha256'][:2]}/{row['sha256'][2:4]}/{row['sha256']}.{'png' if row['format'] == 'png' else 'jpg'}"
-        )
+        assert row["path"] == rel_raw(row["sha256"], "png" if row["format"] == "png" else "jpg")
         assert row["bytes"] == (tmp_path / "data" / row["path"]).stat().st_size
         assert row["width"] > 0 and row["height"] > 0
         assert row["fetched_at"].endswith("Z")
@@ -124,13 +118,13 @@ def test_getchu_age_gate_is_a_reason_never_a_cached_empty_product(
     assert "age_gate" in result.stderr and [
         h for h in server.hits() if h.path.startswith("/php/attestation.html")
     ]
-    assert {r["meta"]["product_id"] for r in manifest(data)} == {"1001"}
+    assert {r["meta"]["product_id"] for r in raw_rows(data)} == {"1001"}
 
     # The site lets the cookie through again: the product is asked for again and crawled.
     getchu(server, {1001: small_images[0:2], 1002: small_images[2:4]}, year=2015, month=4)
     again = run_crawler(config, data)
     assert again.returncode == 0, again.stderr
-    assert {r["meta"]["product_id"] for r in manifest(data)} == {"1001", "1002"}
+    assert {r["meta"]["product_id"] for r in raw_rows(data)} == {"1001", "1002"}
 
 
 def test_getchu_listing_layout_change_is_loud_and_fails_the_run(
@@ -141,7 +135,7 @@ def test_getchu_listing_layout_change_is_loud_and_fails_the_run(
     server = site_server()
     html_headers = {"Content-Type": "text/html"}
     for month in (1, 2):
-        page = realsites_lib.listing_bytes(realsites, "2015_04").replace(b'class="black"', b'class="title"')
+        page = recorded.listing_bytes(realsites, "2015_04").replace(b'class="black"', b'class="title"')
         server.route(
             f"/all/month_title.html?genre=pc_soft&gage=&year=2015&month={month:02d}",
             server.Reply(200, page, html_headers),
@@ -208,7 +202,7 @@ def test_danbooru_cursor_md5_hidden_and_variants(
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
 
-    rows = {r["sha256"]: r for r in manifest(tmp_path / "data")}
+    rows = {r["sha256"]: r for r in raw_rows(tmp_path / "data")}
     assert set(rows) == {sha(small_images[i]) for i in (0, 1, 2, 5)}
     assert rows[sha(small_images[0])]["meta"] == {
         "post_id": 900,
@@ -266,7 +260,7 @@ def test_safebooru_json_and_id_cursor(site_server, small_images, write_config, r
     )
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
-    rows = manifest(tmp_path / "data")
+    rows = raw_rows(tmp_path / "data")
     assert {r["sha256"] for r in rows} == {sha(b) for b in small_images[:3]}
     row = next(r for r in rows if r["sha256"] == sha(small_images[2]))
     assert row["url"] == server.url("/images/3717/c.jpg")
@@ -334,7 +328,7 @@ def test_anilist_graphql_pages_and_rate_limit_headers(
     config = write_config([{"kind": "anilist", "base_url": server.base + "/", "per_page": 2, "rate": 0}])
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
-    rows = manifest(tmp_path / "data")
+    rows = raw_rows(tmp_path / "data")
     assert {r["sha256"] for r in rows} == {sha(b) for b in small_images[:3]}
     assert {r["meta"]["character_id"] for r in rows} == {1, 3, 4}
     assert next(r for r in rows if r["meta"]["character_id"] == 3)["meta"]["name"] == "Name 3"
@@ -359,7 +353,7 @@ def test_folder_and_urls_sources(site_server, small_images, write_config, run_cr
     config = write_config([{"kind": "folder", "path": "art"}, {"kind": "urls", "file": "urls.txt"}])
     result = run_crawler(config, tmp_path / "data")
     assert result.returncode == 0, result.stderr
-    rows = {r["sha256"]: r for r in manifest(tmp_path / "data")}
+    rows = {r["sha256"]: r for r in raw_rows(tmp_path / "data")}
     assert set(rows) == {sha(small_images[i]) for i in (0, 7, 2)}
     shared = rows[sha(small_images[0])]
     assert [(p["site"], p["url"]) for p in shared["provenance"]] == [

@@ -13,41 +13,29 @@ import contextlib
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hostile import HostileServer, image, trickle
 
 from pipeline.atomic import read_jsonl
+from pipeline.layout import Layout
+from tests.helpers.hostile import HostileServer, image, trickle
+from tests.helpers.processes import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 STOP_BOUND = 5.0  # seconds from the signal to the exit
 SIGNALLED_AFTER = 2.0  # the crawler has been running at least this long when the signal comes
 
 
-def start_crawler(config: Path, data: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "crawler", "--config", str(config), "--data", str(data), "--no-progress"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(process: subprocess.Popen, condition: Callable[[], bool], started: float) -> None:
+def wait_for_state(process: subprocess.Popen, condition: Callable[[], bool], started: float) -> None:
     """Until `condition` holds and the crawler has run SIGNALLED_AFTER seconds; fails if it exits first."""
-    deadline = time.monotonic() + 60
-    while not (condition() and time.monotonic() - started >= SIGNALLED_AFTER):
-        if process.poll() is not None:
-            pytest.fail(f"the crawler ended before the signal: {process.returncode}\n{process.stderr.read()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the crawler never reached the state under test\n{process.communicate()[1]}")
-        time.sleep(0.05)
+    wait_until(
+        lambda: condition() and time.monotonic() - started >= SIGNALLED_AFTER,
+        60,
+        "the state under test (before the signal)",
+        process=process,
+    )
 
 
 def stop(process: subprocess.Popen, sig: signal.Signals) -> tuple[int, str]:
@@ -67,15 +55,15 @@ def assert_stopped_cleanly(code: int, stderr: str, data: Path) -> list[dict]:
     assert stderr.strip().splitlines() == [
         "crawler: interrupted; the manifest is up to date, re-run to finish"
     ]
-    return read_jsonl(data / "raw" / "manifest.jsonl")
+    return read_jsonl(Layout(data).raw_manifest)
 
 
 def stored_files(data: Path) -> int:
-    return len(list((data / "raw").rglob("*.jpg"))) if (data / "raw").exists() else 0
+    return len(list(Layout(data).raw_dir.rglob("*.jpg"))) if Layout(data).raw_dir.exists() else 0
 
 
 def test_sigterm_during_retry_backoff_exits_130_with_manifest(
-    site_server, small_images, write_config, tmp_path
+    site_server, small_images, write_config, start_crawler, tmp_path
 ):
     """retries = 30 against a 503 forever: the old crawler slept on through its doubling backoff."""
     server = site_server()
@@ -88,7 +76,7 @@ def test_sigterm_during_retry_backoff_exits_130_with_manifest(
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"retries": 30, "workers": 2})
     data = tmp_path / "data"
     process = start_crawler(config, data)
-    wait_for(process, lambda: len(server.hits("/busy.jpg")) >= 4, time.monotonic())
+    wait_for_state(process, lambda: len(server.hits("/busy.jpg")) >= 4, time.monotonic())
     hits_at_signal = len(server.hits("/busy.jpg"))
     code, stderr = stop(process, signal.SIGTERM)
     manifest = assert_stopped_cleanly(code, stderr, data)
@@ -96,7 +84,9 @@ def test_sigterm_during_retry_backoff_exits_130_with_manifest(
     assert len(server.hits("/busy.jpg")) <= hits_at_signal + 1  # at most the one already on its way
 
 
-def test_sigterm_during_trickled_headers_exits_130_with_manifest(small_images, write_config, tmp_path):
+def test_sigterm_during_trickled_headers_exits_130_with_manifest(
+    small_images, write_config, start_crawler, tmp_path
+):
     """A server that sends a header byte every 0.2 s is never silent: only the deadline (30 s
     here) or the stop ends the read. The old crawler started new requests after SIGTERM."""
     slow = {f"/slow{n}.jpg": trickle(b"HTTP/1.1 200 OK\r\n", b"X", 0.2) for n in range(6)}
@@ -110,7 +100,7 @@ def test_sigterm_during_trickled_headers_exits_130_with_manifest(small_images, w
         data = tmp_path / "data"
         process = start_crawler(config, data)
         in_flight = lambda: sum(hit.startswith("/slow") for hit in server.hits) >= 2  # noqa: E731
-        wait_for(process, lambda: in_flight() and stored_files(data) == 1, time.monotonic())
+        wait_for_state(process, lambda: in_flight() and stored_files(data) == 1, time.monotonic())
         hits_at_signal = len(server.hits)
         code, stderr = stop(process, signal.SIGTERM)
         manifest = assert_stopped_cleanly(code, stderr, data)
@@ -120,7 +110,9 @@ def test_sigterm_during_trickled_headers_exits_130_with_manifest(small_images, w
         server.stop()
 
 
-def test_ctrl_c_during_retry_after_exits_130_with_manifest(site_server, small_images, write_config, tmp_path):
+def test_ctrl_c_during_retry_after_exits_130_with_manifest(
+    site_server, small_images, write_config, start_crawler, tmp_path
+):
     """A 503 with Retry-After: 200 holds the host in the rate limiter; Ctrl-C ends that wait."""
     server = site_server()
     good = server.route("/good.jpg", server.Reply(200, small_images[0], {"Content-Type": "image/jpeg"}))
@@ -129,7 +121,7 @@ def test_ctrl_c_during_retry_after_exits_130_with_manifest(site_server, small_im
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"retries": 30, "workers": 1})
     data = tmp_path / "data"
     process = start_crawler(config, data)
-    wait_for(process, lambda: len(server.hits("/busy.jpg")) >= 1, time.monotonic())
+    wait_for_state(process, lambda: len(server.hits("/busy.jpg")) >= 1, time.monotonic())
     code, stderr = stop(process, signal.SIGINT)
     manifest = assert_stopped_cleanly(code, stderr, data)
     assert [row["url"] for row in manifest] == [good]
@@ -137,7 +129,7 @@ def test_ctrl_c_during_retry_after_exits_130_with_manifest(site_server, small_im
 
 
 def test_sigterm_during_crawl_delay_exits_130_with_manifest(
-    site_server, small_images, write_config, tmp_path
+    site_server, small_images, write_config, start_crawler, tmp_path
 ):
     """robots.txt's Crawl-delay: 50 spaces this host's requests 50 s apart; SIGTERM ends the wait."""
     server = site_server()
@@ -150,7 +142,7 @@ def test_sigterm_during_crawl_delay_exits_130_with_manifest(
     config = write_config([{"kind": "urls", "file": "urls.txt"}], {"workers": 2})
     data = tmp_path / "data"
     process = start_crawler(config, data)
-    wait_for(process, lambda: len(server.hits("/robots.txt")) == 1, time.monotonic())
+    wait_for_state(process, lambda: len(server.hits("/robots.txt")) == 1, time.monotonic())
     code, stderr = stop(process, signal.SIGTERM)
     assert assert_stopped_cleanly(code, stderr, data) == []  # nothing stored yet, the manifest is there
     assert [hit.path for hit in server.hits()] == ["/robots.txt"]
@@ -189,7 +181,9 @@ def test_duration_settings_out_of_range_are_one_line_config_errors(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_sigterm_during_a_tcp_connect_exits_130_with_manifest(small_images, write_config, tmp_path):
+def test_sigterm_during_a_tcp_connect_exits_130_with_manifest(
+    small_images, write_config, start_crawler, tmp_path
+):
     """A host whose accept queue is full drops the SYN, so connect() blocks until connect_timeout (30 s
     here) and no read can be cut: the crawl does not wait for that thread. The listener is on
     127.0.0.1 with a backlog of 0, filled by two connections this test makes and never accepts."""
@@ -212,7 +206,7 @@ def test_sigterm_during_a_tcp_connect_exits_130_with_manifest(small_images, writ
         )
         data = tmp_path / "data"
         process = start_crawler(config, data)
-        wait_for(process, lambda: stored_files(data) == 1, time.monotonic())
+        wait_for_state(process, lambda: stored_files(data) == 1, time.monotonic())
         code, stderr = stop(process, signal.SIGTERM)
         manifest = assert_stopped_cleanly(code, stderr, data)
         assert [row["url"] for row in manifest] == [good.url("/good.jpg")]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dedup_support import read_jsonl, run_dedup
 
 from bench.bench_dedup import VARIANT_KINDS, build_corpus, cluster_pairs, score
+from pipeline.layout import Layout
+from tests.helpers.crops import run_dedup
+from tests.helpers.files import jsonl_rows
 
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]
 
@@ -22,7 +24,7 @@ def test_accuracy_on_a_quarter_of_the_shared_faces(tmp_path: Path, testdata: Pat
     truth = build_corpus(data, subset)
     assert len(truth) == 250 * (1 + len(VARIANT_KINDS))
     run_dedup(data)
-    clusters = [[row["id"], *row["duplicates"]] for row in read_jsonl(data / "faces64" / "manifest.jsonl")]
+    clusters = [[row["id"], *row["duplicates"]] for row in jsonl_rows(Layout(data).faces_manifest)]
     result = score(cluster_pairs(clusters), truth)
     assert result["precision"] >= 0.99, result
     for kind in ("jpeg50", "jpeg75", "jpeg95", "down_up50", "down_up75"):

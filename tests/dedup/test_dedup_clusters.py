@@ -6,10 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
-from dedup_support import read_jsonl, run_dedup, variant, write_crop, write_manifest
 from PIL import Image
 
 from dedup.clusters import Member, build_clusters
+from pipeline.layout import Layout
+from tests.helpers.crops import run_dedup, variant, write_crop, write_crops_manifest
+from tests.helpers.files import jsonl_rows
 
 
 def test_clusters_follow_chains_and_keep_the_same_face_in_any_input_order() -> None:
@@ -53,8 +55,8 @@ def test_stage_with_a_256_bit_hash(tmp_path: Path, faces) -> None:
             write_crop(data, image, path.name),
             write_crop(data, variant(image, "jpeg75"), f"{path.name}/q75"),
         ]
-    write_manifest(data, rows)
+    write_crops_manifest(data, rows)
     run_dedup(data, "[dedup]\nhash_size = 16\nthreshold = 16\n")
-    manifest = read_jsonl(data / "faces64" / "manifest.jsonl")
+    manifest = jsonl_rows(Layout(data).faces_manifest)
     assert len(manifest) == 6 and all(row["cluster_size"] == 2 for row in manifest)
     assert all(row["hash_bits"] == 256 and len(row["hashes"]["phash"]) == 64 for row in manifest)

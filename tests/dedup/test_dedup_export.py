@@ -14,18 +14,19 @@ import pickle
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from dedup_support import REPO, read_jsonl, run_dedup, variant, write_crop, write_manifest
 from PIL import Image
 
 from dedup.card import card_counts
-from pipeline.layout import Layout
+from pipeline.layout import SHARD_NAME, Layout, rel_crop
 from pipeline.shard import open_shard
+from tests.helpers.cli import run_cli, start_cli
+from tests.helpers.crops import run_dedup, variant, write_crop, write_crops_manifest
+from tests.helpers.files import jsonl_rows
 
 pytestmark = pytest.mark.testdata
 
@@ -65,9 +66,9 @@ def build_data(data: Path, faces: list[Path], count: int = 24) -> dict:
             dup = write_crop(data, variant(image, "jpeg75"), face.name + "/jpeg75", **extra)
             dup["source_sha256"] = row["source_sha256"]
             dup["id"] = row["source_sha256"][:12] + "_1_1_63_63"
-            target = Layout(data).path(f"crops/{dup['id']}.png")
-            (data / dup["path"]).rename(target)
-            dup["path"] = f"crops/{dup['id']}.png"
+            moved = rel_crop(dup["id"])
+            Layout(data).path(dup["path"]).rename(Layout(data).path(moved))
+            dup["path"] = moved
             rows.append(dup)
     rejected = {
         **rows[0],
@@ -81,7 +82,7 @@ def build_data(data: Path, faces: list[Path], count: int = 24) -> dict:
     rows.append(rejected)
     Layout(data).raw_manifest.parent.mkdir(parents=True, exist_ok=True)
     Layout(data).raw_manifest.write_text("".join(json.dumps(r) + "\n" for r in raw))
-    write_manifest(data, rows)
+    write_crops_manifest(data, rows)
     demoted = rows[-2]["id"]
     Layout(data).overrides_log.write_text(
         json.dumps({"id": demoted, "action": "demote", "reason": "manual", "at": "2026-11-20T00:00:00+00:00"})
@@ -108,26 +109,10 @@ def data(built: Path, tmp_path: Path) -> Path:
 
 
 def dedup(data: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dedup",
-            *args,
-            "--config",
-            str(data.parent / "data.toml"),
-            "--data",
-            str(data),
-            "--no-progress",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    """`python -m dedup ARGS` on DATA with the config that travels beside it."""
+    return run_cli(
+        "dedup", *args, "--config", data.parent / "data.toml", "--data", data, "--no-progress", check=check
     )
-    if check and result.returncode != 0:
-        raise AssertionError(f"dedup {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return result
 
 
 def export(data: Path, fmt: str, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -166,10 +151,10 @@ def test_card_is_written_with_the_shard_and_its_counts_equal_the_manifests(data:
     )
     assert meta["sha256"] in text and counts["shard"]["count"] == meta["count"]
 
-    crops = {row["id"]: row for row in read_jsonl(layout.crops_manifest)}
-    raw = read_jsonl(layout.raw_manifest)
-    faces = read_jsonl(layout.faces_manifest)
-    dropped = read_jsonl(layout.dropped_log)
+    crops = {row["id"]: row for row in jsonl_rows(layout.crops_manifest)}
+    raw = jsonl_rows(layout.raw_manifest)
+    faces = jsonl_rows(layout.faces_manifest)
+    dropped = jsonl_rows(layout.dropped_log)
     assert counts["crops"]["accepted"] == sum(r["decision"] == "accepted" for r in crops.values())
     assert counts["crops"]["rejected_by_reason"] == {"blurry": 1}
     for site in SITES:
@@ -210,10 +195,10 @@ def test_a_no_op_rerun_leaves_the_card_untouched_and_a_change_updates_it(data: P
     dedup(data)
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
-    rows = read_jsonl(layout.crops_manifest)
+    rows = jsonl_rows(layout.crops_manifest)
     extra = sorted((testdata / "faces").iterdir())[-1]
     rows.append(write_crop(data, Image.open(extra).convert("RGB"), extra.name, site="getchu"))
-    write_manifest(data, rows)
+    write_crops_manifest(data, rows)
     dedup(data)
     counts = card_counts(layout.shard_card)
     assert counts["shard"]["count"] == json.loads(layout.shard_json.read_text())["count"]
@@ -235,8 +220,8 @@ def test_imagefolder_round_trips_through_datasets(data: Path, tmp_path: Path) ->
     assert len(loaded) == len(ids)
     by_id = {row["id"]: row for row in loaded}
     assert sorted(by_id) == ids
-    crops = {row["id"]: row for row in read_jsonl(Layout(data).crops_manifest)}
-    face_fields = set(read_jsonl(Layout(data).faces_manifest)[0])
+    crops = {row["id"]: row for row in jsonl_rows(Layout(data).crops_manifest)}
+    face_fields = set(jsonl_rows(Layout(data).faces_manifest)[0])
     for index, crop_id in enumerate(ids):
         row = by_id[crop_id]
         assert np.array_equal(np.asarray(row["image"].convert("RGB")), pixels[index])
@@ -244,8 +229,8 @@ def test_imagefolder_round_trips_through_datasets(data: Path, tmp_path: Path) ->
         assert row["url"] == crops[crop_id]["url"]  # any row traces back to its URL
         assert row["crop_kind"] == (crops[crop_id].get("align") or {}).get("kind", "box")
     assert face_fields <= set(loaded.column_names)  # every faces64 manifest field
-    assert (out / "faces64.md").read_bytes() == Layout(data).shard_card.read_bytes()
-    assert (out / "faces64_samples.png").is_file()
+    assert (out / Layout(data).shard_card.name).read_bytes() == Layout(data).shard_card.read_bytes()
+    assert (out / Layout(data).shard_samples.name).is_file()
 
     before = mtimes(out)
     result = export(data, "imagefolder", out)
@@ -267,7 +252,7 @@ def test_webdataset_shards_round_trip_and_follow_the_shard_size(data: Path, tmp_
         assert np.array_equal(sample["png"], pixels[index])
         assert sample["json"]["id"] == ids[index] and sample["json"]["label"] == labels[index]
         assert int(sample["cls"]) == labels[index] and sample["json"]["url"].startswith("https://")
-    assert (out / "faces64.md").is_file()
+    assert (out / Layout(data).shard_card.name).is_file()
 
     before = mtimes(out)
     export(data, "webdataset", out, "--samples-per-shard", "7")
@@ -285,7 +270,7 @@ def test_parquet_round_trips_through_pyarrow_in_streaming_row_groups(data: Path,
     out = tmp_path / "parquet"
     export(data, "parquet", out, "--row-group-size", "5")
     ids, pixels, labels = shard_truth(data)
-    table_file = pq.ParquetFile(out / "faces64.parquet")
+    table_file = pq.ParquetFile(out / f"{SHARD_NAME}.parquet")
     assert table_file.metadata.num_rows == len(ids)
     assert table_file.metadata.num_row_groups == (len(ids) + 4) // 5
     seen = []
@@ -301,7 +286,7 @@ def test_parquet_round_trips_through_pyarrow_in_streaming_row_groups(data: Path,
 
     hub = datasets.load_dataset(
         "parquet",
-        data_files=str(out / "faces64.parquet"),
+        data_files=str(out / f"{SHARD_NAME}.parquet"),
         split="train",
         cache_dir=str(tmp_path / "hf-cache"),
     )
@@ -339,24 +324,17 @@ def test_export_refuses_a_foreign_folder_and_a_missing_shard(data: Path, tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(data.parent / "data.toml", tmp_path / "empty.toml")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dedup",
-            "export",
-            "--format",
-            "parquet",
-            "--out",
-            str(tmp_path / "x"),
-            "--data",
-            str(empty),
-            "--config",
-            str(tmp_path / "empty.toml"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        "dedup",
+        "export",
+        "--format",
+        "parquet",
+        "--out",
+        tmp_path / "x",
+        "--data",
+        empty,
+        "--config",
+        tmp_path / "empty.toml",
         timeout=120,
     )
     assert result.returncode == 4 and "make dataset" in result.stderr
@@ -402,26 +380,21 @@ def test_a_kill_9_mid_export_leaves_only_whole_files_and_the_rerun_finishes(
 
     data = tmp_path / "data"
     faces = sorted((testdata / "faces").iterdir())
-    write_manifest(data, [write_crop(data, Image.open(f).convert("RGB"), f.name) for f in faces])
+    write_crops_manifest(data, [write_crop(data, Image.open(f).convert("RGB"), f.name) for f in faces])
     run_dedup(data)  # writes tmp_path/data.toml beside DATA
     out = tmp_path / "imagefolder"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dedup",
-            "export",
-            "--format",
-            "imagefolder",
-            "--out",
-            str(out),
-            "--data",
-            str(data),
-            "--config",
-            str(tmp_path / "data.toml"),
-            "--no-progress",
-        ],
-        cwd=REPO,
+    process = start_cli(
+        "dedup",
+        "export",
+        "--format",
+        "imagefolder",
+        "--out",
+        out,
+        "--data",
+        data,
+        "--config",
+        tmp_path / "data.toml",
+        "--no-progress",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -8,16 +8,19 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from dedup_support import REPO, read_jsonl, run_dedup, write_crop, write_manifest
 from PIL import Image
 
 from pipeline.digest import file_digest
+from pipeline.layout import Layout
 from pipeline.shard import open_shard
+from tests.helpers.cli import REPO, cli_env, start_cli
+from tests.helpers.crops import run_dedup, write_crop, write_crops_manifest
+from tests.helpers.files import jsonl_rows
+from tests.helpers.processes import wait_until
 
 pytestmark = pytest.mark.testdata
 
@@ -39,27 +42,23 @@ write_shard(Path(sys.argv[1]), rows(), 400, (64, 64, 3), ids=[str(k) for k in ra
 """
 
 
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
-
-
 def test_kill_during_shard_writing_leaves_the_previous_shard_intact(tmp_path: Path, faces) -> None:
     data = tmp_path / "data"
-    write_manifest(data, [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces[:10]])
+    write_crops_manifest(data, [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces[:10]])
     run_dedup(data)
-    npy, meta_path = data / "shards" / "faces64.npy", data / "shards" / "faces64.json"
+    npy, meta_path = Layout(data).shard_npy, Layout(data).shard_json
     before = (npy.read_bytes(), meta_path.read_text())
 
     writer = subprocess.Popen(
-        [sys.executable, "-c", SLOW_WRITER, str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SLOW_WRITER, str(data)],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert writer.stdout.readline().strip() == "writing"
-        temps = list((data / "shards").glob(".tmp-*"))
+        temps = list(Layout(data).shards_dir.glob(".tmp-*"))
         assert temps and temps[0].stat().st_size > 0  # really mid-write
         os.kill(writer.pid, signal.SIGKILL)
     finally:
@@ -70,7 +69,7 @@ def test_kill_during_shard_writing_leaves_the_previous_shard_intact(tmp_path: Pa
 
     # The next run sweeps the torn temp file and finds the shard already current.
     out = run_dedup(data).stderr
-    assert not list((data / "shards").glob(".tmp-*"))
+    assert not list(Layout(data).shards_dir.glob(".tmp-*"))
     assert "shard                           unchanged" in out
 
 
@@ -80,16 +79,13 @@ def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated
     data = tmp_path / "data"
     # all 2,000: hashing outlasts the first commit
     rows = [write_crop(data, Image.open(p).convert("RGB"), p.name) for p in faces]
-    write_manifest(data, rows)
+    write_crops_manifest(data, rows)
     config = tmp_path / "c.toml"
     config.write_text("[dedup]\nworkers = 1\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dedup", "--config", str(config), "--data", str(data)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc = start_cli(
+        "dedup", "--config", config, "--data", data, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    state = data / "dedup" / "state.sqlite"
+    state = Layout(data).dedup_state
 
     def some_hashed() -> bool:
         if not state.exists():
@@ -101,7 +97,7 @@ def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated
             return False
 
     try:
-        wait_for(some_hashed)
+        wait_until(some_hashed, 60, "a first committed hash")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -111,11 +107,11 @@ def test_kill_during_hashing_then_rerun_finishes_with_nothing_lost_or_duplicated
 
     out = run_dedup(data).stderr
     assert f"hashed this run                 {len(rows) - done}" in out
-    manifest = read_jsonl(data / "faces64" / "manifest.jsonl")
+    manifest = jsonl_rows(Layout(data).faces_manifest)
     ids = [row["id"] for row in manifest]
-    accounted = set(ids) | {row["id"] for row in read_jsonl(data / "dedup" / "dropped.jsonl")}
+    accounted = set(ids) | {row["id"] for row in jsonl_rows(Layout(data).dropped_log)}
     assert len(ids) == len(set(ids)) and accounted == {r["id"] for r in rows}
     assert not list(data.rglob(".tmp-*"))
-    meta = json.loads((data / "shards" / "faces64.json").read_text())
+    meta = json.loads(Layout(data).shard_json.read_text())
     assert meta["ids"] == sorted(ids)
-    assert np.load(data / "shards" / "faces64.npy").shape[0] == len(ids)
+    assert np.load(Layout(data).shard_npy).shape[0] == len(ids)

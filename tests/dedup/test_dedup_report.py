@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from dedup_support import run_dedup, variant, write_crop, write_manifest
 from PIL import Image
+
+from pipeline.layout import Layout
+from tests.helpers.browser import dump_dom, require_chromium
+from tests.helpers.crops import run_dedup, variant, write_crop, write_crops_manifest
 
 pytestmark = pytest.mark.testdata
 
 EVIL_TITLE = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if os.environ.get("CI"):
-        pytest.fail("CI needs chromium for the report test (.ci/run installs it)")
-    pytest.skip("no chromium on this machine")
-
-
 def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(tmp_path: Path, faces) -> None:
-    browser = chromium()
+    require_chromium()  # before the work: skip (or fail in CI) at once without it
     data = tmp_path / "data"
     rows = []
     for k, path in enumerate(faces[:6]):
@@ -40,8 +31,8 @@ def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(t
         if k == 0:
             evil_source = original["source_sha256"]
     rows.append(write_crop(data, Image.open(faces[10]).convert("RGB"), "single"))
-    write_manifest(data, rows)
-    raw = data / "raw" / "manifest.jsonl"
+    write_crops_manifest(data, rows)
+    raw = Layout(data).raw_manifest
     raw.parent.mkdir(parents=True)
     raw.write_text(
         json.dumps(
@@ -56,13 +47,8 @@ def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(t
         + "\n"
     )
     run_dedup(data)
-    page = data / "dedup" / "report.html"
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    page = Layout(data).dedup_report
+    dom, _ = dump_dom(page.as_uri())
     assert "<title>dedup report</title>" in dom  # no injected script ran
     assert "pwned" in dom and "&lt;script&gt;document.title" in dom  # shown as text
     assert 'href="javascript:' not in dom
@@ -76,18 +62,6 @@ def test_report_shows_clusters_with_the_kept_face_and_escapes_crawled_metadata(t
 
     # The filter box works in the browser: opening report.html#q=<id> shows that one cluster.
     target = rows[4]["id"]
-    dom = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--dump-dom",
-            page.as_uri() + f"#q={target}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom, _ = dump_dom(page.as_uri() + f"#q={target}")
     assert 'showing <span id="shown">1</span>' in dom
     assert dom.count('class="cluster hidden"') == 5

@@ -7,20 +7,18 @@ instead. Real images, real facecrop and dedup runs.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from dedup.artwork import artwork_links, iou
+from pipeline.layout import Layout, rel_crop
 from pipeline.manifests import CropRow
+from tests.helpers.cli import cli_env, run_cli
+from tests.helpers.files import jsonl_rows
+from tests.helpers.raw import add_raw, write_raw_manifest
 
-REPO = Path(__file__).resolve().parents[2]
 UNRELATED = [
     "full/style2paints_refs__1.png",
     "full/style2paints_refs__10.png",
@@ -30,53 +28,33 @@ UNRELATED = [
 
 
 def _store(data: Path, files: list[Path]) -> dict[str, str]:
-    """A raw store and manifest shaped like the crawler's; returns file name -> sha256."""
-    rows, shas = [], {}
+    """A raw store and manifest shaped like the crawler's (a folder source); returns file name -> sha256."""
+    rows = []
     for f in files:
-        body = f.read_bytes()
-        sha = hashlib.sha256(body).hexdigest()
-        rel = f"raw/{sha[:2]}/{sha[2:4]}/{sha}{f.suffix.lower()}"
-        (data / rel).parent.mkdir(parents=True, exist_ok=True)
-        (data / rel).write_bytes(body)
         with Image.open(f) as im:
             width, height = im.size
         rows.append(
-            {
-                "sha256": sha,
-                "path": rel,
-                "site": "folder",
-                "url": f"file://{f}",
-                "page_url": None,
-                "fetched_at": "2026-01-01T00:00:00Z",
-                "bytes": len(body),
-                "width": width,
-                "height": height,
-                "format": "png",
-                "meta": {"path": f.name},
-                "provenance": [],
-            }
+            add_raw(
+                data,
+                f.read_bytes(),
+                f.suffix.lstrip(".").lower(),
+                site="folder",
+                url=f"file://{f}",
+                page_url=None,
+                width=width,
+                height=height,
+                format="png",
+                meta={"path": f.name},
+            )
         )
-        shas[f.name] = sha
-    (data / "raw" / "manifest.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["sha256"]))
+    write_raw_manifest(data, sorted(rows, key=lambda r: r["sha256"]))
+    return {f.name: row["sha256"] for f, row in zip(files, rows, strict=True)}
+
+
+def _run(stage: str, config: Path, data: Path, cascade: Path) -> None:
+    run_cli(
+        stage, "--config", config, "--data", data, env=cli_env(ANIMEFACE_CASCADE=str(cascade)), check=True
     )
-    return shas
-
-
-def _run(stage: str, config: Path, data: Path, env: dict) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", stage, "--config", str(config), "--data", str(data)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.mark.slow
@@ -95,20 +73,19 @@ def test_copies_of_one_artwork_collapse_and_different_images_do_not(
     shas = _store(data, files)
     config = tmp_path / "c.toml"
     config.write_text("[facecrop]\nworkers = 2\n")
-    env = {**os.environ, "ANIMEFACE_CASCADE": str(cascade_path)}
-    _run("facecrop", config, data, env)
-    _run("dedup", config, data, env)
+    _run("facecrop", config, data, cascade_path)
+    _run("dedup", config, data, cascade_path)
 
-    accepted = [r for r in _rows(data / "crops" / "manifest.jsonl") if r["decision"] == "accepted"]
+    accepted = [r for r in jsonl_rows(Layout(data).crops_manifest) if r["decision"] == "accepted"]
     assert all(isinstance(r["source_dhash"], str) and len(r["source_dhash"]) == 64 for r in accepted)
-    kept = _rows(data / "faces64" / "manifest.jsonl")
+    kept = jsonl_rows(Layout(data).faces_manifest)
     kept_sources = [r["source_sha256"] for r in kept]
     faced = {r["source_sha256"] for r in accepted}
     both_sides = [(a, b) for a, b in pairs if shas[a] in faced and shas[b] in faced]
     assert ("waifu2x__miku_bg.png", "waifu2x__miku_noisy.jpg") in both_sides
     for a, b in both_sides:
         assert sum(s in (shas[a], shas[b]) for s in kept_sources) == 1, (a, b)
-    dropped = {r["id"]: r for r in _rows(data / "dedup" / "dropped.jsonl")}
+    dropped = {r["id"]: r for r in jsonl_rows(Layout(data).dropped_log)}
     assert any(r["reason"] == "same_artwork" for r in dropped.values())
     # Every face of the unrelated illustrations survives.
     for name in UNRELATED:
@@ -122,7 +99,7 @@ def _crop(cid: str, source: str, dhash: str, box: list[int], size: list[int]) ->
             "id": cid,
             "source_sha256": source,
             "decision": "accepted",
-            "path": f"crops/{cid}.png",
+            "path": rel_crop(cid),
             "box": box,
             "source_size": size,
             "source_dhash": dhash,

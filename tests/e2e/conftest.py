@@ -1,7 +1,7 @@
 """A small anime database on 127.0.0.1 for the end-to-end test.
 
 It serves what the real sites serve: getchu's real recorded month listings (2014 and
-2015 layouts) and its real /item/ page (tests/realsites_lib.py says what is swapped:
+2015 layouts) and its real /item/ page (tests/helpers/realsites.py says what is swapped:
 ids, the product title, the number of characters), as EUC-JP bytes without a charset
 header, behind the soft.phtml -> /item/N/ redirect and the adult-cookie age gate; a
 Danbooru-style /posts.json walked by the `b<id>` cursor; and the images themselves —
@@ -21,7 +21,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import realsites_lib
+
+from tests.helpers import realsites as recorded
 
 # (file under testdata, role). Faces were picked from CASCADE_BASELINE.tsv with boxes >= 64 px.
 GETCHU_MONTHS = {
@@ -95,26 +96,24 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
 
     for month, products in GETCHU_MONTHS.items():
         ids = [int(pid) for pid in products]
-        pages[f"/all/month_title.html?month={month:02d}"] = realsites_lib.getchu_listing(
+        pages[f"/all/month_title.html?month={month:02d}"] = recorded.getchu_listing(
             realsites, GETCHU_LAYOUT[month], ids
         )
         for pid, (title, characters) in products.items():
-            pages[f"/item/{pid}/"] = realsites_lib.getchu_item(
-                realsites, int(pid), len(characters), title=title
-            )
-            paths = realsites_lib.getchu_image_paths(int(pid), len(characters))
+            pages[f"/item/{pid}/"] = recorded.getchu_item(realsites, int(pid), len(characters), title=title)
+            paths = recorded.getchu_image_paths(int(pid), len(characters))
             for path, (_, name, role) in zip(paths, characters, strict=True):
                 add_image(path, name, role)
 
     # Each post is a real recorded 2020 /posts.json record (realsites/danbooru) with its id, tags,
     # md5 and file path swapped for the image served here; a hidden post loses file_url and md5
     # as Danbooru's hidden posts do.
-    recorded = realsites_lib.danbooru_posts(realsites, "grabber_search_2020-07.json", "")
+    danbooru = recorded.danbooru_posts(realsites, "grabber_search_2020-07.json", "")
     posts = []
     for index, (post_id, name, role, tags) in enumerate(DANBOORU_POSTS):
         post = {
             key: value
-            for key, value in recorded[index % len(recorded)].items()
+            for key, value in danbooru[index % len(danbooru)].items()
             if key not in ("file_url", "large_file_url", "preview_file_url", "md5")
         }
         post.update(id=post_id, tag_string=tags, rating="g")
@@ -150,7 +149,7 @@ def local_site(testdata: Path, realsites: Path) -> Iterator[LocalSite]:
                 self._send(pages.get(split.path), "text/html")
             elif split.path == "/php/attestation.html":
                 self._send(
-                    realsites_lib.AGE_CHECK_PAGE.format(aurl=query.get("aurl", [""])[0]).encode("euc_jp"),
+                    recorded.AGE_CHECK_PAGE.format(aurl=query.get("aurl", [""])[0]).encode("euc_jp"),
                     "text/html",
                 )
             else:

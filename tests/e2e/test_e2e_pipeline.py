@@ -16,21 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.layout import Layout, RunLayout
+from tests.helpers.cli import run_cli
+from tests.helpers.files import jsonl_rows
+from tests.helpers.train import TINY
+
 pytestmark = pytest.mark.slow
 
-TRAIN_TOML = """
-[train]
-ngf = 8
-ndf = 8
-nz = 16
-batch_size = 4
-log_every = 1
-sample_every = 2
-checkpoint_every = 2
-fid_every = 0
-collapse_every = 0
-tensorboard = false
-"""
+# The tests' tiny model, in batches of 4 that log, sample and checkpoint every step or two.
+TRAIN = {**TINY, "batch_size": 4, "log_every": 1, "sample_every": 2, "checkpoint_every": 2}
+TRAIN_TOML = "\n[train]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in TRAIN.items())
 
 
 def _config(site_base: str, tmp: Path) -> Path:
@@ -82,10 +77,6 @@ def _make(repo_root: Path, env: dict, *args: str, timeout: int = 900) -> subproc
     return result
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _snapshot(data: Path) -> dict[str, tuple[int, int]]:
     """Every file under data/ with its size and mtime: a re-run that rewrites nothing leaves this unchanged."""
     return {
@@ -107,7 +98,8 @@ def test_dataset_then_train_then_sample(
     output = first.stdout + first.stderr
 
     # -- crawl: every valid served image once (the getchu image re-posted on danbooru is stored once)
-    raw = _rows(data / "raw" / "manifest.jsonl")
+    layout = Layout(data)
+    raw = jsonl_rows(layout.raw_manifest)
     raw_shas = [row["sha256"] for row in raw]
     assert len(raw_shas) == len(set(raw_shas))
     assert set(raw_shas) == local_site.sha256s("face", "neardup", "negative")
@@ -129,7 +121,7 @@ def test_dataset_then_train_then_sample(
     assert "春の<script>alert(1)</script>物語" in getchu_titles  # EUC-JP decoded, kept verbatim as data
 
     # -- facecrop: faces on the illustrations, nothing accepted from the negatives
-    crops = _rows(data / "crops" / "manifest.jsonl")
+    crops = jsonl_rows(layout.crops_manifest)
     accepted = [c for c in crops if c["decision"] == "accepted"]
     accepted_sources = {c["source_sha256"] for c in accepted}
     assert not accepted_sources & local_site.sha256s("negative")
@@ -138,7 +130,7 @@ def test_dataset_then_train_then_sample(
         assert (data / crop["path"]).is_file()
 
     # -- the rejects page exists and shows the manifest's counts
-    page = (data / "rejects" / "index.html").read_text(encoding="utf-8")
+    page = layout.rejects_page.read_text(encoding="utf-8")
     rejected = Counter(c["reason"] for c in crops if c["decision"] == "rejected")
     embedded = re.search(r'<script type="application/json" id="facecrop-data">(.*?)</script>', page, re.S)
     assert embedded, "the rejects page carries its data as JSON"
@@ -146,14 +138,14 @@ def test_dataset_then_train_then_sample(
     assert "<script>alert(1)</script>" not in page  # crawled titles never reach the page as markup
 
     # -- dedup: the near-duplicate pair collapses into one face; shard and manifest line up
-    faces = _rows(data / "faces64" / "manifest.jsonl")
+    faces = jsonl_rows(layout.faces_manifest)
     neardup_faces = [f for f in faces if f["source_sha256"] in local_site.sha256s("neardup")]
     assert len(neardup_faces) == 1 and neardup_faces[0]["cluster_size"] >= 2
-    shard = np.load(data / "shards" / "faces64.npy", mmap_mode="r")
-    meta = json.loads((data / "shards" / "faces64.json").read_text(encoding="utf-8"))
+    shard = np.load(layout.shard_npy, mmap_mode="r")
+    meta = json.loads(layout.shard_json.read_text(encoding="utf-8"))
     assert shard.shape == (len(faces), 64, 64, 3) and shard.dtype == np.uint8
     assert meta["count"] == len(faces) and sorted(meta["ids"]) == sorted(f["id"] for f in faces)
-    assert (data / "dedup" / "report.html").is_file()
+    assert layout.dedup_report.is_file()
 
     # -- the closing summary states the same numbers
     summary = re.search(r"faces in the shard\s+(\d+)", output)
@@ -173,27 +165,9 @@ def test_dataset_then_train_then_sample(
     _make(
         repo_root, env, "train", *make_vars, "RUN=e2e", f"ARGS=--max-steps 4 --runs-dir {runs} --device cpu"
     )
-    run_dir = runs / "e2e"
-    assert (run_dir / "last.pt").is_file()
-    assert list((run_dir / "samples").glob("*.png"))
+    run = RunLayout.of(runs, "e2e")
+    assert run.last.is_file()
+    assert list(run.samples_dir.glob("*.png"))
     grid = tmp_path / "grid.png"
-    subprocess.run(
-        [
-            str(repo_root / ".venv" / "bin" / "python"),
-            "-m",
-            "train",
-            "sample",
-            "--ckpt",
-            str(run_dir / "last.pt"),
-            "--n",
-            "4",
-            "--out",
-            str(grid),
-        ],
-        cwd=repo_root,
-        env=env,
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
+    run_cli("train sample", "--ckpt", run.last, "--n", "4", "--out", grid, cwd=repo_root, env=env, check=True)
     assert grid.is_file() and grid.stat().st_size > 0

@@ -10,11 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from facecrop_testlib import build_data, facecrop, read_manifest, shared_images, write_config
 
 from facecrop import align
 from facecrop.config import FacecropConfig
-from pipeline.layout import Layout
+from pipeline.layout import Layout, rel_reject
+from tests.helpers.cli import run_cli, run_stage
+from tests.helpers.configs import write_facecrop_config
+from tests.helpers.crops import read_crops_manifest
+from tests.helpers.raw import shared_images, store_raw
 
 SETTINGS = FacecropConfig(align="eyes").align_settings()
 
@@ -86,11 +89,11 @@ def test_switching_alignment_on_and_off_equals_clean_runs(
     runs = {}
     for mode in ("off", "eyes"):
         data = tmp_path / mode
-        build_data(data, files)
-        config = write_config(tmp_path / f"{mode}.toml", f'align = "{mode}"\n')
-        facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
+        store_raw(data, files)
+        config = write_facecrop_config(tmp_path / f"{mode}.toml", f'align = "{mode}"\n')
+        run_stage("facecrop", data, config, cascade=cascade_path, check=True)
         runs[mode] = data
-    off, eyes = read_manifest(runs["off"]), read_manifest(runs["eyes"])
+    off, eyes = read_crops_manifest(runs["off"]), read_crops_manifest(runs["eyes"])
     assert [r["id"] for r in off] == [r["id"] for r in eyes]
     # Decisions are measured on the box crop: alignment changes pixels, never which faces are accepted.
     assert [r["decision"] for r in off] == [r["decision"] for r in eyes]
@@ -107,39 +110,26 @@ def test_switching_alignment_on_and_off_equals_clean_runs(
             )
         else:
             assert record["fallback"] in align.FALLBACKS
-        png = cv2.imread(
-            str(Layout(runs["eyes"]).path(row["path"] or f"rejects/{row['reason']}/{row['id']}.png"))
-        )
+        png = cv2.imread(str(Layout(runs["eyes"]).path(row["path"] or rel_reject(row["reason"], row["id"]))))
         assert png is not None and png.shape[0] == png.shape[1] == row["size"]
 
     # One DATA switched on, then off again, ends byte-identical to the clean run of each setting.
     switched = tmp_path / "switched"
     shutil.copytree(runs["off"], switched)
-    on = facecrop(
-        "--config",
-        str(tmp_path / "eyes.toml"),
-        "--data",
-        str(switched),
-        "--no-progress",
-        cascade=cascade_path,
-    )
+    on = run_stage("facecrop", switched, tmp_path / "eyes.toml", cascade=cascade_path, check=True)
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["eyes"]).crops_manifest.read_bytes()
     assert "processed now" in on.stdout + on.stderr
     assert re.search(rf"eye alignment:?\s*\n\s+aligned\s+{len(aligned)}\b", on.stderr), on.stderr
     # With alignment on, a threshold change still only re-decides: no image is read again.
-    stricter = write_config(
+    stricter = write_facecrop_config(
         tmp_path / "stricter.toml", 'align = "eyes"\n[facecrop.thresholds]\nmin_sharpness = 400.0\n'
     )
-    redecided = facecrop(
-        "--config", str(stricter), "--data", str(switched), "--no-progress", cascade=cascade_path
-    )
+    redecided = run_stage("facecrop", switched, stricter, cascade=cascade_path, check=True)
     assert re.search(r"images processed now\s+0\b", redecided.stderr), redecided.stderr
     assert all(
-        r["align"] == e["align"] for r, e in zip(read_manifest(switched), eyes, strict=True) if r["box"]
+        r["align"] == e["align"] for r, e in zip(read_crops_manifest(switched), eyes, strict=True) if r["box"]
     )
-    facecrop(
-        "--config", str(tmp_path / "off.toml"), "--data", str(switched), "--no-progress", cascade=cascade_path
-    )
+    run_stage("facecrop", switched, tmp_path / "off.toml", cascade=cascade_path, check=True)
     assert Layout(switched).crops_manifest.read_bytes() == Layout(runs["off"]).crops_manifest.read_bytes()
     for row in off:
         if row["path"]:
@@ -152,9 +142,9 @@ def test_switching_alignment_on_and_off_equals_clean_runs(
 @pytest.mark.testdata
 def test_an_unknown_align_value_is_a_config_error(tmp_path: Path, testdata: Path, cascade_path: Path) -> None:
     data = tmp_path / "data"
-    build_data(data, shared_images(testdata, "full")[:1])
-    config = write_config(tmp_path / "bad.toml", 'align = "nose"\n')
-    result = facecrop("--config", str(config), "--data", str(data), cascade=cascade_path, check=False)
+    store_raw(data, shared_images(testdata, "full")[:1])
+    config = write_facecrop_config(tmp_path / "bad.toml", 'align = "nose"\n')
+    result = run_cli("facecrop", "--config", str(config), "--data", str(data), "--cascade", cascade_path)
     assert result.returncode == 2 and "align" in result.stderr
 
 

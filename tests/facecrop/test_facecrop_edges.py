@@ -8,11 +8,15 @@ import io
 import cv2
 import numpy as np
 import pytest
-from facecrop_testlib import add_raw, facecrop, read_manifest, write_config, write_raw_manifest
 from PIL import Image
 
 from facecrop import geometry
 from facecrop.config import Thresholds
+from pipeline.layout import Layout
+from tests.helpers.cli import run_stage
+from tests.helpers.configs import write_facecrop_config
+from tests.helpers.crops import read_crops_manifest
+from tests.helpers.raw import add_raw, write_raw_manifest
 
 pytestmark = pytest.mark.testdata
 
@@ -62,10 +66,10 @@ def edge_run(tmp_path_factory, testdata, cascade_path):
     cases["escaping"] = dict(add_raw(data, b"x", "jpg"), path="../../etc/passwd")
     rows = list(cases.values()) + [{"path": "raw/no-sha.jpg", "url": "https://example.org/x"}]
     write_raw_manifest(data, rows)
-    config = write_config(data.parent / "dataset.toml", "workers = 2\n")
-    result = facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
+    config = write_facecrop_config(data.parent / "dataset.toml", "workers = 2\n")
+    result = run_stage("facecrop", data, config, cascade=cascade_path, check=True)
     by_source = {}
-    for row in read_manifest(data):
+    for row in read_crops_manifest(data):
         by_source.setdefault(row["source_sha256"], []).append(row)
     return {
         "data": data,
@@ -137,8 +141,8 @@ def test_rows_without_sha256_are_reported_not_dropped_silently(edge_run):
 
 def test_too_large_image_is_refused_before_decoding(edge_run, tmp_path, cascade_path):
     data = edge_run["data"]
-    config = write_config(tmp_path / "small.toml", "max_pixels = 10_000_000\n")
-    facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
-    rows = [r for r in read_manifest(data) if r["source_sha256"] == edge_run["raw"]["huge"]["sha256"]]
+    config = write_facecrop_config(tmp_path / "small.toml", "max_pixels = 10_000_000\n")
+    run_stage("facecrop", data, config, cascade=cascade_path, check=True)
+    rows = [r for r in read_crops_manifest(data) if r["source_sha256"] == edge_run["raw"]["huge"]["sha256"]]
     assert [(r["reason"], r["values"]["pixels"]) for r in rows] == [("too_large", 20_000_000)]
-    assert not list(data.glob(f"crops/{edge_run['raw']['huge']['sha256'][:12]}_*"))
+    assert not list(Layout(data).crops_dir.glob(f"{edge_run['raw']['huge']['sha256'][:12]}_*"))

@@ -16,7 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from facecrop_testlib import build_data, facecrop, read_manifest, write_config
+
+from tests.helpers.cli import run_cli, run_stage
+from tests.helpers.configs import write_facecrop_config
+from tests.helpers.crops import read_crops_manifest
+from tests.helpers.raw import store_raw
 
 UPRIGHT = {  # file under testdata/full -> its one face, from CASCADE_BASELINE.tsv
     "style2paints_refs__1.png": [290, 82, 179, 179],
@@ -68,9 +72,10 @@ def labelled(tmp_path_factory, testdata) -> dict[str, Path]:
 
 
 def evaluate(labelled, cascade_path, settings: str = "", *extra: str):
-    config = write_config(labelled["root"] / "settings.toml", settings)
+    config = write_facecrop_config(labelled["root"] / "settings.toml", settings)
     out = labelled["root"] / "report.json"
-    result = facecrop(
+    result = run_cli(
+        "facecrop",
         "evaluate",
         "--config",
         str(config),
@@ -84,7 +89,9 @@ def evaluate(labelled, cascade_path, settings: str = "", *extra: str):
         str(out),
         "--no-progress",
         *extra,
-        cascade=cascade_path,
+        "--cascade",
+        cascade_path,
+        check=True,
     )
     return result, json.loads(out.read_text())
 
@@ -136,20 +143,28 @@ def test_evaluate_names_the_rule_that_lost_a_face_and_draws_contact_sheets(label
 def test_evaluate_refuses_a_bad_boxes_file_in_one_line(labelled, cascade_path, tmp_path):
     bad = tmp_path / "boxes.json"
     bad.write_text(json.dumps({"a.png": {"boxes": [[1, 2, 3]]}}))
-    result = facecrop(
+    result = run_cli(
+        "facecrop",
         "evaluate",
         "--boxes",
         str(bad),
         "--images",
         str(labelled["images"]),
-        cascade=cascade_path,
-        check=False,
+        "--cascade",
+        cascade_path,
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "a.png" in lines[0] and "[x, y, w, h]" in lines[0]
-    missing = facecrop(
-        "evaluate", "--boxes", str(tmp_path / "nope.json"), "--images", ".", cascade=cascade_path, check=False
+    missing = run_cli(
+        "facecrop",
+        "evaluate",
+        "--boxes",
+        str(tmp_path / "nope.json"),
+        "--images",
+        ".",
+        "--cascade",
+        cascade_path,
     )
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
@@ -158,11 +173,11 @@ def test_a_run_cuts_a_tilted_face_upright_and_keeps_upright_ids(tmp_path, testda
     tilted_file = tmp_path / "tilted.png"
     tilted_box = tilted_copy(testdata / "full" / TILTED_FROM, UPRIGHT[TILTED_FROM], tilted_file)
     data = tmp_path / "data"
-    rows = build_data(data, [testdata / "full" / TILTED_FROM, tilted_file])
+    rows = store_raw(data, [testdata / "full" / TILTED_FROM, tilted_file])
     # Searched at exactly the tilt, so the crop must come out exactly level.
-    config = write_config(tmp_path / "dataset.toml", f"angles = [{-TILT}]\n")
-    facecrop("--config", str(config), "--data", str(data), "--no-progress", cascade=cascade_path)
-    crops = [r for r in read_manifest(data) if r["box"]]
+    config = write_facecrop_config(tmp_path / "dataset.toml", f"angles = [{-TILT}]\n")
+    run_stage("facecrop", data, config, cascade=cascade_path, check=True)
+    crops = [r for r in read_crops_manifest(data) if r["box"]]
     upright = next(r for r in crops if r["source_sha256"] == rows[0]["sha256"])
     turned = next(r for r in crops if r["source_sha256"] == rows[1]["sha256"])
     # The upright face keeps the id format every override and dedup decision was made with.

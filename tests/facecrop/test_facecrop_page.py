@@ -3,73 +3,45 @@
 from __future__ import annotations
 
 import collections
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from bs4 import BeautifulSoup
-from facecrop_testlib import read_manifest
 
 from facecrop import rejects_page
 from facecrop.config import Thresholds
+from pipeline.layout import Layout, rel_raw, rel_reject
+from tests.helpers.browser import dump_dom, require_chromium
+from tests.helpers.crops import read_crops_manifest
 
 pytestmark = pytest.mark.testdata
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-logging=stderr",
-    "--v=0",
-]
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.environ.get("REQUIRE_TESTDATA") == "1":
-        pytest.fail("REQUIRE_TESTDATA=1 but chromium is not installed (apt-get install chromium)")
-    pytest.skip("chromium not installed")
+    return require_chromium()
 
 
-def render(chromium: str, url: str, tmp_path: Path) -> tuple[BeautifulSoup, list[str]]:
+def render(url: str) -> tuple[BeautifulSoup, list[str]]:
     """The DOM after scripts ran, and every console message the page produced."""
-    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    result = subprocess.run(
-        [chromium, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
-    return BeautifulSoup(result.stdout, "html.parser"), console
+    dom, console = dump_dom(url)
+    return BeautifulSoup(dom, "html.parser"), console
 
 
 def test_console_detection_works(chromium, tmp_path):
     """The control: a page with a script error must be caught, or the real check proves nothing."""
     bad = tmp_path / "bad.html"
     bad.write_text("<html><body><script>undefinedFunction();</script></body></html>")
-    _, console = render(chromium, bad.as_uri(), tmp_path)
+    _, console = render(bad.as_uri())
     assert any("undefinedFunction" in line for line in console)
 
 
-def test_page_shows_the_manifest_counts_without_console_errors(full_run, chromium, tmp_path):
+def test_page_shows_the_manifest_counts_without_console_errors(full_run, chromium):
     data = full_run["data"]
-    rows = read_manifest(data)
+    rows = read_crops_manifest(data)
     expected = collections.Counter(r["reason"] for r in rows if r["decision"] == "rejected")
-    dom, console = render(chromium, (data / "rejects" / "index.html").as_uri(), tmp_path)
+    dom, console = render(Layout(data).rejects_page.as_uri())
     assert console == []
     shown = {td["data-reason"]: int(td.get_text()) for td in dom.select("#summary td.count")}
     assert shown == dict(expected)
@@ -80,7 +52,7 @@ def test_page_shows_the_manifest_counts_without_console_errors(full_run, chromiu
         for card in cards:
             img = card.find("img")
             assert img["loading"] == "lazy" and not img["src"].startswith("data:")
-            assert (data / "rejects" / img["src"]).is_file()
+            assert (Layout(data).rejects_dir / img["src"]).is_file()
             assert card.find("input")["value"].startswith(
                 f"python -m facecrop promote {card['data-id']} --data "
             )
@@ -91,19 +63,19 @@ def test_page_shows_the_manifest_counts_without_console_errors(full_run, chromiu
     assert len(dom.find_all("script")) == 2 and not dom.select('img[src="x"]')
 
 
-def test_clicking_through_opens_the_source_with_the_box(full_run, chromium, tmp_path):
+def test_clicking_through_opens_the_source_with_the_box(full_run, chromium):
     data = full_run["data"]
     hostile = "<script>alert(1)</script>"  # the title full_run gave one rejected source
     row = next(
-        r for r in read_manifest(data) if r["reason"] == "not_verified" and r["meta"]["title"] == hostile
+        r
+        for r in read_crops_manifest(data)
+        if r["reason"] == "not_verified" and r["meta"]["title"] == hostile
     )
-    dom, console = render(
-        chromium, (data / "rejects" / "index.html").as_uri() + f"#open={row['id']}", tmp_path
-    )
+    dom, console = render(Layout(data).rejects_page.as_uri() + f"#open={row['id']}")
     assert console == []
     viewer = dom.select_one("#viewer")
     assert "open" in viewer["class"]
-    assert (data / "rejects" / viewer.select_one("img")["src"]).resolve() == (
+    assert (Layout(data).rejects_dir / viewer.select_one("img")["src"]).resolve() == (
         data / row["source_path"]
     ).resolve()
     box = viewer.select_one(".box:not(.crop)")
@@ -120,14 +92,14 @@ def test_ten_thousand_rejects_stay_light_and_lazy(chromium, tmp_path):
     for i in range(10_000):
         reason = ("blurry", "low_color", "crowded", "clipped")[i % 4]
         crop_id = f"{i:012x}_{i}_0_80_80"
-        path = f"rejects/{reason}/{crop_id}.png"
+        path = rel_reject(reason, crop_id)
         (data / path).parent.mkdir(parents=True, exist_ok=True)
         (data / path).write_bytes(thumb)
         rows.append(
             {
                 "id": crop_id,
                 "source_sha256": f"{i:064x}",
-                "source_path": f"raw/{i}.jpg",
+                "source_path": rel_raw(f"{i:064x}", "jpg"),
                 "source_size": [800, 600],
                 "box": [i, 0, 80, 80],
                 "crop_box": [i - 20, -20, 120, 120],
@@ -157,7 +129,7 @@ def test_ten_thousand_rejects_stay_light_and_lazy(chromium, tmp_path):
         )
     page = rejects_page.build(data, rows, Thresholds())
     assert page.stat().st_size < 10_000 * 1000  # under 1 kB per reject: links, no inline images
-    dom, console = render(chromium, page.as_uri(), tmp_path)
+    dom, console = render(page.as_uri())
     assert console == []
     assert {td["data-reason"]: int(td.get_text()) for td in dom.select("#summary td.count")} == {
         "crowded": 2500,

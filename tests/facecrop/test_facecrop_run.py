@@ -7,7 +7,10 @@ import hashlib
 
 import cv2
 import pytest
-from facecrop_testlib import facecrop, read_manifest
+
+from pipeline.layout import Layout, rel_crop, rel_reject
+from tests.helpers.cli import run_cli, run_stage
+from tests.helpers.crops import read_crops_manifest
 
 REQUIRED = {
     "id",
@@ -40,7 +43,7 @@ def _iou(a, b):
 
 
 def test_finds_the_faces_the_cascade_baseline_lists(full_run, testdata):
-    rows = read_manifest(full_run["data"])
+    rows = read_crops_manifest(full_run["data"])
     sha_of = {
         f"{f.parent.name}/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest() for f in full_run["files"]
     }
@@ -68,7 +71,7 @@ def test_no_accepted_crop_on_negative_images(full_run):
     negative = {
         hashlib.sha256(f.read_bytes()).hexdigest() for f in full_run["files"] if f.parent.name == "negative"
     }
-    rows = read_manifest(full_run["data"])
+    rows = read_crops_manifest(full_run["data"])
     on_negative = [r for r in rows if r["source_sha256"] in negative]
     assert on_negative, "the cascade's false boxes on negative/ should be in the manifest as rejects"
     assert [r["id"] for r in on_negative if r["decision"] == "accepted"] == []
@@ -77,16 +80,14 @@ def test_no_accepted_crop_on_negative_images(full_run):
 
 def test_every_crop_is_a_non_empty_square_file_where_its_row_says(full_run):
     data = full_run["data"]
-    rows = read_manifest(data)
+    rows = read_crops_manifest(data)
     assert sum(r["decision"] == "accepted" for r in rows) >= 40
     for row in rows:
         assert row.keys() >= REQUIRED, row["id"]
         tilt = f"_r{round(row['angle']) % 360}" if row["angle"] else ""  # found on a turned copy
         assert row["id"] == "{}_{}_{}_{}_{}".format(row["source_sha256"][:12], *row["box"]) + tilt
         expected = (
-            f"crops/{row['id']}.png"
-            if row["decision"] == "accepted"
-            else f"rejects/{row['reason']}/{row['id']}.png"
+            rel_crop(row["id"]) if row["decision"] == "accepted" else rel_reject(row["reason"], row["id"])
         )
         assert row["path"] == expected
         image = cv2.imread(str(data / row["path"]), cv2.IMREAD_UNCHANGED)
@@ -94,14 +95,14 @@ def test_every_crop_is_a_non_empty_square_file_where_its_row_says(full_run):
         assert image.shape[0] == image.shape[1] == row["size"] == row["crop_box"][2] == row["crop_box"][3]
         assert (row["reason"] is None) == (row["decision"] == "accepted")
         assert row["values"]["sharpness"] > 0
-    pngs = {p.relative_to(data).as_posix() for p in data.glob("crops/*.png")}
-    pngs |= {p.relative_to(data).as_posix() for p in data.glob("rejects/*/*.png")}
+    pngs = {p.relative_to(data).as_posix() for p in Layout(data).crops_dir.glob("*.png")}
+    pngs |= {p.relative_to(data).as_posix() for p in Layout(data).rejects_dir.glob("*/*.png")}
     assert pngs == {r["path"] for r in rows}
 
 
 def test_collage_is_rejected_as_crowded_and_manga_as_low_color(full_run):
     by_title = {}
-    for row in read_manifest(full_run["data"]):
+    for row in read_crops_manifest(full_run["data"]):
         by_title.setdefault(row["meta"]["title"], []).append(row)
     assert {r["reason"] for r in by_title["mckinsey666__test.jpg"]} == {"crowded"}
     assert {r["reason"] for r in by_title["mit_en__Wikipe-tan_manga_page1.jpg"]} == {"low_color"}
@@ -113,22 +114,29 @@ def test_collage_is_rejected_as_crowded_and_manga_as_low_color(full_run):
 
 def test_rerun_with_nothing_new_changes_nothing(full_run, clean_full_manifest, cascade_path):
     data = full_run["data"]
-    result = facecrop(
-        "--config", str(full_run["config"]), "--data", str(data), "--no-progress", cascade=cascade_path
-    )
+    result = run_stage("facecrop", data, full_run["config"], cascade=cascade_path, check=True)
     assert "images processed now               0" in result.stderr
-    assert (data / "crops" / "manifest.jsonl").read_bytes() == clean_full_manifest
+    assert Layout(data).crops_manifest.read_bytes() == clean_full_manifest
 
 
 def test_rejects_listing_counts_per_reason(full_run, cascade_path):
     data = full_run["data"]
-    rows = read_manifest(data)
-    out = facecrop(
-        "rejects", "--data", str(data), "--config", str(full_run["config"]), cascade=cascade_path
+    rows = read_crops_manifest(data)
+    out = run_cli(
+        "facecrop",
+        "rejects",
+        "--data",
+        str(data),
+        "--config",
+        str(full_run["config"]),
+        "--cascade",
+        cascade_path,
+        check=True,
     ).stdout
     crowded = sum(r["reason"] == "crowded" for r in rows)
     assert "crowded" in out and f" {crowded} " in out
-    only = facecrop(
+    only = run_cli(
+        "facecrop",
         "rejects",
         "--reason",
         "not_verified",
@@ -136,7 +144,9 @@ def test_rejects_listing_counts_per_reason(full_run, cascade_path):
         str(data),
         "--config",
         str(full_run["config"]),
-        cascade=cascade_path,
+        "--cascade",
+        cascade_path,
+        check=True,
     ).stdout
     ids = [r["id"] for r in rows if r["reason"] == "not_verified"]
     assert all(i in only for i in ids)

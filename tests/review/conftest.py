@@ -1,16 +1,16 @@
-"""Fixtures for the review app's tests; helpers live in review_support.py."""
+"""Fixtures for the review app's tests; their helpers are tests/helpers/review.py's and browser.py's."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from review_support import FILES, HOSTILE, raw_data, stage  # noqa: E402
+from tests.helpers.cli import run_stage
+from tests.helpers.configs import write_facecrop_config
+from tests.helpers.raw import store_raw
+from tests.helpers.review import FILES, HOSTILE
 
 
 @pytest.fixture(scope="session")
@@ -22,20 +22,10 @@ def pipeline_data(tmp_path_factory, testdata: Path, cascade_path: Path) -> dict:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         pytest.skip(f"shared test images missing: {', '.join(missing)}")
-    raw_data(data, files, titles={"gfpgan_realphoto__00.jpg": HOSTILE})
-    config = root / "dataset.toml"
-    config.write_text("[facecrop]\n")
-    stage(
-        "facecrop",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-        "--no-progress",
-        "--cascade",
-        str(cascade_path),
-    )
-    stage("dedup", "--config", str(config), "--data", str(data), "--no-progress")
+    store_raw(data, files, titles={"gfpgan_realphoto__00.jpg": HOSTILE}, character="someone")
+    config = write_facecrop_config(root / "dataset.toml")
+    run_stage("facecrop", data, config, cascade=cascade_path, check=True)
+    run_stage("dedup", data, config, check=True)
     return {"data": data, "config": config, "cascade": cascade_path}
 
 

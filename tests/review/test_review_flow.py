@@ -10,19 +10,24 @@ from __future__ import annotations
 import json
 
 import pytest
-from review_support import HOSTILE, browser, console_errors, log_rows, running_app, stage, wait_for, wait_text
+
+from tests.helpers.browser import browser, console_errors, wait_for, wait_text
+from tests.helpers.cli import run_stage
+from tests.helpers.crops import read_crops_manifest
+from tests.helpers.files import jsonl_rows
+from tests.helpers.review import HOSTILE, running_app
 
 pytest.importorskip("selenium", reason="the `test` extra installs selenium (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402 (after the importorskip)
 from selenium.webdriver.common.keys import Keys  # noqa: E402 (after the importorskip)
 
-from pipeline.layout import Layout  # noqa: E402 (after the importorskip)
+from pipeline.layout import Layout, rel_reject  # noqa: E402 (after the importorskip)
 
 pytestmark = [pytest.mark.testdata, pytest.mark.slow]
 
 
-def manifest(data) -> dict[str, dict]:
-    return {row["id"]: row for row in map(json.loads, Layout(data).crops_manifest.read_text().splitlines())}
+def crops_by_id(data) -> dict[str, dict]:
+    return {row["id"]: row for row in read_crops_manifest(data)}
 
 
 def card(driver, crop_id: str):
@@ -31,7 +36,7 @@ def card(driver, crop_id: str):
 
 def test_clicks_reach_the_logs_and_the_next_run_honours_every_one(fresh_data):
     data, config = fresh_data["data"], fresh_data["config"]
-    rows = manifest(data)
+    rows = crops_by_id(data)
     rejects = [r for r in rows.values() if r["decision"] == "rejected" and r.get("crop_box")]
     accepted = sorted(r["id"] for r in rows.values() if r["decision"] == "accepted")
     cluster = next(
@@ -84,35 +89,28 @@ def test_clicks_reach_the_logs_and_the_next_run_honours_every_one(fresh_data):
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
         assert console_errors(driver) == []
 
-    overrides = [(r["id"], r["action"], r["reason"]) for r in log_rows(layout.overrides_log)]
+    overrides = [
+        (r["id"], r["action"], r["reason"]) for r in jsonl_rows(layout.overrides_log, missing_ok=True)
+    ]
     assert overrides == [
         (promoted, "promote", None),
         (demoted, "demote", "manual"),
         (undone, "demote", "manual"),
         (undone, "clear", None),
     ]
-    assert [(r["id"], r["action"]) for r in log_rows(layout.dedup_decisions_log)] == [
+    assert [(r["id"], r["action"]) for r in jsonl_rows(layout.dedup_decisions_log, missing_ok=True)] == [
         (other, "keep"),
         (was_kept, "split"),
     ]
 
-    stage(
-        "facecrop",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-        "--no-progress",
-        "--cascade",
-        str(fresh_data["cascade"]),
-    )
-    after = manifest(data)
+    run_stage("facecrop", data, config, cascade=fresh_data["cascade"], check=True)
+    after = crops_by_id(data)
     assert after[promoted]["decision"] == "accepted" and after[promoted]["override"] == "promote"
-    assert (
-        after[demoted]["decision"] == "rejected" and after[demoted]["path"] == f"rejects/manual/{demoted}.png"
+    assert after[demoted]["decision"] == "rejected" and after[demoted]["path"] == rel_reject(
+        "manual", demoted
     )
     assert after[undone]["decision"] == "accepted" and after[undone]["override"] is None
-    stage("dedup", "--config", str(config), "--data", str(data), "--no-progress")
+    run_stage("dedup", data, config, check=True)
     shard = json.loads(layout.shard_json.read_text())
     assert set(shard["ids"]) == (set(accepted) - {demoted}) | {promoted}
     faces = {row["id"]: row for row in map(json.loads, layout.faces_manifest.read_text().splitlines())}
@@ -137,12 +135,12 @@ def test_keep_this_one_instead_changes_the_face_in_the_shard(fresh_data):
         card(driver, other).click()
         driver.find_element(By.TAG_NAME, "body").send_keys("k")
         wait_for(driver, f'.cluster .card.kept[data-id="{other}"]')
-    assert [(r["id"], r["action"]) for r in log_rows(layout.dedup_decisions_log)] == [
+    assert [(r["id"], r["action"]) for r in jsonl_rows(layout.dedup_decisions_log, missing_ok=True)] == [
         (other, "keep"),
         (other, "clear"),
         (other, "keep"),
     ]
-    stage("dedup", "--config", str(config), "--data", str(data), "--no-progress")
+    run_stage("dedup", data, config, check=True)
     ids = json.loads(layout.shard_json.read_text())["ids"]
     assert other in ids and was_kept not in ids
     faces = {row["id"]: row for row in map(json.loads, layout.faces_manifest.read_text().splitlines())}

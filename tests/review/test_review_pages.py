@@ -7,11 +7,13 @@ With REVIEW_SCREENSHOTS=DIR set, this test also writes docs/review.md's screensh
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from review_support import browser, console_errors, http, log_rows, running_app, wait_for, wait_text
+
+from tests.helpers.browser import browser, console_errors, screenshot, wait_for, wait_text
+from tests.helpers.files import jsonl_rows
+from tests.helpers.review import http, running_app
 
 pytest.importorskip("selenium", reason="the `test` extra installs selenium (pip install -e '.[test]')")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402 (after the importorskip)
@@ -20,14 +22,6 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402 (after the importo
 
 from bench.bench_review import make_data  # noqa: E402 (after the importorskip)
 from pipeline.layout import Layout  # noqa: E402 (after the importorskip)
-
-SHOTS = os.environ.get("REVIEW_SCREENSHOTS")
-
-
-def shot(driver, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(SHOTS) / f"{name}.png"))
 
 
 def ids_on_page(driver) -> list[str]:
@@ -51,7 +45,7 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         assert len(page) == min(100, sum(1 for _ in page))
         values = [float(c.find_element(By.CSS_SELECTOR, ".value").text.split()[1]) for c in cards]
         assert values == sorted(values)  # the deciding value, worst first
-        shot(driver, "rejects")
+        screenshot(driver, "rejects")
         # Click the 3rd card, Shift+click the 7th: five selected; `p` promotes them.
         cards[2].click()
         ActionChains(driver).key_down(Keys.SHIFT).click(cards[6]).key_up(Keys.SHIFT).perform()
@@ -61,7 +55,9 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         wait_text(driver, "#status", "promoted 5")
         for crop_id in page[2:7]:
             wait_text(driver, f'#grid .card[data-id="{crop_id}"] .state', "accepted")
-        assert [(r["id"], r["action"]) for r in log_rows(log)] == [(i, "promote") for i in page[2:7]]
+        assert [(r["id"], r["action"]) for r in jsonl_rows(log, missing_ok=True)] == [
+            (i, "promote") for i in page[2:7]
+        ]
         count = driver.find_element(By.CSS_SELECTOR, '#reasons button[data-reason="blurry"] .n').text.strip()
         total = int(json.loads(http(url.split("?")[0] + "api/summary")[1])["rejected"]["blurry"])
         assert int(count) == total  # the counts follow at once
@@ -69,7 +65,7 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
         ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
         for crop_id in page[2:7]:
             wait_text(driver, f'#grid .card[data-id="{crop_id}"] .state', "rejected: blurry")
-        assert [r["action"] for r in log_rows(log)][5:] == ["clear"] * 5
+        assert [r["action"] for r in jsonl_rows(log, missing_ok=True)][5:] == ["clear"] * 5
 
         # Accepted, sorted by blur worst first; select all on the page with `a`; next page with `]`.
         driver.find_element(By.TAG_NAME, "body").send_keys("2")
@@ -80,7 +76,7 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
             float(c.text.split()[1]) for c in driver.find_elements(By.CSS_SELECTOR, "#grid .card .value")
         ]
         assert sharp == sorted(sharp) and len(sharp) == 100
-        shot(driver, "accepted")
+        screenshot(driver, "accepted")
         first = ids_on_page(driver)
         driver.find_element(By.TAG_NAME, "body").send_keys("a")
         wait_text(driver, "#selection", "100 selected")
@@ -105,10 +101,10 @@ def test_select_a_range_promote_by_key_undo_and_page_through(synthetic):
             "return new Promise(r => { const i = document.getElementById('viewer-img');"
             " i.complete ? r() : i.onload = r; })"
         )
-        shot(driver, "source")
+        screenshot(driver, "source")
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
         driver.find_element(By.TAG_NAME, "body").send_keys("3")
         kept = wait_for(driver, ".cluster .card.kept")
         assert len(kept) == len(driver.find_elements(By.CSS_SELECTOR, ".cluster"))
-        shot(driver, "clusters")
+        screenshot(driver, "clusters")
         assert console_errors(driver) == []

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from review_support import browser, console_errors, http, log_rows, running_app, wait_for, wait_text
 
 from bench.bench_review import HOSTILE_TITLE, HOSTILE_URL, make_data
 from pipeline import decisions
 from pipeline.layout import Layout
+from tests.helpers.browser import browser, console_errors, wait_for, wait_text
+from tests.helpers.files import jsonl_rows
+from tests.helpers.review import http, running_app, url_parts
 
 
 @pytest.fixture
@@ -21,12 +22,6 @@ def synthetic(tmp_path: Path) -> dict:
     data = tmp_path / "data"
     ids = make_data(data, 300)
     return {"data": data, **ids}
-
-
-def parts(url: str) -> tuple[str, str, str]:
-    """(base URL, host:port, token) of the URL the app printed."""
-    split = urlsplit(url)
-    return f"http://{split.netloc}", split.netloc, parse_qs(split.query)["token"][0]
 
 
 def write(base: str, host: str, token: str | None, items: list[dict], **headers: str) -> tuple[int, dict]:
@@ -43,7 +38,7 @@ def test_writes_need_the_token_the_own_origin_and_host(synthetic):
     promote = [{"id": crop, "action": "promote"}]
     log = Layout(data).overrides_log
     with running_app(data) as url:
-        base, host, token = parts(url)
+        base, host, token = url_parts(url)
         assert base.startswith("http://127.0.0.1:")
         assert write(base, host, None, promote)[0] == 403
         assert write(base, host, "not-the-token", promote)[0] == 403
@@ -60,17 +55,17 @@ def test_writes_need_the_token_the_own_origin_and_host(synthetic):
         assert status == 200 and body["items"][0]["decision"] == "accepted"
         assert write(base, host, token, [{"id": "no_such_crop", "action": "promote"}])[0] == 400
         assert write(base, host, token, [{"id": crop, "action": "demote", "reason": "../../etc"}])[0] == 400
-    assert [(r["id"], r["action"]) for r in log_rows(log)] == [(crop, "promote")]
+    assert [(r["id"], r["action"]) for r in jsonl_rows(log, missing_ok=True)] == [(crop, "promote")]
 
 
 def test_files_only_from_inside_data(synthetic, tmp_path):
     data = synthetic["data"]
     outside = tmp_path / "secret.png"
     outside.write_bytes((data / "pool" / "0.png").read_bytes())
-    (data / "raw" / "link.png").symlink_to(outside)
+    (Layout(data).raw_dir / "link.png").symlink_to(outside)
     source = json.loads(Layout(data).raw_manifest.read_text().splitlines()[1])["path"]
     with running_app(data) as url:
-        base, host, _ = parts(url)
+        base, host, _ = url_parts(url)
         get = lambda path: http(base + path, headers={"Host": host})[0]  # noqa: E731
         assert get(f"/file/{source}") == 200
         assert get(f"/crop/{synthetic['accepted'][0]}") == 200
@@ -104,7 +99,7 @@ def test_two_writers_lose_nothing_and_a_reader_never_sees_half_a_batch(synthetic
             seen.append(len(decisions.read_overrides(data)))
 
     with running_app(data) as url:
-        base, host, token = parts(url)
+        base, host, token = url_parts(url)
         results: list[int] = []
         watcher = threading.Thread(target=reader)
         watcher.start()
@@ -125,7 +120,7 @@ def test_two_writers_lose_nothing_and_a_reader_never_sees_half_a_batch(synthetic
         assert results == [200] * len(batches)
         summary = json.loads(http(f"{base}/api/summary", headers={"Host": host})[1])
         assert summary["decisions"] == len(ids)
-    rows = log_rows(Layout(data).overrides_log)
+    rows = jsonl_rows(Layout(data).overrides_log, missing_ok=True)
     assert sorted(r["id"] for r in rows) == sorted(ids)
     assert seen and all(n % 10 == 0 for n in seen), sorted(set(seen))
 
@@ -161,7 +156,7 @@ def test_a_page_without_the_token_can_look_but_not_write(synthetic):
 def test_an_explicit_host_is_honoured_and_still_checks_host_headers(synthetic):
     """`--host` is a person's choice: the app binds there, and still answers only to names of this machine."""
     with running_app(synthetic["data"], None, "--host", "127.0.0.2") as url:
-        base, host, _ = parts(url)
+        base, host, _ = url_parts(url)
         assert host.startswith("127.0.0.2:")
         assert http(f"{base}/api/summary", headers={"Host": host})[0] == 200
         assert http(f"{base}/api/summary", headers={"Host": "attacker.example"})[0] == 403

@@ -7,14 +7,13 @@ CPU CI skips them; `make bench-gpu` runs them on the day a GPU is there (`pytest
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from train_cli import REPO, TINY, run_train, write_config
 
+from pipeline.layout import RunLayout
+from tests.helpers.cli import run_cli
+from tests.helpers.train import TINY, TORCHRUN, run_train, torchrun_args, train_args, write_train_config
 from train import distributed, runtime
 from train.config import TrainConfig
 from train.loop import Trainer
@@ -28,6 +27,7 @@ pytestmark = [
 ]
 
 CUDA = torch.device("cuda", 0) if torch.cuda.is_available() else None
+ON_CUDA = {"device": "cuda", "progress": False}  # train_args for a run on the GPU
 FID_REL_TOLERANCE = 0.01  # cuDNN's convolution algorithms (TF32 included) vs the CPU's: well under 1 % of FID
 
 
@@ -49,23 +49,6 @@ def _steps(trainer: Trainer, n: int = 3) -> dict[str, float]:
     out = {k: float(v) for k, v in values.items()}
     assert all(torch.isfinite(torch.tensor(v)) for v in out.values()), out
     return out
-
-
-def _args(cfg, data, runs, run, *extra):
-    return [
-        "--config",
-        str(cfg),
-        "--data",
-        str(data),
-        "--runs-dir",
-        str(runs),
-        "--run",
-        run,
-        "--device",
-        "cuda",
-        "--no-progress",
-        *extra,
-    ]
 
 
 def test_bf16_autocast_steps(random_shard, tmp_path):
@@ -103,13 +86,25 @@ def test_torch_compile(random_shard, tmp_path, mode):
 
 def test_exact_resume_on_cuda(random_shard, tmp_path):
     """k steps + a fresh process resuming + k steps == 2k straight, bit for bit, with deterministic = true."""
-    cfg = write_config(tmp_path / "c.toml", deterministic=True, diffaugment="color,translation,cutout")
+    cfg = write_train_config(tmp_path / "c.toml", deterministic=True, diffaugment="color,translation,cutout")
     runs = tmp_path / "runs"
-    run_train(_args(cfg, random_shard, runs, "straight", "--max-steps", "14"), tmp_path, check=True)
-    run_train(_args(cfg, random_shard, runs, "split", "--max-steps", "7"), tmp_path, check=True)
-    run_train(_args(cfg, random_shard, runs, "split", "--max-steps", "14"), tmp_path, check=True)
-    a = torch.load(runs / "straight" / "last.pt", map_location="cpu", weights_only=True)
-    b = torch.load(runs / "split" / "last.pt", map_location="cpu", weights_only=True)
+    run_train(
+        train_args(cfg, random_shard, runs, "--max-steps", "14", run="straight", **ON_CUDA),
+        tmp_path,
+        check=True,
+    )
+    run_train(
+        train_args(cfg, random_shard, runs, "--max-steps", "7", run="split", **ON_CUDA),
+        tmp_path,
+        check=True,
+    )
+    run_train(
+        train_args(cfg, random_shard, runs, "--max-steps", "14", run="split", **ON_CUDA),
+        tmp_path,
+        check=True,
+    )
+    a = torch.load(RunLayout.of(runs, "straight").last, map_location="cpu", weights_only=True)
+    b = torch.load(RunLayout.of(runs, "split").last, map_location="cpu", weights_only=True)
     for part in ("G", "D", "G_ema"):
         assert [k for k, v in a[part].items() if not torch.equal(v, b[part][k])] == [], part
 
@@ -148,36 +143,29 @@ def test_fid_on_cuda_matches_the_cpu(real_faces):
 
 def test_torchrun_nccl_one_process(random_shard, tmp_path):
     """One process under torchrun joins an NCCL group and trains through DDP: the multi-GPU code path."""
-    cfg = write_config(tmp_path / "c.toml")
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=1",
-        "-m",
-        "train",
-        "--",
-        *_args(cfg, random_shard, tmp_path / "runs", "nccl", "--max-steps", "4"),
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    cfg = write_train_config(tmp_path / "c.toml")
+    args = train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", "4", run="nccl", **ON_CUDA)
+    proc = run_cli(TORCHRUN, *torchrun_args(1, args), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = torch.load(tmp_path / "runs" / "nccl" / "last.pt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(RunLayout.of(tmp_path / "runs", "nccl").last, map_location="cpu", weights_only=True)
     assert ckpt["step"] == 4 and ckpt["world"] == 1
     # the unwrapped G is saved, as without torchrun
     assert not any(k.startswith("module.") for k in ckpt["G"])
 
 
 def test_sample_from_a_checkpoint_on_cuda(random_shard, tmp_path):
-    cfg = write_config(tmp_path / "c.toml")
-    run_train(_args(cfg, random_shard, tmp_path / "runs", "s", "--max-steps", "2"), tmp_path, check=True)
+    cfg = write_train_config(tmp_path / "c.toml")
+    run_train(
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", "2", run="s", **ON_CUDA),
+        tmp_path,
+        check=True,
+    )
     out = tmp_path / "grid.png"
     proc = run_train(
         [
             "sample",
             "--ckpt",
-            str(tmp_path / "runs" / "s" / "last.pt"),
+            str(RunLayout.of(tmp_path / "runs", "s").last),
             "--n",
             "16",
             "--out",

@@ -7,14 +7,16 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
-from train_cli import REPO, run_train, write_config
 
 from pipeline.atomic import TEMP_PREFIX
+from pipeline.layout import RunLayout
+from tests.helpers.cli import start_cli
+from tests.helpers.processes import wait_until
+from tests.helpers.train import run_train, train_args, write_train_config
 from train import checkpoint
 
 TARGET = 150  # more steps than the kills leave room for, so every kill lands mid-run
@@ -22,29 +24,16 @@ KILLS = 3
 MID_WRITE_TRIES = 6
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, f"the run ended before {what}: {proc.stderr.read()[-2000:]}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
-        time.sleep(0.0005)
+def _wait_for(predicate, proc: subprocess.Popen, what: str) -> None:
+    """Poll every half millisecond (a checkpoint write is short) for up to 120 s."""
+    wait_until(predicate, 120, what, process=proc, every=0.0005)
 
 
 def _saving(run_dir: Path) -> bool:
     try:
-        return any(name.startswith(TEMP_PREFIX + "last.pt.") for name in os.listdir(run_dir))
+        return any(
+            name.startswith(f"{TEMP_PREFIX}{RunLayout(run_dir).last.name}.") for name in os.listdir(run_dir)
+        )
     except FileNotFoundError:
         return False
 
@@ -65,40 +54,31 @@ def _mtime(path: Path) -> int:
 
 def _training(run_dir: Path, proc: subprocess.Popen) -> None:
     """Wait until this process has saved a checkpoint of its own, i.e. it is past start-up and training."""
-    before = _mtime(run_dir / "last.pt")
-    _wait_for(lambda: _mtime(run_dir / "last.pt") != before, proc, "a new checkpoint")
+    last = RunLayout(run_dir).last
+    before = _mtime(last)
+    _wait_for(lambda: _mtime(last) != before, proc, "a new checkpoint")
 
 
 def _step_of_last_pt(run_dir: Path) -> int:
-    return int(checkpoint.load(run_dir / "last.pt")["step"])  # raises if the file is damaged
+    return int(checkpoint.load(RunLayout(run_dir).last)["step"])  # raises if the file is damaged
 
 
 def test_kill_9_at_random_points_and_mid_checkpoint(tmp_path, random_shard):
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
-    cfg = write_config(
+    cfg = write_train_config(
         tmp_path / "c.toml", checkpoint_every=1, log_every=5, sample_every=0, deterministic=True
     )
     runs = tmp_path / "runs"
-    run_dir = runs / "killed"
-    args = [
-        "--config",
-        str(cfg),
-        "--data",
-        str(random_shard),
-        "--runs-dir",
-        str(runs),
-        "--device",
-        "cpu",
-        "--no-progress",
-        "--max-steps",
-        str(TARGET),
-    ]
+    run_dir = RunLayout.of(runs, "killed").dir
+    args = train_args(cfg, random_shard, runs, "--max-steps", str(TARGET), progress=False)
     steps_seen = []
 
     # kill -9 at random moments once the run is training (a checkpoint exists), each followed by a resume
     for _ in range(KILLS):
-        proc = _start([*args, "--run", "killed"], tmp_path)
+        proc = start_cli(
+            "train", *args, "--run", "killed", cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _training(run_dir, proc)
         time.sleep(rng.uniform(0.0, 0.8))
         _kill(proc)
@@ -107,7 +87,9 @@ def test_kill_9_at_random_points_and_mid_checkpoint(tmp_path, random_shard):
     # kill -9 while last.pt is being written: the temp file is left behind, the old last.pt still loads
     landed_mid_write = False
     for _ in range(MID_WRITE_TRIES):
-        proc = _start([*args, "--run", "killed"], tmp_path)
+        proc = start_cli(
+            "train", *args, "--run", "killed", cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _training(run_dir, proc)
         _wait_for(lambda: _saving(run_dir), proc, "checkpoint write")
         _kill(proc)
@@ -126,8 +108,8 @@ def test_kill_9_at_random_points_and_mid_checkpoint(tmp_path, random_shard):
     assert _step_of_last_pt(run_dir) == TARGET
 
     run_train([*args, "--run", "straight"], tmp_path, timeout=600, check=True)
-    killed = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
-    straight = torch.load(runs / "straight" / "last.pt", map_location="cpu", weights_only=True)
+    killed = torch.load(RunLayout(run_dir).last, map_location="cpu", weights_only=True)
+    straight = torch.load(RunLayout.of(runs, "straight").last, map_location="cpu", weights_only=True)
     assert killed["step"] == straight["step"] == TARGET
     for part in ("G", "D", "G_ema"):
         different = [k for k, v in straight[part].items() if not torch.equal(v, killed[part][k])]

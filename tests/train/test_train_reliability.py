@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -26,22 +25,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_cli import REPO, run_train, write_config
 
 from pipeline.atomic import TEMP_PREFIX, read_jsonl
+from pipeline.layout import RunLayout
+from tests.helpers.cli import REPO, cli_env, last_line, run_cli, start_cli
+from tests.helpers.processes import wait_until
+from tests.helpers.train import TORCHRUN, run_train, torchrun_args, train_args, write_train_config
 from train import checkpoint
 from train.config import range_text
 from train.shard import write_shard
 
 BASE_STEPS = 4
-
-
-def _one_line(stderr: str) -> str:
-    """The error line: the last line on stderr, which must be the only non-log line and no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert lines, "nothing on stderr"
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +46,8 @@ def trained(tmp_path_factory) -> Path:
     ramp = np.linspace(0, 1, 64, dtype=np.float32)[None, :, None]
     faces = (rng.uniform(0, 255, (48, 1, 1, 3)) * ramp).astype(np.uint8)
     write_shard(root / "data", np.broadcast_to(faces, (48, 64, 64, 3)).copy())
-    write_config(root / "c.toml", sample_every=0)
-    write_config(root / "wide.toml", sample_every=0, ngf=16)
+    write_train_config(root / "c.toml", sample_every=0)
+    write_train_config(root / "wide.toml", sample_every=0, ngf=16)
     for run, cfg in (("base", "c.toml"), ("wide", "wide.toml")):
         run_train(_args(root, run, str(BASE_STEPS), cfg=root / cfg), root, check=True)
     return root
@@ -62,27 +56,21 @@ def trained(tmp_path_factory) -> Path:
 def _args(
     root: Path, run: str, max_steps: str, *, cfg: Path | None = None, runs: Path | None = None
 ) -> list[str]:
-    return [
-        "--config",
-        str(cfg or root / "c.toml"),
-        "--data",
-        str(root / "data"),
-        "--runs-dir",
-        str(runs or root / "runs"),
-        "--run",
-        run,
-        "--device",
-        "cpu",
-        "--no-progress",
+    return train_args(
+        cfg or root / "c.toml",
+        root / "data",
+        runs or root / "runs",
         "--max-steps",
         max_steps,
-    ]
+        run=run,
+        progress=False,
+    )
 
 
 def _copy_run(trained: Path, tmp_path: Path, source: str = "base") -> Path:
     """This test's own copy of a trained run folder (tests damage it)."""
-    run_dir = tmp_path / "runs" / "r"
-    shutil.copytree(trained / "runs" / source, run_dir)
+    run_dir = RunLayout.of(tmp_path / "runs", "r").dir
+    shutil.copytree(RunLayout.of(trained / "runs", source).dir, run_dir)
     return run_dir
 
 
@@ -117,21 +105,11 @@ def test_a_setting_out_of_its_range_is_one_config_line_naming_key_and_range(tmp_
     cfg = tmp_path / "bad.toml"
     cfg.write_text(f"[train]\n{key} = {literal}\n", encoding="utf-8")
     proc = run_train(
-        [
-            "--config",
-            str(cfg),
-            "--data",
-            str(tmp_path / "no-data"),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ],
+        train_args(cfg, tmp_path / "no-data", tmp_path / "runs", progress=False),
         tmp_path,
     )
     assert proc.returncode == 2, proc.stderr
-    line = _one_line(proc.stderr)
+    line = last_line(proc)
     assert key in line, line
     if literal not in ("nan", "inf"):  # those are refused by pipeline.config for every float, before ranges
         assert range_text(key) in line, line
@@ -162,7 +140,7 @@ def test_flipped_bytes_in_tensor_data_are_refused_and_the_file_kept(trained, tmp
     """The issue's case: 30 flipped bytes that torch still loads. The digest catches them; the resume
     refuses with one line naming the file and the fix, and writes nothing over the damaged file."""
     run_dir = _copy_run(trained, tmp_path)
-    last = run_dir / "last.pt"
+    last = RunLayout(run_dir).last
     start, end = _tensor_data_span(last)
     _flip(last, random.Random(0).sample(range(start, end), 30))
     torch.load(last, map_location="cpu", weights_only=True)  # the damage is invisible to torch itself
@@ -170,15 +148,15 @@ def test_flipped_bytes_in_tensor_data_are_refused_and_the_file_kept(trained, tmp
 
     proc = _resume(trained, tmp_path)
     assert proc.returncode == 1, proc.stderr
-    line = _one_line(proc.stderr)
+    line = last_line(proc)
     assert str(last) in line and "does not match the sha256" in line and "move" in line, line
     assert last.read_bytes() == damaged
-    assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")][-1] == BASE_STEPS  # nothing appended
+    assert [r["step"] for r in read_jsonl(RunLayout(run_dir).metrics)][-1] == BASE_STEPS  # nothing appended
 
     sample = run_train(
         ["sample", "--ckpt", str(last), "--n", "8", "--out", str(tmp_path / "g.png")], tmp_path
     )
-    assert sample.returncode == 1 and "does not match the sha256" in _one_line(sample.stderr)
+    assert sample.returncode == 1 and "does not match the sha256" in last_line(sample)
     assert not (tmp_path / "g.png").exists()
 
 
@@ -186,7 +164,7 @@ def test_flipped_bytes_in_tensor_data_are_refused_and_the_file_kept(trained, tmp
 def test_bytes_flipped_anywhere_or_a_truncated_file_are_one_line(trained, tmp_path, seed):
     """30 bytes anywhere (zip headers, the pickle, tensor data) or a file cut short: never a traceback."""
     run_dir = _copy_run(trained, tmp_path)
-    last = run_dir / "last.pt"
+    last = RunLayout(run_dir).last
     size = last.stat().st_size
     if seed == 3:
         last.write_bytes(last.read_bytes()[: size // 2])
@@ -194,7 +172,7 @@ def test_bytes_flipped_anywhere_or_a_truncated_file_are_one_line(trained, tmp_pa
         _flip(last, random.Random(seed).sample(range(size), 30))
     proc = _resume(trained, tmp_path)
     assert proc.returncode == 1, proc.stderr
-    line = _one_line(proc.stderr)
+    line = last_line(proc)
     assert line.startswith(f"train: {last}") and "damaged" in line, line
 
 
@@ -202,18 +180,18 @@ def test_the_fix_names_a_good_best_pt_and_following_it_resumes(trained, tmp_path
     """With a verified best.pt beside a damaged last.pt, the line offers it (and its step); nothing
     falls back on its own, and doing what the line says resumes from that step."""
     run_dir = _copy_run(trained, tmp_path)
-    shutil.copy(run_dir / "last.pt", run_dir / "best.pt")  # a good checkpoint at step 4
+    shutil.copy(RunLayout(run_dir).last, RunLayout(run_dir).best)  # a good checkpoint at step 4
     _resume(trained, tmp_path, check=True)  # last.pt now at step 8
-    last = run_dir / "last.pt"
+    last = RunLayout(run_dir).last
     start, end = _tensor_data_span(last)
     _flip(last, random.Random(4).sample(range(start, end), 30))
 
     proc = _resume(trained, tmp_path, 3 * BASE_STEPS)
     assert proc.returncode == 1
-    line = _one_line(proc.stderr)
-    assert f"{run_dir / 'best.pt'} (step {BASE_STEPS})" in line and f"copy it over {last}" in line, line
+    line = last_line(proc)
+    assert f"{RunLayout(run_dir).best} (step {BASE_STEPS})" in line and f"copy it over {last}" in line, line
 
-    shutil.copy(run_dir / "best.pt", last)
+    shutil.copy(RunLayout(run_dir).best, last)
     again = _resume(trained, tmp_path, 3 * BASE_STEPS, check=True)
     assert f"resuming at step {BASE_STEPS}" in again.stderr
     assert checkpoint.load(last)["step"] == 3 * BASE_STEPS
@@ -222,14 +200,14 @@ def test_the_fix_names_a_good_best_pt_and_following_it_resumes(trained, tmp_path
 def test_a_version_1_checkpoint_without_checksum_resumes_with_a_warning(trained, tmp_path):
     """Checkpoints written before the checksum still resume (unverified, said so); the next save adds one."""
     run_dir = _copy_run(trained, tmp_path)
-    payload = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+    payload = torch.load(RunLayout(run_dir).last, map_location="cpu", weights_only=True)
     del payload["sha256"]
     payload["version"] = 1
-    torch.save(payload, run_dir / "last.pt")
+    torch.save(payload, RunLayout(run_dir).last)
     proc = _resume(trained, tmp_path, check=True)
     assert "cannot be verified" in proc.stderr
     assert (
-        torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)["version"]
+        torch.load(RunLayout(run_dir).last, map_location="cpu", weights_only=True)["version"]
         == checkpoint.VERSION
     )
 
@@ -260,28 +238,30 @@ def test_a_checkpoint_whose_state_does_not_fit_is_one_line(trained, tmp_path, ca
     or written by other code): one line naming the file, the part and the first difference."""
     edit, expected = WRONG[case]
     run_dir = _copy_run(trained, tmp_path)
-    payload = checkpoint.load(run_dir / "last.pt")
-    edit(payload, checkpoint.load(trained / "runs" / "wide" / "last.pt"))
-    checkpoint.save(run_dir / "last.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    payload = checkpoint.load(RunLayout(run_dir).last)
+    edit(payload, checkpoint.load(RunLayout.of(trained / "runs", "wide").last))
+    checkpoint.save(
+        RunLayout(run_dir).last, {k: v for k, v in payload.items() if k not in ("format", "version")}
+    )
 
     proc = _resume(trained, tmp_path)
     assert proc.returncode == 1, proc.stderr
-    line = _one_line(proc.stderr)
-    assert str(run_dir / "last.pt") in line and expected in line and "move" in line, line
+    line = last_line(proc)
+    assert str(RunLayout(run_dir).last) in line and expected in line and "move" in line, line
     if case != "D's optimizer as G's":  # sample reads only G_ema and the description
         sample = run_train(
-            ["sample", "--ckpt", str(run_dir / "last.pt"), "--out", str(tmp_path / "g.png")], tmp_path
+            ["sample", "--ckpt", str(RunLayout(run_dir).last), "--out", str(tmp_path / "g.png")], tmp_path
         )
-        assert sample.returncode == 1 and str(run_dir / "last.pt") in _one_line(sample.stderr), sample.stderr
+        assert sample.returncode == 1 and str(RunLayout(run_dir).last) in last_line(sample), sample.stderr
 
 
 def test_another_widths_last_pt_copied_into_the_run_is_a_config_line(trained, tmp_path):
     """The checkpoint describes its own shape, so a copied-in run of another width says which keys differ."""
     run_dir = _copy_run(trained, tmp_path)
-    shutil.copy(trained / "runs" / "wide" / "last.pt", run_dir / "last.pt")
+    shutil.copy(RunLayout.of(trained / "runs", "wide").last, RunLayout(run_dir).last)
     proc = _resume(trained, tmp_path)
     assert proc.returncode == 2, proc.stderr
-    line = _one_line(proc.stderr)
+    line = last_line(proc)
     assert (
         "trained with ngf = 16, but the config now says ngf = 8;" in line and "pick another --run" in line
     ), line
@@ -301,24 +281,17 @@ def _file_size_limit(limit: int):
 
 def test_a_checkpoint_write_that_fails_halfway_is_one_line_and_keeps_the_previous(trained, tmp_path):
     run_dir = _copy_run(trained, tmp_path)
-    last = run_dir / "last.pt"
+    last = RunLayout(run_dir).last
     before = last.read_bytes()
     others = max(p.stat().st_size for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".pt")
     limit = len(before) // 2
     assert others < limit, "the run's other files must fit under the limit for the fault to hit last.pt"
 
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "train", *_args(trained, "r", "8", runs=tmp_path / "runs")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        preexec_fn=_file_size_limit(limit),
+    proc = run_train(
+        _args(trained, "r", "8", runs=tmp_path / "runs"), tmp_path, preexec_fn=_file_size_limit(limit)
     )
     assert proc.returncode == 1, proc.stderr
-    line = _one_line(proc.stderr)
+    line = last_line(proc)
     assert f"cannot write {last}" in line and "free some space" in line, line
     assert f"the previous last.pt (step {BASE_STEPS}) is kept" in line, line
     assert last.read_bytes() == before
@@ -333,7 +306,7 @@ def test_a_checkpoint_write_that_fails_halfway_is_one_line_and_keeps_the_previou
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder anyway")
 def test_a_read_only_run_folder_is_one_line(trained, tmp_path):
     run_dir = _copy_run(trained, tmp_path)
-    before = (run_dir / "last.pt").read_bytes()
+    before = RunLayout(run_dir).last.read_bytes()
     for path in (*run_dir.rglob("*"), run_dir):
         path.chmod(0o555 if path.is_dir() else 0o444)
     try:
@@ -342,29 +315,14 @@ def test_a_read_only_run_folder_is_one_line(trained, tmp_path):
         for path in (run_dir, *run_dir.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
     assert proc.returncode == 1, proc.stderr
-    assert str(run_dir) in _one_line(proc.stderr)
-    assert (run_dir / "last.pt").read_bytes() == before
+    assert str(run_dir) in last_line(proc)
+    assert RunLayout(run_dir).last.read_bytes() == before
 
 
 # ---------------------------------------------------------------- #11: two trainers on one run
-def _start(args: list[str], cwd: Path, err: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=err.open("w"),
-        text=True,
-    )
-
-
-def _wait_until(predicate, proc: subprocess.Popen, err: Path, what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, f"it ended before {what}: {err.read_text()[-2000:]}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
-        time.sleep(0.05)
+def _start_logged(args: list[str], cwd: Path, err: Path) -> subprocess.Popen:
+    """`python -m train ARGS` left running, its stderr in the file `err`."""
+    return start_cli("train", *args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err.open("w"))
 
 
 def _saved_after(path: Path, mtime: int):
@@ -381,29 +339,42 @@ def test_a_second_trainer_on_one_run_exits_7_naming_the_pid_or_waits(trained, tm
     """A trains; B on the same --run exits 7 naming A's pid at once; C with --wait starts only after A
     stopped, resumes from A's checkpoint, and metrics.jsonl holds every step once."""
     run_dir = _copy_run(trained, tmp_path)
-    last = run_dir / "last.pt"
+    last = RunLayout(run_dir).last
     args = _args(trained, "r", "100000", runs=tmp_path / "runs")
-    a = _start(args, tmp_path, tmp_path / "a.err")
+    a = _start_logged(args, tmp_path, tmp_path / "a.err")
     c = None
     try:
-        _wait_until(_saved_after(last, last.stat().st_mtime_ns), a, tmp_path / "a.err", "a checkpoint from A")
+        wait_until(
+            _saved_after(last, last.stat().st_mtime_ns),
+            180,
+            "a checkpoint from A",
+            process=a,
+            log=tmp_path / "a.err",
+        )
 
         b = run_train(args, tmp_path)
         assert b.returncode == 7, b.stderr
-        line = _one_line(b.stderr)
+        line = last_line(b)
         assert f"{run_dir} is in use by pid {a.pid}" in line and "--wait" in line, line
 
-        c = _start([*args, "--wait"], tmp_path, tmp_path / "c.err")
-        _wait_until(
+        c = _start_logged([*args, "--wait"], tmp_path, tmp_path / "c.err")
+        wait_until(
             lambda: "waiting for it to finish" in (tmp_path / "c.err").read_text(),
-            c,
-            tmp_path / "c.err",
+            180,
             "C's waiting message",
+            process=c,
+            log=tmp_path / "c.err",
         )
         assert a.poll() is None  # C waited while A still ran
         assert _stop(a) == 130
         stopped = int(re.search(r"interrupted at step (\d+)", (tmp_path / "a.err").read_text()).group(1))
-        _wait_until(_saved_after(last, last.stat().st_mtime_ns), c, tmp_path / "c.err", "a checkpoint from C")
+        wait_until(
+            _saved_after(last, last.stat().st_mtime_ns),
+            180,
+            "a checkpoint from C",
+            process=c,
+            log=tmp_path / "c.err",
+        )
         assert _stop(c) == 130
     finally:
         for proc in (a, c):
@@ -411,7 +382,7 @@ def test_a_second_trainer_on_one_run_exits_7_naming_the_pid_or_waits(trained, tm
                 proc.kill()
                 proc.wait()
     assert f"resuming at step {stopped}" in (tmp_path / "c.err").read_text()
-    steps = [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")]
+    steps = [r["step"] for r in read_jsonl(RunLayout(run_dir).metrics)]
     assert steps == sorted(set(steps)) and steps[-1] > stopped, steps
 
 
@@ -431,44 +402,32 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
     stops with the holder's pid (none hangs in a collective); with --wait they start once it is
     released, and resume."""
     run_dir = _copy_run(trained, tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(run_dir)],
-        env=env,
+        env=cli_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "train",
-        "--",
-        *_args(trained, "r", str(2 * BASE_STEPS), runs=tmp_path / "runs"),
-    ]
+    torchrun = torchrun_args(2, _args(trained, "r", str(2 * BASE_STEPS), runs=tmp_path / "runs"))
     waiting = None
     try:
         assert holder.stdout.readline().strip() == "held"
-        refused = subprocess.run(torchrun, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        refused = run_cli(TORCHRUN, *torchrun, cwd=tmp_path)
         assert refused.returncode != 0
         assert f"is in use by pid {holder.pid}" in refused.stderr, refused.stderr[-3000:]
-        assert checkpoint.load(run_dir / "last.pt")["step"] == BASE_STEPS
+        assert checkpoint.load(RunLayout(run_dir).last)["step"] == BASE_STEPS
 
         err = tmp_path / "w.err"
-        waiting = subprocess.Popen(
-            [*torchrun, "--wait"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err.open("w"),
-            text=True,
+        waiting = start_cli(
+            TORCHRUN, *torchrun, "--wait", cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err.open("w")
         )
-        _wait_until(
-            lambda: "waiting for it to finish" in err.read_text(), waiting, err, "the waiting message"
+        wait_until(
+            lambda: "waiting for it to finish" in err.read_text(),
+            180,
+            "the waiting message",
+            process=waiting,
+            log=err,
         )
         holder.stdin.close()  # the holder ends, the kernel releases its lock
         assert holder.wait(timeout=60) == 0
@@ -479,7 +438,7 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
                 proc.kill()
                 proc.wait()
     assert f"resuming at step {BASE_STEPS}" in err.read_text()
-    assert checkpoint.load(run_dir / "last.pt")["step"] == 2 * BASE_STEPS
+    assert checkpoint.load(RunLayout(run_dir).last)["step"] == 2 * BASE_STEPS
 
 
 # ---------------------------------------------------------------- #14: sample counts
@@ -489,11 +448,19 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
 def test_sample_writes_exactly_n_images_or_refuses(trained, tmp_path, n, steps, written):
     """--n is the number of images, always; --interpolate STEPS splits them into n / STEPS walks."""
     out = tmp_path / "s.png"
-    args = ["sample", "--ckpt", str(trained / "runs" / "base" / "last.pt"), "--n", str(n), "--out", str(out)]
+    args = [
+        "sample",
+        "--ckpt",
+        str(RunLayout.of(trained / "runs", "base").last),
+        "--n",
+        str(n),
+        "--out",
+        str(out),
+    ]
     proc = run_train([*args, "--interpolate", str(steps)] if steps else args, tmp_path)
     if written is None:
         assert proc.returncode == 2, proc.stderr
-        line = _one_line(proc.stderr)
+        line = last_line(proc)
         assert "--interpolate" in line, line
         if steps > 1:
             assert f"--n {n}" in line and f"{(n // steps + 1) * steps}" in line.split("pass --n")[-1], line

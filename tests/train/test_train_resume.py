@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import torch
-from train_cli import REPO, run_train, write_config
 
 from pipeline.atomic import read_jsonl
+from pipeline.layout import RunLayout
+from tests.helpers.cli import start_cli
+from tests.helpers.train import run_train, train_args, write_train_config
 
 DETERMINISTIC = {"deterministic": True, "diffaugment": "color,translation,cutout"}
-
-
-def _args(cfg, data, runs, run, *extra):
-    return [
-        "--config",
-        str(cfg),
-        "--data",
-        str(data),
-        "--runs-dir",
-        str(runs),
-        "--run",
-        run,
-        "--device",
-        "cpu",
-        *extra,
-    ]
 
 
 def _weights(path):
@@ -43,23 +27,27 @@ def test_k_plus_resume_plus_k_is_bit_identical_to_2k_straight(tmp_path, random_s
     k = 7 crosses an epoch boundary (48 faces / batch 8 = 6 steps per epoch) and is not a
     checkpoint_every multiple, so the resume point is the final save of the first run.
     """
-    cfg = write_config(tmp_path / "c.toml", **DETERMINISTIC)
+    cfg = write_train_config(tmp_path / "c.toml", **DETERMINISTIC)
     k = 7
     run_train(
-        _args(cfg, random_shard, tmp_path / "runs", "straight", "--max-steps", str(2 * k)),
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", str(2 * k), run="straight"),
         tmp_path,
         check=True,
     )
     run_train(
-        _args(cfg, random_shard, tmp_path / "runs", "split", "--max-steps", str(k)), tmp_path, check=True
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", str(k), run="split"),
+        tmp_path,
+        check=True,
     )
     proc = run_train(
-        _args(cfg, random_shard, tmp_path / "runs", "split", "--max-steps", str(2 * k)), tmp_path, check=True
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", str(2 * k), run="split"),
+        tmp_path,
+        check=True,
     )
     assert f"resuming at step {k}" in proc.stderr
 
-    a, wa = _weights(tmp_path / "runs" / "straight" / "last.pt")
-    b, wb = _weights(tmp_path / "runs" / "split" / "last.pt")
+    a, wa = _weights(RunLayout.of(tmp_path / "runs", "straight").last)
+    b, wb = _weights(RunLayout.of(tmp_path / "runs", "split").last)
     assert a["step"] == b["step"] == 2 * k
     assert wa.keys() == wb.keys()
     different = [name for name in wa if not torch.equal(wa[name], wb[name])]
@@ -68,29 +56,22 @@ def test_k_plus_resume_plus_k_is_bit_identical_to_2k_straight(tmp_path, random_s
         for pid, state in a[opt]["state"].items():
             assert torch.equal(state["exp_avg"], b[opt]["state"][pid]["exp_avg"])
     # and the metrics log holds each step once
-    steps = [r["step"] for r in read_jsonl(tmp_path / "runs" / "split" / "metrics.jsonl")]
+    steps = [r["step"] for r in read_jsonl(RunLayout.of(tmp_path / "runs", "split").metrics)]
     assert steps == sorted(set(steps)) and steps[-1] == 2 * k
 
 
 def test_sigint_saves_a_checkpoint_exits_130_and_the_rerun_continues(tmp_path, random_shard):
-    cfg = write_config(tmp_path / "c.toml", checkpoint_every=1000)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    run_dir = tmp_path / "runs" / "sig"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "train",
-            *_args(cfg, random_shard, tmp_path / "runs", "sig", "--max-steps", "100000"),
-        ],
+    cfg = write_train_config(tmp_path / "c.toml", checkpoint_every=1000)
+    run = RunLayout.of(tmp_path / "runs", "sig")
+    proc = start_cli(
+        "train",
+        *train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", "100000", run="sig"),
         cwd=tmp_path,
-        env=env,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         deadline = time.monotonic() + 180
-        while not read_jsonl(run_dir / "metrics.jsonl"):
+        while not read_jsonl(run.metrics):
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "no training progress within 180 s"
             time.sleep(0.2)
@@ -101,37 +82,46 @@ def test_sigint_saves_a_checkpoint_exits_130_and_the_rerun_continues(tmp_path, r
             proc.kill()
     assert proc.returncode == 130, err  # Interrupted: re-run the same command to finish
     assert "SIGINT received" in err and "re-run the same command" in err
-    ckpt = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(run.last, map_location="cpu", weights_only=True)
     stopped = ckpt["step"]
     assert 2 <= stopped < 100000  # saved at the interruption, not at a checkpoint_every multiple
-    assert read_jsonl(run_dir / "metrics.jsonl")[-1]["step"] == stopped
+    assert read_jsonl(run.metrics)[-1]["step"] == stopped
 
     again = run_train(
-        _args(cfg, random_shard, tmp_path / "runs", "sig", "--max-steps", str(stopped + 3)),
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", str(stopped + 3), run="sig"),
         tmp_path,
         check=True,
     )
     assert f"resuming at step {stopped}" in again.stderr
-    assert torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)["step"] == stopped + 3
+    assert torch.load(run.last, map_location="cpu", weights_only=True)["step"] == stopped + 3
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, random_shard):
-    good = write_config(tmp_path / "good.toml")
-    run_train(_args(good, random_shard, tmp_path / "runs", "nan", "--max-steps", "4"), tmp_path, check=True)
-    before = (tmp_path / "runs" / "nan" / "last.pt").read_bytes()
+    good = write_train_config(tmp_path / "good.toml")
+    run_train(
+        train_args(good, random_shard, tmp_path / "runs", "--max-steps", "4", run="nan"), tmp_path, check=True
+    )
+    last = RunLayout.of(tmp_path / "runs", "nan").last
+    before = last.read_bytes()
     # an absurd learning rate makes D's weights overflow on the first update after the resume
-    bad = write_config(tmp_path / "bad.toml", loss="hinge", lr_g=1e30, lr_d=1e30)
-    proc = run_train(_args(bad, random_shard, tmp_path / "runs", "nan", "--max-steps", "50"), tmp_path)
+    bad = write_train_config(tmp_path / "bad.toml", loss="hinge", lr_g=1e30, lr_d=1e30)
+    proc = run_train(
+        train_args(bad, random_shard, tmp_path / "runs", "--max-steps", "50", run="nan"), tmp_path
+    )
     assert proc.returncode == 5, proc.stderr  # Diverged
     assert "train: non-finite loss at step 5" in proc.stderr
     assert "step 4" in proc.stderr and "Traceback" not in proc.stderr
-    assert (tmp_path / "runs" / "nan" / "last.pt").read_bytes() == before
+    assert last.read_bytes() == before
 
 
 def test_changed_model_shape_refuses_to_resume(tmp_path, random_shard):
-    cfg = write_config(tmp_path / "c.toml")
-    run_train(_args(cfg, random_shard, tmp_path / "runs", "r", "--max-steps", "2"), tmp_path, check=True)
-    wider = write_config(tmp_path / "w.toml", ngf=16)
-    proc = run_train(_args(wider, random_shard, tmp_path / "runs", "r", "--max-steps", "4"), tmp_path)
+    cfg = write_train_config(tmp_path / "c.toml")
+    run_train(
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", "2", run="r"), tmp_path, check=True
+    )
+    wider = write_train_config(tmp_path / "w.toml", ngf=16)
+    proc = run_train(
+        train_args(wider, random_shard, tmp_path / "runs", "--max-steps", "4", run="r"), tmp_path
+    )
     assert proc.returncode == 2
     assert "ngf" in proc.stderr and "pick another --run" in proc.stderr

@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 import torch
-from train_cli import TINY, run_train, write_config
 
 from pipeline.atomic import read_jsonl
 from pipeline.config import build
 from pipeline.errors import ConfigError
+from pipeline.layout import RunLayout
+from tests.helpers.train import TINY, run_train, train_args, write_train_config
 from train import distributed, losses, runtime
 from train.config import TrainConfig
 from train.loop import Trainer
@@ -72,28 +73,16 @@ def test_a_loss_is_one_registered_function(monkeypatch):
 
 
 def test_short_cpu_run_skips_the_final_fid_says_how_and_fid_scores_it_later(tmp_path, random_shard):
-    cfg = write_config(tmp_path / "c.toml", fid_every=100, fid_samples=4, fid_batch=4)
-    args = [
-        "--config",
-        str(cfg),
-        "--data",
-        str(random_shard),
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--run",
-        "short",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
+    cfg = write_train_config(tmp_path / "c.toml", fid_every=100, fid_samples=4, fid_batch=4)
+    args = train_args(cfg, random_shard, tmp_path / "runs", run="short", progress=False)
     first = run_train([*args, "--max-steps", "2"], tmp_path, check=True)
     assert "skipping the final FID" in first.stderr and "add --fid" in first.stderr
-    assert not any("fid" in row for row in read_jsonl(tmp_path / "runs" / "short" / "metrics.jsonl"))
+    assert not any("fid" in row for row in read_jsonl(RunLayout.of(tmp_path / "runs", "short").metrics))
     for phase in ("training", "sampling", "checkpoints", "after the last step"):
         assert phase in first.stderr  # where the time went
 
     second = run_train([*args, "--max-steps", "4", "--fid"], tmp_path, check=True)
-    last = read_jsonl(tmp_path / "runs" / "short" / "metrics.jsonl")[-1]
+    last = read_jsonl(RunLayout.of(tmp_path / "runs", "short").metrics)[-1]
     assert last["step"] == 4 and "FID over 4 samples vs 4 reference images" in last["fid_protocol"]
     # its own time line
     assert [line for line in second.stderr.splitlines() if line.strip().startswith("FID ")]

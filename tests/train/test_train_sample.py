@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from train_cli import run_train, write_config
+
+from pipeline.layout import RunLayout
+from tests.helpers.train import run_train, train_args, write_train_config
 
 
 @pytest.fixture(scope="module")
@@ -22,22 +24,9 @@ def conditional_run(tmp_path_factory):
         rng.integers(0, 256, (48, 64, 64, 3), dtype=np.uint8),
         hair_color=[colors[i % 4] for i in range(48)],
     )
-    cfg = write_config(root / "c.toml", conditional=True)
+    cfg = write_train_config(root / "c.toml", conditional=True)
     run_train(
-        [
-            "--config",
-            str(cfg),
-            "--data",
-            str(root / "data"),
-            "--runs-dir",
-            str(root / "runs"),
-            "--run",
-            "c",
-            "--device",
-            "cpu",
-            "--max-steps",
-            "4",
-        ],
+        train_args(cfg, root / "data", root / "runs", "--max-steps", "4", run="c"),
         root,
         check=True,
     )
@@ -45,20 +34,14 @@ def conditional_run(tmp_path_factory):
 
 
 def _sample(root, *args):
-    return run_train(["sample", "--ckpt", str(root / "runs" / "c" / "last.pt"), *args], root)
+    return run_train(["sample", "--ckpt", str(RunLayout.of(root / "runs", "c").last), *args], root)
 
 
 def test_run_writes_samples_real_grid_metrics_and_loss_curve(conditional_run):
-    run = conditional_run / "runs" / "c"
-    for name in (
-        "last.pt",
-        "metrics.jsonl",
-        "loss_curve.png",
-        "samples/real.png",
-        "samples/step_0000004.png",
-    ):
-        assert (run / name).is_file(), name
-    assert Image.open(run / "samples" / "step_0000004.png").size == (8 * 66 + 2, 8 * 66 + 2)
+    run = RunLayout.of(conditional_run / "runs", "c")
+    for path in (run.last, run.metrics, run.loss_curve, run.real_grid, run.sample_grid(4)):
+        assert path.is_file(), path
+    assert Image.open(run.sample_grid(4)).size == (8 * 66 + 2, 8 * 66 + 2)
 
 
 def test_grid_of_64(conditional_run):

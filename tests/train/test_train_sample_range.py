@@ -6,7 +6,6 @@ is refused in one line (exit 2) above the configured bound, and below it memory 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from reliability_lib import one_line
-from train_cli import REPO, run_train, write_config
+
+from pipeline.layout import RunLayout
+from tests.helpers.cli import DEFAULT_TIMEOUT, cli_env, one_line
+from tests.helpers.train import run_train, train_args, write_train_config
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,10 @@ def ckpt(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("range")
     rng = np.random.default_rng(2)
     write_shard(root / "data", rng.integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
-    cfg = write_config(root / "c.toml")
-    args = ["--config", str(cfg), "--data", str(root / "data"), "--runs-dir", str(root / "runs")]
-    run_train([*args, "--run", "r", "--device", "cpu", "--max-steps", "2", "--no-progress"], root, check=True)
-    return root / "runs" / "r" / "last.pt"
+    cfg = write_train_config(root / "c.toml")
+    args = train_args(cfg, root / "data", root / "runs", "--max-steps", "2", run="r", progress=False)
+    run_train(args, root, check=True)
+    return RunLayout.of(root / "runs", "r").last
 
 
 def test_a_count_beyond_the_default_bound_is_one_line(ckpt: Path, tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_a_count_beyond_the_default_bound_is_one_line(ckpt: Path, tmp_path: Path
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_the_bound_is_the_config_files_train_sample_max(ckpt: Path, tmp_path: Path, where: str) -> None:
-    cfg = write_config(tmp_path / "s.toml", sample_max=12)
+    cfg = write_train_config(tmp_path / "s.toml", sample_max=12)
     out = tmp_path / "g.png"
 
     def sample(n: int) -> subprocess.CompletedProcess:
@@ -63,7 +64,7 @@ def test_the_bound_is_the_config_files_train_sample_max(ckpt: Path, tmp_path: Pa
 
 
 def test_sample_max_out_of_range_is_one_line_naming_it(ckpt: Path, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "z.toml", sample_max=0)
+    cfg = write_train_config(tmp_path / "z.toml", sample_max=0)
     proc = run_train(
         ["sample", "--ckpt", str(ckpt), "--config", str(cfg), "--out", str(tmp_path / "x.png")], tmp_path
     )
@@ -91,9 +92,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code)
 
 def peak_kib(args: list[str], cwd: Path) -> int:
     """The real `python -m train` in a process of its own; returns its peak resident memory (KiB)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-c", PEAK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", PEAK, *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEFAULT_TIMEOUT,
     )
     peak, code = proc.stdout.split()[-2:]
     assert code == "0", proc.stderr[-3000:]

@@ -6,62 +6,33 @@ import json
 
 import numpy as np
 import pytest
-from train_cli import run_train, write_config
 
+from tests.helpers.cli import last_line
+from tests.helpers.train import run_train, train_args, write_train_config
 from train.shard import ShardError, open_shard, shard_paths, write_shard
 
 
-def _one_error_line(stderr: str) -> str:
-    """The runner's closing `train: message` line (the last line on stderr), with no traceback before it."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("train: "), stderr
-    assert "Traceback" not in stderr
-    return lines[-1]
-
-
 def test_missing_shard_is_one_line_saying_make_dataset(tmp_path):
-    cfg = write_config(tmp_path / "c.toml")
+    cfg = write_train_config(tmp_path / "c.toml")
     proc = run_train(
-        [
-            "--config",
-            str(cfg),
-            "--data",
-            str(tmp_path / "data"),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--device",
-            "cpu",
-            "--max-steps",
-            "2",
-        ],
+        train_args(cfg, tmp_path / "data", tmp_path / "runs", "--max-steps", "2"),
         cwd=tmp_path,
     )
     assert proc.returncode == 4  # InputMissing: an earlier stage's output is not there
-    assert "run `make dataset` first" in _one_error_line(proc.stderr)
+    assert "run `make dataset` first" in last_line(proc, "train")
 
 
 def test_truncated_shard_is_one_line(tmp_path, random_shard):
     npy, _ = shard_paths(random_shard)
     data = npy.read_bytes()
     npy.write_bytes(data[: len(data) // 2])
-    cfg = write_config(tmp_path / "c.toml")
+    cfg = write_train_config(tmp_path / "c.toml")
     proc = run_train(
-        [
-            "--config",
-            str(cfg),
-            "--data",
-            str(random_shard),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--device",
-            "cpu",
-            "--max-steps",
-            "2",
-        ],
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", "2"),
         cwd=tmp_path,
     )
     assert proc.returncode == 4
-    line = _one_error_line(proc.stderr)
+    line = last_line(proc, "train")
     assert "truncated" in line and "make dataset" in line
 
 
@@ -110,42 +81,20 @@ def test_missing_sidecar_is_rejected(random_shard):
 
 def test_shard_smaller_than_a_batch_is_one_line(tmp_path):
     write_shard(tmp_path / "data", np.zeros((4, 64, 64, 3), dtype=np.uint8))
-    cfg = write_config(tmp_path / "c.toml")
+    cfg = write_train_config(tmp_path / "c.toml")
     proc = run_train(
-        [
-            "--config",
-            str(cfg),
-            "--data",
-            str(tmp_path / "data"),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--device",
-            "cpu",
-            "--max-steps",
-            "2",
-        ],
+        train_args(cfg, tmp_path / "data", tmp_path / "runs", "--max-steps", "2"),
         cwd=tmp_path,
     )
     assert proc.returncode == 2
-    assert "fewer than batch_size" in _one_error_line(proc.stderr)
+    assert "fewer than batch_size" in last_line(proc, "train")
 
 
 def test_unknown_config_key_is_one_line(tmp_path, random_shard):
-    cfg = write_config(tmp_path / "c.toml", lr_gg=0.1)
+    cfg = write_train_config(tmp_path / "c.toml", lr_gg=0.1)
     proc = run_train(
-        [
-            "--config",
-            str(cfg),
-            "--data",
-            str(random_shard),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--device",
-            "cpu",
-            "--max-steps",
-            "2",
-        ],
+        train_args(cfg, random_shard, tmp_path / "runs", "--max-steps", "2"),
         cwd=tmp_path,
     )
     assert proc.returncode == 2
-    assert "lr_gg" in _one_error_line(proc.stderr)
+    assert "lr_gg" in last_line(proc, "train")

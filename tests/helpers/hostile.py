@@ -21,10 +21,10 @@ def _response(head: str, body: bytes = b"") -> bytes:
 
 
 def send(data: bytes) -> Handler:
-    def handle(sock: socket.socket, stop: threading.Event) -> None:
+    def send_all(sock: socket.socket, stop: threading.Event) -> None:
         sock.sendall(data)
 
-    return handle
+    return send_all
 
 
 def image(body: bytes, extra: str = "") -> Handler:
@@ -43,23 +43,23 @@ def redirect(location: str) -> Handler:
 def trickle(prefix: bytes, byte: bytes, every: float) -> Handler:
     """`prefix`, then `byte` every `every` seconds until the client gives up (never silent long)."""
 
-    def handle(sock: socket.socket, stop: threading.Event) -> None:
+    def send_slowly(sock: socket.socket, stop: threading.Event) -> None:
         sock.sendall(prefix)
         while not stop.wait(every):
             sock.sendall(byte)
 
-    return handle
+    return send_slowly
 
 
 def endless_chunks(every: float) -> Handler:
     head = _response("HTTP/1.1 200 OK\nContent-Type: image/jpeg\nTransfer-Encoding: chunked\n")
 
-    def handle(sock: socket.socket, stop: threading.Event) -> None:
+    def send_chunks(sock: socket.socket, stop: threading.Event) -> None:
         sock.sendall(head)
         while not stop.wait(every):
             sock.sendall(b"1\r\nx\r\n")
 
-    return handle
+    return send_chunks
 
 
 FAULTS: dict[str, tuple[Handler, str]] = {
