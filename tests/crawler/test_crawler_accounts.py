@@ -19,7 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from crawler import config as crawler_config
 from pipeline.config import read_config
-from tests.crawler.test_crawler_boorus import JSON, gelbooru_body, gelbooru_exhausted, manifest, serve_files
+from pipeline.layout import Layout
+from tests.helpers.boorus import JSON, gelbooru_body, gelbooru_exhausted, manifest, serve_files
 from tests.helpers.cli import cli_env
 
 DAPI_TAGS = "1girl solo"
@@ -127,7 +128,7 @@ def test_gelbooru_key_goes_in_the_query_and_is_never_written(
     # The redirect that echoed the key was reported, masked.
     assert "offhost_redirect" in result.stderr and "api_key=***" in result.stderr
     assert leaks([key], data, result.stdout, result.stderr) == []
-    with sqlite3.connect(data / "crawl.sqlite") as db:  # the cached pages are keyed by the URL without it
+    with sqlite3.connect(Layout(data).crawl_state) as db:  # the cached pages are keyed by the URL without it
         urls = [url for (url,) in db.execute("SELECT url FROM pages")]
     assert urls and not any("api_key" in url for url in urls)
 

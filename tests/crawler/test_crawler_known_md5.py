@@ -16,7 +16,8 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote_plus
 
-from tests.crawler.test_crawler_boorus import (
+from pipeline.layout import Layout
+from tests.helpers.boorus import (
     JSON,
     gelbooru_body,
     local_path,
@@ -91,7 +92,7 @@ def serve_danbooru(server, make_danbooru_post, image: bytes, variant: bytes | No
 
 
 def raw_files(data: Path) -> list[Path]:
-    return [p for p in (data / "raw").rglob("*") if p.is_file() and p.name != "manifest.jsonl"]
+    return [p for p in Layout(data).raw_dir.rglob("*") if p.is_file() and p.name != "manifest.jsonl"]
 
 
 def test_safebooru_and_gelbooru_listing_the_same_md5_store_one_file_with_two_provenance_rows(
@@ -120,13 +121,13 @@ def test_safebooru_and_gelbooru_listing_the_same_md5_store_one_file_with_two_pro
     assert rows[0]["provenance"][1]["meta"]["md5"] == md5(image)
 
     # A re-run asks for nothing and changes nothing: the link was stored like a download.
-    before = (data / "raw" / "manifest.jsonl").read_bytes()
+    before = Layout(data).raw_manifest.read_bytes()
     requests = len(safe.hits()) + len(gel.hits())
     again = run_crawler(config, data)
     assert again.returncode == 0, again.stderr
     assert known_md5(again.stderr) == 0 and re.search(r"already stored by an earlier run\s+2\n", again.stderr)
     assert len(safe.hits()) + len(gel.hits()) == requests
-    assert (data / "raw" / "manifest.jsonl").read_bytes() == before
+    assert Layout(data).raw_manifest.read_bytes() == before
 
 
 def test_one_picture_from_three_sites_is_one_file_with_three_provenance_rows(
@@ -215,7 +216,7 @@ def test_a_store_from_before_md5s_gets_them_and_is_then_known(
     data = tmp_path / "data"
     urls_only = write_config([{"kind": "urls", "file": "urls.txt"}], name="urls.toml")
     assert run_crawler(urls_only, data).returncode == 0
-    with sqlite3.connect(data / "crawl.sqlite") as db:  # the state as a crawler before md5s wrote it
+    with sqlite3.connect(Layout(data).crawl_state) as db:  # the state as a crawler before md5s wrote it
         db.execute("DROP INDEX images_by_md5")
         db.execute("ALTER TABLE images DROP COLUMN md5")
 
@@ -224,7 +225,7 @@ def test_a_store_from_before_md5s_gets_them_and_is_then_known(
     result = run_crawler(both, data)
     assert result.returncode == 0, result.stderr
     assert known_md5(result.stderr) == 1 and not gel.hits(gel_path)
-    with sqlite3.connect(data / "crawl.sqlite") as db:
+    with sqlite3.connect(Layout(data).crawl_state) as db:
         assert db.execute("SELECT md5 FROM images").fetchall() == [(hashlib.md5(image).hexdigest(),)]
 
 
