@@ -364,8 +364,18 @@ def ranking_row(ranking: dict, minutes: float) -> BenchResult:
 
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     """`make bench`'s quality row: BENCH_QUALITY_MINUTES (20) each, KID over BENCH_QUALITY_SAMPLES (2000)."""
+    work = Path(data_dir) / "quality"
+    cascade = Path(
+        os.environ.get("ANIMEFACE_CASCADE", testdata.parent / "models" / "lbpcascade_animeface.xml")
+    )
     return measure(
-        Path(data_dir) / "quality", testdata, MINUTES, SAMPLES, Path(data_dir) / "quality" / "grids"
+        work,
+        faces_source(testdata),
+        MINUTES,
+        SAMPLES,
+        work / "grids",
+        full=testdata / "full",
+        cascade=cascade if cascade.is_file() else None,
     )
 
 
