@@ -71,3 +71,15 @@ class DeviceBatches:
             x = torch.where(mirror[:, None, None, None], x.flip(3), x)
         labels = None if self.labels is None else self.labels.index_select(0, idx)
         return x, labels
+
+
+def label_prior(labels: np.ndarray | None, n_classes: int, device: torch.device) -> torch.Tensor | None:
+    """The class frequencies of the labelled rows (label -1: none), or None for an unconditional run.
+
+    Fake labels and evaluation labels are drawn from it, so G is asked for each class as often as the
+    shard holds it, and D's class head sees the same balance on real and fake batches.
+    """
+    if labels is None or not n_classes:
+        return None
+    counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
+    return torch.tensor(counts / counts.sum(), dtype=torch.float32, device=device)

@@ -2,7 +2,8 @@
 
 It holds G, D, EMA-G, both optimizers, the grad scaler, step/epoch, the config, the label
 vocabulary and every RNG state (python, numpy, torch CPU and CUDA, and each rank's training
-generator). It is serialized in memory, then written through pipeline.atomic (temp file +
+generator). `build_payload` and `restore` are the only places that map a trainer's live objects
+to it and back, so the format is read and written in one module. It is serialized in memory, then written through pipeline.atomic (temp file +
 fsync + rename), so a kill or a failed write (full disk, read-only folder) leaves the previous
 checkpoint intact, and it loads with `torch.load(weights_only=True)`: a checkpoint cannot run
 code when opened.
@@ -16,6 +17,7 @@ checkpoint that looks damaged. The file stays a plain `torch.load`-able dict.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -28,8 +30,11 @@ import numpy as np
 import torch
 
 from pipeline import atomic
-from pipeline.errors import InputMissing, PipelineError
+from pipeline.errors import ConfigError, InputMissing, PipelineError
 from pipeline.layout import RunLayout
+from train import distributed
+from train.config import TrainConfig
+from train.metrics_log import warn
 
 log = logging.getLogger("train")
 
@@ -66,6 +71,126 @@ class CheckpointMissing(InputMissing, CheckpointError):
 
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written (full disk, read-only folder); the previous one is kept (exit 1)."""
+
+
+PARTS = ("G", "D", "G_ema", "opt_g", "opt_d", "scaler")
+"""The state_dicts a checkpoint holds, in the payload's order; each is restored through `load_state`."""
+
+
+@dataclasses.dataclass
+class RunParts:
+    """The live objects a checkpoint is made from and restored into, named once by the trainer."""
+
+    cfg: TrainConfig
+    label_vocab: list[str]
+    shard_sha256: str
+    steps_per_epoch: int
+    ctx: distributed.Dist
+    gen: torch.Generator  # this rank's training generator
+    states: dict[str, Any]  # each name in PARTS -> its module, optimizer or grad scaler
+
+
+@dataclasses.dataclass
+class Bookkeeping:
+    """The counters a checkpoint carries beside weights and RNG states."""
+
+    step: int = 0
+    best_fid: float | None = None
+    best_step: int | None = None
+    collapse_best: float = 0.0  # best distinct-pHash share: the collapse alarm's reference
+
+
+def build_payload(parts: RunParts, kept: Bookkeeping) -> dict[str, Any]:
+    """What `save` writes. Every rank must call it: it gathers each rank's generator state, so a resumed
+    N-process run continues every rank's stream."""
+    gens = distributed.gather(parts.ctx, parts.gen.get_state().cpu())
+    return {
+        "step": kept.step,
+        "epoch": kept.step // parts.steps_per_epoch,
+        "config": dataclasses.asdict(parts.cfg),
+        "model": parts.cfg.model_shape(),
+        "label_vocab": parts.label_vocab,
+        "shard_sha256": parts.shard_sha256,
+        "world": parts.ctx.world,
+        **{name: parts.states[name].state_dict() for name in PARTS},
+        "rng": rng_state(),
+        "train_gen": gens,
+        "best_fid": kept.best_fid,
+        "best_step": kept.best_step,
+        "collapse_best": kept.collapse_best,
+    }
+
+
+def save_from_rank0(
+    ctx: distributed.Dist, path: Path, payload: dict[str, Any], previous_step: int | None
+) -> None:
+    """Rank 0 writes; every rank then learns whether it worked, so a failed write (full disk) ends
+    every rank with the same line instead of leaving the others waiting in a barrier forever."""
+    failure: str | None = None
+    if ctx.main:
+        try:
+            save(path, payload, previous_step=previous_step)
+        except CheckpointWriteError as exc:
+            failure = str(exc)
+    failure = distributed.broadcast(ctx, failure)
+    if failure is not None:
+        raise CheckpointWriteError(failure)
+
+
+def load_last(run_dir: Path) -> dict[str, Any] | None:
+    """The run's verified last.pt, or None: a missing file is a new run, while a damaged one is an error,
+    never a silent fresh start over it."""
+    path = RunLayout(run_dir).last
+    return load(path) if path.exists() else None
+
+
+def restore(path: Path, payload: dict[str, Any], parts: RunParts) -> Bookkeeping:
+    """Continue from a payload `load` verified; what does not fit is one line.
+
+    The model shape must match the config. Learning rates and betas come from the config rather than
+    the file, so a lowered LR (the advice after a non-finite loss) applies on resume.
+    """
+    cfg, ctx = parts.cfg, parts.ctx
+    _check_model(path, payload["model"], cfg.model_shape())
+    if payload["shard_sha256"] != parts.shard_sha256 and ctx.main:
+        warn("the shard changed since this run's last checkpoint; training continues on the new shard")
+    for name in PARTS:
+        load_state(path, name, parts.states[name], payload[name])
+    for name, lr in (("opt_g", cfg.lr_g), ("opt_d", cfg.lr_d)):
+        for group in parts.states[name].param_groups:
+            group["lr"] = lr
+            group["betas"] = (cfg.beta1, cfg.beta2)
+    try:
+        set_rng_state(payload["rng"])
+        if payload["world"] == ctx.world:
+            parts.gen.set_state(payload["train_gen"][ctx.rank].to(parts.gen.get_state().device))
+        elif ctx.main:
+            warn(
+                f"resuming a {payload['world']}-process run on {ctx.world}: per-rank RNG streams are re-seeded"
+            )
+        return Bookkeeping(
+            int(payload["step"]), payload["best_fid"], payload["best_step"], float(payload["collapse_best"])
+        )
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path}: its RNG or bookkeeping state does not fit this trainer ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); move it aside and re-run to start afresh"
+        ) from exc
+
+
+def _check_model(path: Path, stored: Any, now: dict[str, Any]) -> None:
+    """A changed model shape is a config mistake (exit 2) naming both values; a shape that is no dict
+    means the file is not this trainer's (exit 1)."""
+    if stored == now:
+        return
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path} describes no model ({stored!r}); move it aside and re-run")
+    differ = [key for key in now if stored.get(key) != now[key]]
+    raise ConfigError(
+        f"{path} was trained with {', '.join(f'{k} = {stored.get(k)!r}' for k in differ)}, but the config "
+        f"now says {', '.join(f'{k} = {now[k]!r}' for k in differ)}; restore those [train] keys or pick "
+        "another --run"
+    )
 
 
 def digest(payload: dict[str, Any]) -> str:

@@ -32,6 +32,14 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     atomic.write_bytes(path, png.getvalue())
 
 
+def save_real_grid(shard_images: np.ndarray, count: int, seed: int, path: Path) -> None:
+    """`count` training faces chosen by `seed`, beside the samples, so a person can compare the
+    generator's grids with what it learns from."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(shard_images.shape[0], generator=gen)[:count].sort().values.numpy()
+    save_grid(torch.from_numpy(np.array(shard_images[idx])).permute(0, 3, 1, 2), path)
+
+
 def save_loss_curve(rows: list[dict], path: Path, width: int = 900, height: int = 420) -> bool:
     """A plain two-line chart of loss_d and loss_g against step (Pillow only: no plotting dependency)."""
     points = [(r["step"], r["loss_d"], r["loss_g"]) for r in rows if "loss_d" in r and "loss_g" in r]

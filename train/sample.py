@@ -10,7 +10,9 @@ is bounded by `[train] sample_max`, because the file and the time still do.
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +21,13 @@ import png
 import torch
 
 from pipeline import atomic
+from pipeline.cli import DEFAULT_CONFIG
+from pipeline.config import read_config
 from pipeline.errors import ConfigError
 from train import checkpoint, images
+from train.config import TrainConfig, load_train_config
 from train.models import Generator
+from train.runtime import pick_device
 
 BATCH = 256  # images per generator call (a multiple of the plain grid's 8 columns)
 PLAIN_COLUMNS = 8
@@ -204,3 +210,28 @@ def make_samples(
     with atomic.atomic_open(out, "wb") as fh:
         png.Writer(width, height, greyscale=False, bitdepth=8, compression=6).write(fh, rows)
     return n
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    """`python -m train sample`: the grid the flags ask for, bounded by the config's [train] sample_max."""
+    count = make_samples(
+        args.ckpt,
+        args.n,
+        args.out,
+        args.truncation,
+        args.label,
+        args.interpolate,
+        args.seed,
+        pick_device(args.device),
+        limit=sample_config(args.config).sample_max,
+    )
+    logging.getLogger("train sample").info("wrote %d images to %s", count, args.out)
+    return 0
+
+
+def sample_config(path: Path) -> TrainConfig:
+    """The [train] table `sample` obeys. Sampling needs no config, so the default file may be absent
+    (all defaults); a file named with --config must exist, as for every stage."""
+    if not path.is_file() and path == Path(DEFAULT_CONFIG):
+        return TrainConfig()
+    return load_train_config(read_config(path))
