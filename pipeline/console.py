@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "dedup": ("dedup", (), "remove duplicate faces; write faces64/, the shard and the report"),
     "train": ("train", (), "train a DCGAN on DATA/shards/faces64.npy"),
     "sample": ("train", ("sample",), "write a grid of images from a checkpoint"),
+    "score": (
+        "train",
+        ("score",),
+        "rank the shard's faces by a trained discriminator (runs/NAME/scores.jsonl)",
+    ),
     "summary": ("pipeline", ("summary",), "the one-screen summary of what the dataset stages wrote"),
     "review": (
         "review",

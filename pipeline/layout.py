@@ -215,6 +215,11 @@ class RunLayout:
         return self.dir / "metrics.jsonl"
 
     @property
+    def scores(self) -> Path:
+        """`train score`'s per-face discriminator scores (`pipeline.scores`), read by the review app."""
+        return self.dir / "scores.jsonl"
+
+    @property
     def loss_curve(self) -> Path:
         return self.dir / "loss_curve.png"
 

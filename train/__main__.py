@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="score FID at the end of the run (default: yes, except on a CPU for a run shorter than "
         "fid_every); on a run that already reached its target, --fid scores its last.pt",
     )
-    commands = parser.add_subparsers(dest="command", title="subcommands", metavar="{sample}")
+    commands = parser.add_subparsers(dest="command", title="subcommands", metavar="{sample,score}")
     add_sample_parser(commands)
+    add_score_parser(commands)
     return parser
 
 
@@ -92,6 +93,19 @@ def add_sample_parser(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
 
+def add_score_parser(commands: argparse._SubParsersAction) -> None:
+    text = (
+        "Score every face of DATA's shard with a checkpoint's discriminator; writes scores.jsonl beside "
+        "the checkpoint (the review app lists the lowest first: mostly bad crops)."
+    )
+    score = commands.add_parser(
+        "score", help="rank the shard's faces by a trained discriminator", description=text
+    )
+    add_stage_options(score, subcommand=True, wait=False)
+    score.add_argument("--ckpt", type=Path, required=True, help="a checkpoint (runs/NAME/best.pt or last.pt)")
+    score.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "sample":
@@ -99,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
         configure_logging(args, "train sample")
         return run_stage("train sample", lambda: sample_command(args))
+    if args.command == "score":
+        from train.score import score_command
+
+        configure_logging(args, "train score")
+        return run_stage("train score", lambda: score_command(args))
     from train.run import train_command
 
     configure_logging(args, "train")

@@ -7,6 +7,8 @@ so BatchNorm uses its running statistics and a face's score does not depend on i
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,12 @@ import torch
 from tqdm import tqdm
 
 from pipeline.layout import RunLayout
+from pipeline.runner import show_progress
 from pipeline.scores import Score, write_scores
+from pipeline.summary import print_summary
 from train import checkpoint
 from train.models import Discriminator
+from train.runtime import pick_device
 from train.shard import open_shard
 
 BATCH = 256
@@ -48,6 +53,13 @@ def scores(d: Discriminator, images: np.ndarray, device: torch.device, progress:
         x = batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         out.append(d(x)[0].float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def score_command(args: argparse.Namespace) -> int:
+    """`python -m train score --ckpt runs/NAME/best.pt`: scores.jsonl, then the one-screen summary."""
+    counts = score_run(args.ckpt, args.data, pick_device(args.device), show_progress(args))
+    print_summary("train score", counts, stream=sys.stdout)
+    return 0
 
 
 def score_run(ckpt: Path, data: Path, device: torch.device, progress: bool) -> dict[str, object]:
