@@ -1,16 +1,23 @@
-"""The review app at scale: first page load and one action on a synthetic DATA of 1,000 and 100,000 crops.
+"""The review app at scale: page load, one action, search, filters, the no-face view and similar faces on
+a synthetic DATA of 1,000 and 100,000 crops.
 
-The DATA is generated (PIL-drawn faces, no shared art), in facecrop's and dedup's row formats:
-`crops/manifest.jsonl` with 70% accepted and the rest spread over the reject reasons, crop PNGs
-hard-linked from a small pool (so 100,000 files cost seconds, not gigabytes), a raw manifest,
-and `faces64/manifest.jsonl` with duplicate clusters of 3-5 (about one in thirty kept faces). The same
-generator makes docs/review.md's screenshots (tests/review), so they show no third-party art.
+The DATA is generated (PIL-drawn faces, no shared art), in the crawler's, facecrop's and dedup's row
+formats: a raw manifest of crawled pictures with three faces each (16 drawn illustrations and re-posts
+of them under their own sha256, hard-linked) and of folder pictures with no accepted face (all boxes
+rejected, none found, one that cannot be decoded); `crops/manifest.jsonl` with 70% accepted and the rest
+spread over the reject reasons (some failing a second rule, the verifier only run where facecrop runs
+it); crop PNGs hard-linked from a small pool (so 100,000 files cost seconds, not gigabytes); and
+`faces64/manifest.jsonl` with dedup's hashes and `dedup/dropped.jsonl`, duplicate clusters of 3-5
+(about one in thirty kept faces) whose other members are exact or near copies. The same generator
+makes docs/review.md's screenshots (tests/review), so they show no third-party art.
 
 Measured, each over HTTP against the real server in this process:
 - start: indexing the manifests (once per start, and again only when facecrop rewrites them);
 - first load: the page, its script, the summary and the first page of rejects, as a browser asks
   (the median of 3 loads, each on a new connection);
-- one action: promoting one crop (the append, the re-read of the log tail, the new card), the median of 5.
+- one action: promoting one crop (the append, the re-read of the log tail, the new card), the median of 5;
+- search, a site + value-range filter, a no-face page (plain and searched), similar faces: each the
+  median of 3 different questions, so no answer is cached.
 The baseline is the same measurement at 1,000 crops: "Loading must not slow down as the set grows".
 """
 
@@ -465,7 +472,7 @@ def _promotes(conn: http.client.HTTPConnection, host: str, token: str, items: li
 
 def _finding(conn: http.client.HTTPConnection, n: int, ids: dict[str, Any], headers: dict[str, str]) -> dict:
     """Search, filters, the no-face view and similar faces: each the median of 3 different questions."""
-    q = [f"%22illustration+{n // k}%22" for k in (5, 7, 11)]
+    q = [f"%22illustration+{n // k + 1}%22" for k in (5, 7, 11)]  # one re-post each: not k % 16 == 0
     kept = [c[0] for c in ids["clusters"][:3]]
     return {
         "search": _median(conn, [f"/api/crops?view=accepted&q={w}&limit=100" for w in q], headers),

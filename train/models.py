@@ -118,9 +118,11 @@ def wrap_for_step(
         d_fwd = DDP(d, device_ids=ids, broadcast_buffers=False)
     d_for_g: Any = d
     if compile_mode is not None:
-        g_fwd = torch.compile(g_fwd, mode=compile_mode)
-        d_fwd = torch.compile(d_fwd, mode=compile_mode)
-        d_for_g = d_fwd if not ddp else torch.compile(d, mode=compile_mode)
+        # Static shapes: every step has the same batch shape, and dynamic shapes (which dynamo switches
+        # to after a second shape) generate slower kernels and more graphs.
+        g_fwd = torch.compile(g_fwd, mode=compile_mode, dynamic=False)
+        d_fwd = torch.compile(d_fwd, mode=compile_mode, dynamic=False)
+        d_for_g = d_fwd if not ddp else torch.compile(d, mode=compile_mode, dynamic=False)
     graphs = compile_mode not in (None, "default") and device.type == "cuda"
     return g_fwd, d_fwd, d_for_g, graphs
 
