@@ -8,7 +8,7 @@ from crawler import config as crawler_config
 from dedup import config as dedup_config
 from facecrop import config as facecrop_config
 from pipeline.config import read_config
-from train.config import load_train_config
+from train import config as train_config
 
 
 def test_every_stage_accepts_the_default_config(repo_root: Path) -> None:
@@ -19,4 +19,4 @@ def test_every_stage_accepts_the_default_config(repo_root: Path) -> None:
     assert settings.crawler.rate_per_host == 1.0
     assert facecrop_config.load(config).min_size == 64
     assert dedup_config.load(config).threshold == 4
-    assert load_train_config(config).batch_size == 64
+    assert train_config.load(config).batch_size == 64

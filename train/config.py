@@ -134,8 +134,7 @@ class TrainConfig:
         return {key: getattr(self, key) for key in MODEL_KEYS}
 
 
-def load_train_config(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Build the section strictly, then apply CLI overrides (which pass through the same checks)."""
-    table = section(config, "train")
-    table.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return build(TrainConfig, table, "[train]")
+def load(config: dict[str, Any]) -> TrainConfig:
+    """The `[train]` table of an already-parsed config file as a checked dataclass (ConfigError otherwise).
+    Command-line overrides are written into the table first, so they pass the same checks."""
+    return build(TrainConfig, section(config, "train"), "[train]")

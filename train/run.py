@@ -25,7 +25,8 @@ from pipeline.layout import RunLayout
 from pipeline.runner import show_progress
 from pipeline.summary import print_summary
 from train import checkpoint, distributed
-from train.config import TrainConfig, load_train_config
+from train import config as train_config
+from train.config import TrainConfig
 from train.distributed import Dist
 from train.loop import FitResult, Trainer, target_for
 from train.runtime import Runtime, make_runtime, pick_device
@@ -71,7 +72,9 @@ def load_config(args: argparse.Namespace) -> TrainConfig:
         overrides.update(max_steps=args.max_steps, epochs=0)
     if args.epochs is not None:
         overrides.update(epochs=args.epochs)
-    return load_train_config(read_config(args.config), overrides)
+    table = read_config(args.config)
+    table["train"] = {**table.get("train", {}), **overrides}
+    return train_config.load(table)
 
 
 def choose_device(option: str, ctx: Dist) -> torch.device:

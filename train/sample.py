@@ -25,7 +25,8 @@ from pipeline.cli import DEFAULT_CONFIG
 from pipeline.config import read_config
 from pipeline.errors import ConfigError
 from train import checkpoint, images
-from train.config import TrainConfig, load_train_config
+from train import config as train_config
+from train.config import TrainConfig
 from train.models import Generator
 from train.runtime import pick_device
 
@@ -234,4 +235,4 @@ def sample_config(path: Path) -> TrainConfig:
     (all defaults); a file named with --config must exist, as for every stage."""
     if not path.is_file() and path == Path(DEFAULT_CONFIG):
         return TrainConfig()
-    return load_train_config(read_config(path))
+    return train_config.load(read_config(path))
