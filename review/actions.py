@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import decisions
-from review.views import ClusterIndex, CropIndex
+from review import images
+from review.clusters import ClusterIndex
+from review.views import CropIndex
 
 CROP_ACTIONS = ("promote", "demote", decisions.CLEAR)
 CLUSTER_ACTIONS = ("split", "keep", decisions.CLEAR)
@@ -81,7 +83,8 @@ class Actions:
             cards = [
                 self.crops.card(self.crops.find(crop_id)) for crop_id in dict.fromkeys(i for i, _, _ in items)
             ]
-            return {"items": cards, "previous": previous, "counts": self.crops.counts()}
+            counts = {**self.crops.counts(), "noface": images.image_summary(self.crops)["noface"]}
+            return {"items": cards, "previous": previous, "counts": counts}
 
     def decide_clusters(self, body: Any) -> dict[str, Any]:
         items = [(crop_id, action) for crop_id, action, _ in _items(body, CLUSTER_ACTIONS)]

@@ -1,16 +1,20 @@
 """The HTTP side: a stdlib ThreadingHTTPServer, its routes, and turning answers into responses.
 
-Routes (GET unless marked):
+Routes (GET unless marked; every list takes the filters q= site= image= lo= hi=, see review.sources):
   /                      the page (static/index.html); the token rides in the URL's query
   /static/NAME           app.js, app.css
-  /api/summary           counts per view and reason, the rules and thresholds
-  /api/crops             ?view=accepted|rejected &reason= &sort= &desc= &offset= &limit=
-  /api/clusters          ?offset= &limit=
-  /api/crop              ?id=  one crop (the source viewer's deep link)
+  /api/summary           counts per view and reason, the rules and thresholds, the sites
+  /api/crops             ?view=accepted|rejected &reason=REASON|all &sort= &desc= &offset= &limit=
+  /api/clusters          ?reason=exact_duplicate|near_duplicate|same_artwork &offset= &limit=
+  /api/images            ?reason= &sort=boxes|id &desc= &offset= &limit=  images with no accepted face
+  /api/image             ?sha=  one source image with every box on it (the viewer)
+  /api/crop              ?id=  one crop (the viewer's deep link)
+  /api/similar           ?id= &limit=  the nearest faces by dedup's perceptual hashes
   POST /api/crops        {"items": [{"id", "action": promote|demote|clear, "reason"}]}
   POST /api/clusters     {"items": [{"id", "action": split|keep|clear}]}
   /crop/ID               the crop's PNG wherever it lies now
   /thumb/ID              a 160 px JPEG of it (review.thumbs), what the grids show
+  /srcthumb/SHA256       a 160 px JPEG of a source image (the no-face view)
   /file/PATH             an image under DATA (a source image)
 Every request is checked by `review.security` first; handlers only see allowed ones.
 """
@@ -20,17 +24,21 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import os
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from facecrop import rules
 from facecrop.config import Thresholds
-from review import security
+from review import images, security, similar
 from review.actions import ActionError, Actions
+from review.clusters import LINK_LABELS, ClusterIndex
+from review.sources import Filter
 from review.thumbs import Thumbs
-from review.views import SORT_KEYS, VALUE, ClusterIndex, CropIndex, Stale, data_summary
+from review.views import SORT_KEYS, VALUE, CropIndex, Page, Stale
 
 logger = logging.getLogger("review")
 
@@ -52,6 +60,7 @@ class App:
         self.clusters = ClusterIndex(self.data)
         self.actions = Actions(self.data, self.crops, self.clusters)
         self.thumbs = Thumbs()
+        self.hasher = similar.Hasher(self.data)
         self.allowed: frozenset[str] = frozenset()
         self.static = {
             name: resources.files("review").joinpath("static").joinpath(name).read_bytes() for name in STATIC
@@ -67,6 +76,110 @@ def _int(query: dict[str, list[str]], name: str, default: int) -> int:
         return int(query.get(name, [default])[0])
     except ValueError:
         return default
+
+
+def _one(query: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    return query.get(name, [default])[0]
+
+
+def data_summary(app: App) -> dict[str, Any]:
+    """Counts for the header, the reason tabs (with each reason's rule and threshold) and the filter menus."""
+    crops, clusters = app.crops, app.clusters
+    counts = crops.counts()
+    with crops.lock:
+        counts["sites"] = crops.sources.site_counts(crops.src)
+    counts.update(images.image_summary(crops))
+    counts["clusters"] = len(clusters.clusters)
+    counts["cluster_kinds"] = clusters.kind_counts()
+    counts["link_labels"] = LINK_LABELS
+    counts["dedup_decisions"] = len(clusters.decided)
+    counts["hashes"] = {"kind": clusters.hashes.kind, "faces": len(clusters.hashes.ids)}
+    counts["rules"] = rules.threshold_table(crops.thresholds)
+    counts["sort_keys"] = {key: label for key, (_, label) in SORT_KEYS.items()}
+    counts["data"] = os.fspath(crops.layout.data)
+    return counts
+
+
+def page_json(page: Page) -> dict[str, Any]:
+    return {"total": page.total, "offset": page.offset, "items": page.items, "counts": page.counts}
+
+
+def crops_page(app: App, query: dict[str, list[str]]) -> dict[str, Any]:
+    view = _one(query, "view", "rejected")
+    sort = _one(query, "sort", VALUE if view != "accepted" else "likelihood")
+    if sort not in SORT_KEYS and sort not in (VALUE, "id"):
+        raise ActionError(f"unknown sort {sort!r}")
+    page = app.crops.page(
+        str(view),
+        _one(query, "reason"),
+        str(sort),
+        _one(query, "desc", "0") == "1",
+        _int(query, "offset", 0),
+        _int(query, "limit", 100),
+        Filter.from_query(query),
+    )
+    return page_json(page)
+
+
+def images_page(app: App, query: dict[str, list[str]]) -> dict[str, Any]:
+    sort = _one(query, "sort", "boxes")
+    if sort not in images.IMAGE_SORTS:
+        raise ActionError(f"unknown sort {sort!r}")
+    page = images.image_page(
+        app.crops,
+        Filter.from_query(query),
+        _one(query, "reason") or None,
+        str(sort),
+        _one(query, "desc", "0") == "1",
+        _int(query, "offset", 0),
+        _int(query, "limit", 60),
+    )
+    return page_json(page)
+
+
+def one_image(app: App, query: dict[str, list[str]]) -> dict[str, Any] | None:
+    with app.crops.lock:
+        code = images.find_image(app.crops, _one(query, "sha", "") or "")
+        return None if code is None else images.image_card(app.crops, code, full=True)
+
+
+def one_crop(app: App, query: dict[str, list[str]]) -> dict[str, Any] | None:
+    with app.crops.lock:
+        k = app.crops.find(_one(query, "id", "") or "")
+        return app.crops.card(k) if k is not None else None
+
+
+def similar_faces(app: App, query: dict[str, list[str]]) -> dict[str, Any] | None:
+    return similar.similar(
+        _one(query, "id", "") or "",
+        app.crops,
+        app.clusters,
+        app.hasher,
+        _int(query, "limit", similar.DEFAULT_LIMIT),
+    )
+
+
+def clusters_page(app: App, query: dict[str, list[str]]) -> dict[str, Any]:
+    page = app.clusters.page(
+        app.crops,
+        _int(query, "offset", 0),
+        _int(query, "limit", 20),
+        Filter.from_query(query),
+        _one(query, "reason") or None,
+    )
+    return page_json(page)
+
+
+# GET /api/NAME -> the answer (None: 404)
+API = {
+    "/api/summary": lambda app, query: data_summary(app),
+    "/api/crops": crops_page,
+    "/api/clusters": clusters_page,
+    "/api/images": images_page,
+    "/api/image": one_image,
+    "/api/crop": one_crop,
+    "/api/similar": similar_faces,
+}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -152,48 +265,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path.startswith("/static/") and path[len("/static/") :] in STATIC:
             name = path[len("/static/") :]
             self.send(200, app.static[name], STATIC[name])
-        elif path == "/api/summary":
-            self.send_json(data_summary(app.crops, app.clusters))
-        elif path == "/api/crops":
-            view = query.get("view", ["rejected"])[0]
-            sort = query.get("sort", [VALUE if view != "accepted" else "likelihood"])[0]
-            if sort not in SORT_KEYS and sort not in (VALUE, "id"):
-                raise ActionError(f"unknown sort {sort!r}")
-            page = app.crops.page(
-                view,
-                query.get("reason", [None])[0],
-                sort,
-                query.get("desc", ["0"])[0] == "1",
-                _int(query, "offset", 0),
-                _int(query, "limit", 100),
-            )
-            self.send_json({"total": page.total, "offset": page.offset, "items": page.items})
-        elif path == "/api/clusters":
-            page = app.clusters.page(app.crops, _int(query, "offset", 0), _int(query, "limit", 20))
-            self.send_json({"total": page.total, "offset": page.offset, "items": page.items})
-        elif path == "/api/crop":
-            with app.crops.lock:
-                k = app.crops.find(query.get("id", [""])[0])
-                card = app.crops.card(k) if k is not None else None
-            if card is None:
-                self.error(404, "no such crop")
+        elif path in API:
+            answer = API[path](app, query)
+            if answer is None:
+                self.error(404, "not found")
             else:
-                self.send_json(card)
+                self.send_json(answer)
         elif path == "/favicon.ico":
             self.send(204, b"", "image/x-icon")
         elif path.startswith("/thumb/"):
-            found = app.crops.crop_file(path[len("/thumb/") :])
-            body = app.thumbs.get(found) if found else None
-            if body is None:
-                self.error(404, "not found")
-            else:
-                self.send(200, body, "image/jpeg", {"Cache-Control": "private, max-age=60"})
+            self.send_thumb(app.crops.crop_file(path[len("/thumb/") :]))
+        elif path.startswith("/srcthumb/"):
+            self.send_thumb(self.source_file(path[len("/srcthumb/") :]))
         elif path.startswith("/crop/"):
             self.send_image(app.crops.crop_file(path[len("/crop/") :]))
         elif path.startswith("/file/"):
             self.send_image(security.data_file(app.data, path[len("/file/") :]))
         else:
             self.error(404, "not found")
+
+    def source_file(self, sha: str) -> Path | None:
+        """A source image by its sha256 (never a path from the URL), confined to DATA like /file/."""
+        crops = self.app.crops
+        with crops.lock:
+            code = crops.sources.code.get(sha)
+            rel = crops.sources.path(code) if code is not None else None
+        return security.data_file(self.app.data, quote(rel)) if rel else None
+
+    def send_thumb(self, found: Path | None) -> None:
+        body = self.app.thumbs.get(found) if found else None
+        if body is None:
+            self.error(404, "not found")
+        else:
+            self.send(200, body, "image/jpeg", {"Cache-Control": "private, max-age=60"})
 
     def post(self, path: str) -> None:
         refusal = security.write_refusal(self.headers, self.app.token, self.app.allowed)

@@ -1,33 +1,35 @@
-"""What the pages show: the crops and clusters as the stages left them, with a person's newer decisions on top.
+"""What the pages show: the crops as facecrop left them, with a person's newer decisions on top.
 
 Built to stay fast at 100,000 crops: the crops manifest is scanned once (and again only
-when facecrop rewrites it) into numpy columns (state, each measured value) plus each row's
-byte offset; a page request filters and sorts those columns and parses only the rows it
-shows, straight from the file. The decision logs only grow, so each line of them is read
-once (`pipeline.decisions.read_new`) and a decision updates the columns of its ids only.
+when facecrop rewrites it, or the crawler the raw manifest) into numpy columns (state, each
+measured value, the source image) plus each row's byte offset; a page request filters and
+sorts those columns and parses only the rows it shows, straight from the file. The decision
+log only grows, so each line of it is read once (`pipeline.decisions.read_new`) and a
+decision updates the columns of its ids only.
 
 Current state = the manifest's automatic decision + the overrides log, through facecrop's
-own `overrides.apply`, and the last dedup run's clusters + the dedup decisions log, through
-dedup's own `apply_decisions`: the page shows what the next `make dataset` will produce.
+own `overrides.apply`: the page shows what the next `make dataset` will produce.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
-import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dedup.clusters import Cluster, apply_decisions
 from facecrop import overrides, rules
 from facecrop.config import Thresholds
 from pipeline import decisions
 from pipeline.layout import Layout, rel_crop, rel_reject
 from pipeline.manifests import safe_relative
+from review.sources import Filter, SourceTable, picture
 
 # sort key -> (manifest `values` key, label). "Worst first" is ascending for every one of them.
 SORT_KEYS: dict[str, tuple[str, str]] = {
@@ -40,11 +42,26 @@ SORT_KEYS: dict[str, tuple[str, str]] = {
 }
 VALUE = "value"  # the rejects view's default: the value that decided the reject
 ACCEPTED = "accepted"
+ALL_REASONS = "all"  # the rejects view over every reason at once (what "this image" opens)
 MAX_LIMIT = 500
 CARD_FIELDS = ("id", "source_sha256", "source_size", "box", "crop_box", "size", "site", "url", "page_url")
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
+@contextlib.contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """A scan of 100,000 rows keeps 100,000 small objects alive, and Python's cycle collector would
+    walk all of them again and again while they pile up (a third of the scan); parsing JSON makes
+    no cycles, so it is paused for the scan."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -65,6 +82,28 @@ class Page:
     total: int
     offset: int
     items: list[dict[str, Any]]
+    counts: dict[str, Any] | None = None  # per view and reason within the filter, when one is set
+
+
+def page_bounds(total: int, offset: int, limit: int) -> tuple[int, int]:
+    """(first, end) of a page: an offset past the end shows the last row, a limit is 1..MAX_LIMIT."""
+    first = max(0, min(offset, max(0, total - 1)))
+    return first, min(total, first + max(1, min(limit, MAX_LIMIT)))
+
+
+@dataclasses.dataclass
+class _Scan:
+    """The columns while the manifest is read, one entry per usable row."""
+
+    ids: list[str] = dataclasses.field(default_factory=list)
+    offsets: list[int] = dataclasses.field(default_factory=list)
+    has_crop: list[bool] = dataclasses.field(default_factory=list)
+    auto: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
+    auto_state: list[int] = dataclasses.field(default_factory=list)
+    src: list[int] = dataclasses.field(default_factory=list)
+    values: dict[str, list[float]] = dataclasses.field(
+        default_factory=lambda: {key: [] for key in [*SORT_KEYS, VALUE]}
+    )
 
 
 class CropIndex:
@@ -74,19 +113,25 @@ class CropIndex:
         self.layout = Layout(data_dir)
         self.thresholds = thresholds
         self.lock = threading.RLock()
-        self.manifest_stat: tuple[int, int, int] | None = ("never",)  # type: ignore[assignment]
+        self.manifest_stat: Any = ("never",)
+        self.generation = 0  # bumped on every reload, so other indexes know their positions moved
         self.ids: list[str] = []
         self.position: dict[str, int] = {}
         self.offsets = np.zeros(0, np.int64)
         self.has_crop = np.zeros(0, bool)
         self.auto_state = np.zeros(0, np.int32)
         self.state = np.zeros(0, np.int32)
+        self.src = np.zeros(0, np.int32)  # the source image of each row (a code into `sources`)
+        self.by_source = np.zeros(0, np.int64)  # row indices grouped by source ...
+        self.source_start = np.zeros(1, np.int64)  # ... rows of source s: by_source[start[s]:start[s + 1]]
+        self.sources = SourceTable()
         self.columns: dict[str, np.ndarray] = {}
         self.reasons: list[str] = [ACCEPTED]  # state code -> "accepted" or a reject reason
         self.auto: list[tuple[str, str | None]] = []  # (auto_decision, auto_reason) per row
         self.overrides: dict[str, decisions.Decision] = {}  # the standing ones
         self.log_offset = 0
         self.orders: dict[tuple[str, bool], np.ndarray] = {}
+        self.derived: dict[tuple[Any, ...], Any] = {}  # other modules' sums over the columns, by their key
 
     # ------------------------------------------------------------------ loading
     def code(self, decision: str | None, reason: str | None) -> int:
@@ -97,16 +142,17 @@ class CropIndex:
 
     def refresh(self) -> None:
         with self.lock:
-            stat = _stat(self.layout.crops_manifest)
+            stat = (file_stamp(self.layout.crops_manifest), file_stamp(self.layout.raw_manifest))
             if stat != self.manifest_stat:
-                self._load_manifest()
+                with no_gc_pauses():
+                    self._load_manifest()
                 self.manifest_stat = stat
                 self.overrides, self.log_offset = {}, 0
+                self.generation += 1
             self._read_log()
 
     def _load_manifest(self) -> None:
-        ids, offsets, has_crop, auto, auto_state = [], [], [], [], []
-        values: dict[str, list[float]] = {key: [] for key in [*SORT_KEYS, VALUE]}
+        scan, sources = _Scan(), SourceTable()
         path = self.layout.crops_manifest
         offset = 0
         if path.exists():
@@ -117,37 +163,43 @@ class CropIndex:
                         row = json.loads(line)
                     except (ValueError, RecursionError):
                         continue
-                    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                        continue
-                    vals = row.get("values") if isinstance(row.get("values"), dict) else {}
-                    decision, reason = (
-                        row.get("auto_decision", row.get("decision")),
-                        row.get("auto_reason", row.get("reason")),
-                    )
-                    ids.append(row["id"])
-                    offsets.append(start)
-                    has_crop.append(row.get("crop_box") is not None)
-                    auto.append((decision, reason))
-                    auto_state.append(self.code(decision, reason))
-                    for key, (name, _) in SORT_KEYS.items():
-                        values[key].append(_number(vals.get(name, row.get(name))))
-                    decided = (
-                        rules.deciding_value(str(reason), vals, self.thresholds)[1]
-                        if decision != ACCEPTED
-                        else None
-                    )
-                    values[VALUE].append(_number(decided))
-        self.ids = ids
-        self.position = {crop_id: k for k, crop_id in enumerate(ids)}
-        self.offsets = np.array(offsets, np.int64)
-        self.has_crop = np.array(has_crop, bool)
-        self.auto = auto
-        self.auto_state = np.array(auto_state, np.int32)
+                    if isinstance(row, dict) and isinstance(row.get("id"), str):
+                        self._scan_row(scan, sources, row, start)
+        sources.read_raw(self.layout.raw_manifest)
+        self.ids = scan.ids
+        self.position = {crop_id: k for k, crop_id in enumerate(scan.ids)}
+        self.offsets = np.array(scan.offsets, np.int64)
+        self.has_crop = np.array(scan.has_crop, bool)
+        self.auto = scan.auto
+        self.auto_state = np.array(scan.auto_state, np.int32)
         self.state = self.auto_state.copy()
-        self.columns = {key: np.array(column, np.float64) for key, column in values.items()}
+        self.src = np.array(scan.src, np.int32)
+        self.by_source = np.argsort(self.src, kind="stable")
+        self.source_start = np.searchsorted(self.src[self.by_source], np.arange(len(sources) + 1))
+        self.sources = sources
+        self.columns = {key: np.array(column, np.float64) for key, column in scan.values.items()}
         self.orders = {}
         for sort in (VALUE, "likelihood"):  # the two views' default orders, so a first page only slices
             self.order(sort, False)
+
+    def _scan_row(self, scan: _Scan, sources: SourceTable, row: dict[str, Any], start: int) -> None:
+        vals = row.get("values") if isinstance(row.get("values"), dict) else {}
+        decision = row.get("auto_decision", row.get("decision"))
+        reason = row.get("auto_reason", row.get("reason"))
+        sha = row.get("source_sha256")
+        sha = sha.lower() if isinstance(sha, str) and sha else row["id"].split("_")[0]
+        scan.ids.append(row["id"])
+        scan.offsets.append(start)
+        scan.has_crop.append(row.get("crop_box") is not None)
+        scan.auto.append((decision, reason))
+        scan.auto_state.append(self.code(decision, reason))
+        scan.src.append(sources.add(sha, row, row.get("source_path")))
+        for key, (name, _) in SORT_KEYS.items():
+            scan.values[key].append(_number(vals.get(name, row.get(name))))
+        decided = (
+            rules.deciding_value(str(reason), vals, self.thresholds)[1] if decision != ACCEPTED else None
+        )
+        scan.values[VALUE].append(_number(decided))
 
     def _read_log(self) -> None:
         new, self.log_offset = decisions.read_new(
@@ -182,15 +234,17 @@ class CropIndex:
         return out["decision"], out["reason"]
 
     # ------------------------------------------------------------------ queries
-    def counts(self) -> dict[str, Any]:
+    def counts(self, within: np.ndarray | None = None) -> dict[str, Any]:
+        """Crops per state (of the rows `within` selects, or all), rejects in facecrop's reason order."""
         with self.lock:
-            per = np.bincount(self.state, minlength=len(self.reasons)) if self.state.size else []
+            states = self.state if within is None else self.state[within]
+            per = np.bincount(states, minlength=len(self.reasons))
             rejected = {name: int(per[k]) for k, name in enumerate(self.reasons) if k and per[k]}
             order = [r for r in rules.ORDER if r in rejected] + sorted(set(rejected) - set(rules.ORDER))
             return {
-                "accepted": int(per[0]) if len(per) else 0,
+                "accepted": int(per[0]),
                 "rejected": {r: rejected[r] for r in order},
-                "total": len(self.ids),
+                "total": len(self.ids) if within is None else int(states.size),
                 "decisions": len(self.overrides),
             }
 
@@ -207,33 +261,82 @@ class CropIndex:
                 self.orders[key] = np.argsort(keyed, kind="stable")
         return self.orders[key]
 
+    def filter_mask(self, filt: Filter) -> np.ndarray | None:
+        """Rows whose source passes the filter's text, site and image; None when the filter names none.
+
+        A word with an underscore may also be part of a crop id (`25f19a…_693`)."""
+        if not filt.narrows_sources:
+            return None
+        keep = self.sources.narrow(filt)[self.src]
+        for term in filt.terms:
+            hit = self.sources.term(term)[self.src]
+            if "_" in term:
+                hit |= np.fromiter((term in i for i in self.ids), bool, len(self.ids))
+            keep &= hit
+        return keep
+
+    def wanted(self, view: str, reason: str | None) -> np.ndarray | None:
+        """The rows of a view and reason tab (None: no such reason)."""
+        if view == ACCEPTED:
+            return self.state == 0
+        if reason == ALL_REASONS:
+            return self.state != 0
+        if reason not in self.reasons or reason == ACCEPTED:
+            return None
+        return self.state == self.reasons.index(reason)
+
     def page(
-        self, view: str, reason: str | None, sort: str, descending: bool, offset: int, limit: int
+        self,
+        view: str,
+        reason: str | None,
+        sort: str,
+        descending: bool,
+        offset: int,
+        limit: int,
+        filt: Filter | None = None,
     ) -> Page:
+        filt = filt or Filter()
         with self.lock:
-            if view == ACCEPTED:
-                wanted = 0
-            else:
-                if reason not in self.reasons or reason == ACCEPTED:
-                    return Page(0, 0, [])
-                wanted = self.reasons.index(reason)
+            narrow = self.filter_mask(filt)
+            counts = self.counts(narrow) if narrow is not None else None
+            wanted = self.wanted(view, reason)
+            if wanted is None:
+                return Page(0, 0, [], counts)
+            mask = wanted if narrow is None else wanted & narrow
+            in_range = filt.in_range(self.columns[sort]) if sort in self.columns else None
+            if in_range is not None:
+                mask &= in_range
             order = self.order(sort, descending)
-            chosen = order[self.state[order] == wanted]
-            offset = max(0, min(offset, max(0, chosen.size - 1)))
-            rows = chosen[offset : offset + max(1, min(limit, MAX_LIMIT))]
-            return Page(int(chosen.size), offset, [self.card(int(k)) for k in rows])
+            chosen = order[mask[order]]
+            first, end = page_bounds(chosen.size, offset, limit)
+            return Page(int(chosen.size), first, self.cards([int(k) for k in chosen[first:end]]), counts)
+
+    def rows_of(self, code: int) -> list[int]:
+        """Every row of one source image, in manifest order."""
+        start, end = self.source_start[code], self.source_start[code + 1]
+        return sorted(int(k) for k in self.by_source[start:end])
 
     def row(self, k: int) -> dict[str, Any]:
         """Row k as the manifest has it, parsed from its own line only."""
+        return self.rows([k])[0]
+
+    def rows(self, ks: list[int]) -> list[dict[str, Any]]:
+        """Rows ks as the manifest has them, each parsed from its own line (the file opened once)."""
+        out = []
         try:
             with self.layout.crops_manifest.open("rb") as fh:
-                fh.seek(int(self.offsets[k]))
-                row = json.loads(fh.readline())
+                for k in ks:
+                    fh.seek(int(self.offsets[k]))
+                    out.append(json.loads(fh.readline()))
         except (OSError, ValueError) as exc:
             raise Stale(str(exc)) from exc
-        if not isinstance(row, dict) or row.get("id") != self.ids[k]:
-            raise Stale(f"row {k} of {self.layout.crops_manifest} moved")
-        return row
+        for k, row in zip(ks, out, strict=True):
+            if not isinstance(row, dict) or row.get("id") != self.ids[k]:
+                raise Stale(f"row {k} of {self.layout.crops_manifest} moved")
+        return out
+
+    def cards(self, ks: list[int]) -> list[dict[str, Any]]:
+        return [self.card(k, row) for k, row in zip(ks, self.rows(ks), strict=True)]
 
     def find(self, crop_id: str) -> int | None:
         return self.position.get(crop_id)
@@ -257,16 +360,19 @@ class CropIndex:
                     return self.layout.data / rel
             return None
 
-    def card(self, k: int) -> dict[str, Any]:
+    def card(self, k: int, row: dict[str, Any] | None = None) -> dict[str, Any]:
         """One crop as the page shows it; crawled text travels as plain JSON strings, rendered as text."""
-        row = self.row(k)
+        row = row if row is not None else self.row(k)
         decision, reason = self.current(k)
         values = row.get("values") if isinstance(row.get("values"), dict) else {}
         meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
         override = self.overrides.get(self.ids[k])
         card = {field: row.get(field) for field in CARD_FIELDS}
         source = safe_relative(row.get("source_path"))
+        failed = values.get("failed") if isinstance(values.get("failed"), list) else []
+        likelihood = row.get("likelihood", values.get("likelihood"))
         card.update(
+            picture(row.get("site"), row.get("url"), meta, row.get("source_path")),
             decision=decision,
             reason=reason,
             auto_decision=self.auto[k][0],
@@ -275,11 +381,13 @@ class CropIndex:
             pending=(decision, reason) != (row.get("decision"), row.get("reason")),
             has_crop=bool(self.has_crop[k]),
             values={key: v for key, v in values.items() if key != "failed"},
-            failed=values.get("failed") or [],
-            likelihood=row.get("likelihood", values.get("likelihood")),
+            failed=failed,
+            also=[r for r in failed if r != reason],  # the rules it failed besides the one shown
+            likelihood=likelihood,
+            verified=likelihood is not None,  # False: the verifier never ran on this box
             source=f"/file/{source}" if source else None,
+            source_path=source,
             title=meta.get("title"),
-            character=meta.get("character"),
             tags=meta.get("tags"),
             deciding=self.deciding(reason, values) if decision != ACCEPTED else None,
         )
@@ -299,125 +407,3 @@ class CropIndex:
                 }
         meaning = rules.IMAGE_REASONS.get(str(reason)) or ("a person demoted it" if reason else None)
         return {"key": None, "value": values.get("error"), "op": None, "threshold": None, "meaning": meaning}
-
-
-@dataclasses.dataclass
-class ClusterRow:
-    cluster_id: str
-    kept: str
-    members: list[str]
-    why: str
-
-
-class ClusterIndex:
-    """The last dedup run's multi-member clusters (faces64/manifest.jsonl), biggest first, with the
-    dedup decisions log applied through dedup's own `apply_decisions`."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.layout = Layout(data_dir)
-        self.lock = threading.RLock()
-        self.manifest_stat: tuple[int, int, int] | None = ("never",)  # type: ignore[assignment]
-        self.clusters: list[ClusterRow] = []
-        self.member_of: dict[str, int] = {}
-        self.decided: dict[str, decisions.Decision] = {}
-        self.log_offset = 0
-
-    def refresh(self) -> None:
-        with self.lock:
-            stat = _stat(self.layout.faces_manifest)
-            if stat != self.manifest_stat:
-                self.manifest_stat = stat
-                self._load()
-            new, self.log_offset = decisions.read_new(
-                self.layout.dedup_decisions_log, decisions.DEDUP_ACTIONS, self.log_offset
-            )
-            for crop_id, decision in new.items():
-                if decision.action == decisions.CLEAR:
-                    self.decided.pop(crop_id, None)
-                else:
-                    self.decided[crop_id] = decision
-
-    def _load(self) -> None:
-        clusters = []
-        path = self.layout.faces_manifest
-        if path.exists():
-            with path.open("rb") as fh:
-                for line in fh:
-                    try:
-                        row = json.loads(line)
-                    except (ValueError, RecursionError):
-                        continue
-                    duplicates = row.get("duplicates") if isinstance(row, dict) else None
-                    if (
-                        not isinstance(duplicates, list)
-                        or not duplicates
-                        or not isinstance(row.get("id"), str)
-                    ):
-                        continue
-                    members = [row["id"], *[d for d in duplicates if isinstance(d, str)]]
-                    clusters.append(
-                        ClusterRow(
-                            str(row.get("cluster_id", "")),
-                            row["id"],
-                            members,
-                            str(row.get("kept_because", "")),
-                        )
-                    )
-        clusters.sort(key=lambda c: (-len(c.members), c.kept))
-        self.clusters = clusters
-        self.member_of = {m: k for k, c in enumerate(clusters) for m in c.members}
-
-    def now(self, k: int) -> list[Cluster]:
-        """Cluster k as the next dedup run will make it (a split leaves members standing alone)."""
-        c = self.clusters[k]
-        decided = {m: self.decided[m].action for m in c.members if m in self.decided}
-        return apply_decisions([Cluster(c.cluster_id, c.kept, list(c.members), c.why)], decided)
-
-    def page(self, crops: CropIndex, offset: int, limit: int) -> Page:
-        with self.lock, crops.lock:  # always this order (clusters, then crops), as actions take them
-            total = len(self.clusters)
-            offset = max(0, min(offset, max(0, total - 1)))
-            items = [
-                self.view(k, crops) for k in range(offset, min(total, offset + max(1, min(limit, MAX_LIMIT))))
-            ]
-            return Page(total, offset, items)
-
-    def view(self, k: int, crops: CropIndex) -> dict[str, Any]:
-        c = self.clusters[k]
-        after = self.now(k)
-        together = next((x for x in after if len(x.members) > 1), None)
-        kept_now = together.kept if together else None
-        members = []
-        for crop_id in c.members:
-            position = crops.find(crop_id)
-            card = crops.card(position) if position is not None else {"id": crop_id, "has_crop": False}
-            decision = self.decided.get(crop_id)
-            card.update(
-                was_kept=crop_id == c.kept,
-                kept=crop_id == kept_now,
-                split=bool(decision and decision.action == "split"),
-                dedup_decision=decision.action if decision else None,
-            )
-            members.append(card)
-        return {
-            "index": k,
-            "cluster_id": c.cluster_id,
-            "kept": c.kept,
-            "kept_now": kept_now,
-            "why": together.why if together and kept_now != c.kept else c.why,
-            "members": members,
-        }
-
-    def cluster_of(self, crop_id: str) -> int | None:
-        return self.member_of.get(crop_id)
-
-
-def data_summary(crops: CropIndex, clusters: ClusterIndex) -> dict[str, Any]:
-    """Counts for the header and the reason tabs, with each reason's rule and threshold."""
-    counts = crops.counts()
-    counts["clusters"] = len(clusters.clusters)
-    counts["dedup_decisions"] = len(clusters.decided)
-    counts["rules"] = rules.threshold_table(crops.thresholds)
-    counts["sort_keys"] = {key: label for key, (_, label) in SORT_KEYS.items()}
-    counts["data"] = os.fspath(crops.layout.data)
-    return counts
