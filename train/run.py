@@ -143,9 +143,8 @@ def build_trainer(
     cfg: TrainConfig, shard: Shard, rt: Runtime, ctx: Dist, run_dir: Path, progress: bool
 ) -> Trainer:
     """Models and optimizers, restored from the run's last.pt when there is one."""
-    trainer = Trainer(
-        cfg, shard, rt, ctx, run_dir, progress=progress
-    )  # conditional: reads labels (ShardError)
+    # A conditional run reads the shard's labels here (ShardError when they are missing).
+    trainer = Trainer(cfg, shard, rt, ctx, run_dir, progress=progress)
     payload = checkpoint.load_last(run_dir)
     if payload is not None:
         trainer.restore(payload)

@@ -80,7 +80,7 @@ def _resume(
     return run_train(_args(trained, "r", str(max_steps), runs=tmp_path / "runs"), tmp_path, **kw)
 
 
-# ---------------------------------------------------------------- #10: settings that pass the types
+# ---------------------------------------------------------------- settings that pass the types
 BAD_SETTINGS = [
     ("lr_g", "-1"),
     ("lr_d", "nan"),
@@ -267,7 +267,7 @@ def test_another_widths_last_pt_copied_into_the_run_is_a_config_line(trained, tm
     ), line
 
 
-# ---------------------------------------------------------------- #12: the checkpoint write fails halfway
+# ---------------------------------------------------------------- the checkpoint write fails halfway
 def _file_size_limit(limit: int):
     """A limit on the size of any file the child writes: a write past it fails with EFBIG, like a full
     disk's ENOSPC, partway through the file (SIGXFSZ ignored so the write returns the error)."""
@@ -319,7 +319,7 @@ def test_a_read_only_run_folder_is_one_line(trained, tmp_path):
     assert RunLayout(run_dir).last.read_bytes() == before
 
 
-# ---------------------------------------------------------------- #11: two trainers on one run
+# ---------------------------------------------------------------- two trainers on one run
 def _start_logged(args: list[str], cwd: Path, err: Path) -> subprocess.Popen:
     """`python -m train ARGS` left running, its stderr in the file `err`."""
     return start_cli("train", *args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err.open("w"))
@@ -441,7 +441,7 @@ def test_under_torchrun_rank_0_takes_the_run_lock_for_all_ranks(trained, tmp_pat
     assert checkpoint.load(RunLayout(run_dir).last)["step"] == 2 * BASE_STEPS
 
 
-# ---------------------------------------------------------------- #14: sample counts
+# ---------------------------------------------------------------- sample counts
 @pytest.mark.parametrize(
     ("n", "steps", "written"), [(4, 10, None), (25, 10, None), (20, 10, 20), (6, 1, None), (8, 0, 8)]
 )
