@@ -165,9 +165,8 @@ def test_the_no_face_view_lists_exactly_the_images_whose_rows_accept_nothing(syn
         card = wait_for(driver, f'.imgcard[data-sha="{rejected_only["sha256"]}"]')[0]
         assert len(card.find_elements(By.CSS_SELECTOR, ".vbox")) == len(manifest_boxes)  # boxes drawn
         assert "rejected" in card.find_element(By.CSS_SELECTOR, ".why").text
-        assert card.find_element(By.CSS_SELECTOR, ".src").text.startswith(
-            "drawn_"
-        )  # a folder picture's file name
+        # a folder picture's file name
+        assert card.find_element(By.CSS_SELECTOR, ".src").text.startswith("drawn_")
         shot(driver, "noface")
         assert console_errors(driver) == []
 
@@ -208,9 +207,8 @@ def test_similar_returns_the_known_near_duplicate_pair_first(pipeline_data):
             )
         driver.get(url + "#view=accepted&sort=id")
         wait_for(driver, f'#grid .card[data-id="{kept}"] button.similar')[0].click()
-        wait_for(
-            driver, f'#grid .card.query[data-id="{kept}"]'
-        )  # the similar view, the face asked about first
+        # the similar view, the face asked about first
+        wait_for(driver, f'#grid .card.query[data-id="{kept}"]')
         cards = wait_for(driver, "#grid .card", count=2)
         assert cards[0].get_attribute("data-id") == kept
         assert cards[1].get_attribute("data-id") == other
