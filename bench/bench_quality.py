@@ -57,24 +57,6 @@ def faces_source(testdata: Path) -> Path:
     return shared if shared.is_dir() else testdata / "faces"
 
 
-def prepare(source: Path, work: Path) -> tuple[Path, Path]:
-    """The faces at 64x64 twice: PNG files (the example's input) and a shard (ours). Reused when present."""
-    from train.shard import shard_paths, write_shard
-
-    png_dir, shard_dir = work / "png" / "faces", work / "shard"
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if shard_paths(shard_dir)[0].exists() and len(list(png_dir.glob("*.png"))) == len(files):
-        return png_dir.parent, shard_dir
-    png_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for f in files:
-        image = Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)
-        image.save(png_dir / f"{f.stem}.png")
-        rows.append(np.asarray(image))
-    write_shard(shard_dir, np.stack(rows), ids=[f.stem for f in files])
-    return png_dir.parent, shard_dir
-
-
 # ---------------------------------------------------------------- one loop, in its own process
 def train_for(
     loop: str, seconds: float, png_root: Path, shard_dir: Path, out: Path, device: torch.device
@@ -327,7 +309,9 @@ def measure(
     """Both loops for `minutes` each on the faces in `source`, then their KID and FID; the result JSON
     and (with `grids`) the two 8x8 grids are written under `work`."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    png_root, shard_dir = prepare(source, work / "faces")
+    from bench.bench_train import prepare_faces
+
+    png_root, shard_dir = prepare_faces(source, work / "faces")
     print(f"quality: {minutes:g} min each on {device.type}, faces from {source}", file=sys.stderr, flush=True)
     trained = train_both(minutes * 60, png_root, shard_dir, work / "runs", device)
     result = score(trained, shard_dir, device, samples, grids)

@@ -30,20 +30,26 @@ ROUNDS = int(os.environ.get("BENCH_TRAIN_ROUNDS", "3"))
 
 
 def _prepare(data_dir: Path, testdata: Path) -> tuple[Path, Path]:
-    """The same 64x64 faces twice: PNG files for the baseline and a shard for the trainer."""
+    """The 2,000 shared test faces at 64x64, as PNG files for the baseline and a shard for the trainer."""
+    return prepare_faces(testdata / "faces", data_dir)
+
+
+def prepare_faces(source: Path, work: Path) -> tuple[Path, Path]:
+    """The faces in `source` at 64x64 twice: PNG files (the example's ImageFolder input) and a shard
+    (ours), so both loops train on the same pixels. Reused when both are already there."""
     from train.shard import shard_paths, write_shard
 
-    png_dir = data_dir / "png" / "faces"
-    shard_dir = data_dir / "shard"
-    files = sorted((testdata / "faces").iterdir())
-    if not shard_paths(shard_dir)[0].exists() or len(list(png_dir.glob("*.png"))) != len(files):
-        png_dir.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for f in files:
-            img = Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)
-            img.save(png_dir / f"{f.stem}.png")
-            rows.append(np.asarray(img))
-        write_shard(shard_dir, np.stack(rows), ids=[f.stem for f in files])
+    png_dir, shard_dir = work / "png" / "faces", work / "shard"
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if shard_paths(shard_dir)[0].exists() and len(list(png_dir.glob("*.png"))) == len(files):
+        return png_dir.parent, shard_dir
+    png_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for f in files:
+        image = Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)
+        image.save(png_dir / f"{f.stem}.png")
+        rows.append(np.asarray(image))
+    write_shard(shard_dir, np.stack(rows), ids=[f.stem for f in files])
     return png_dir.parent, shard_dir
 
 

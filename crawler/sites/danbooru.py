@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote_plus
@@ -33,7 +32,7 @@ from urllib.parse import quote_plus
 from crawler.credentials import register_secret
 from crawler.fetcher import Fetched
 from crawler.sites.base import Item, Site, next_before_id
-from crawler.sites.fields import Malformed, field, load_json, records
+from crawler.sites.fields import Malformed, field, load_json, post_fields, records
 from crawler.sites.ratings import LETTERS, RatedSourceBase, keep_rating
 
 ANONYMOUS_TAGS = 2
@@ -56,7 +55,6 @@ class DanbooruConfig(RatedSourceBase):
             raise ValueError("variant_min_side must be >= 0")
 
 
-MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "md5": str,
     "file_url": str,
@@ -74,10 +72,7 @@ def parse_posts(fetched: Fetched) -> list[dict]:
 
 
 def _post_fields(post: object) -> dict:
-    row = {"id": field(post, "id", int, required=True)}
-    row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
-    if row["md5"] is not None and not MD5.match(row["md5"]):
-        raise Malformed(f"md5 {row['md5'][:40]!r} is not 32 hex digits")
+    row = post_fields(post, FIELD_TYPES)
     asset = field(post, "media_asset", dict) or {}
     row["variants"] = []
     for variant in field(asset, "variants", list) or []:

@@ -9,15 +9,29 @@ goes on); one record with a wrong field is `Malformed` and the site skips just t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from crawler.fetcher import Fetched
 from crawler.pages import PageRejected
 
+MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+
 
 class Malformed(ValueError):
     """One record (a post, a character) that does not have the fields its site needs."""
+
+
+def post_fields(post: Any, kinds: dict[str, type | tuple[type, ...]], md5_key: str | None = "md5") -> dict:
+    """A booru post's integer id and its `kinds` fields, each checked for its type; the published md5
+    (`md5_key`) must be 32 hex digits, since it decides whether a stored file is the same picture."""
+    row = {"id": field(post, "id", int, required=True)}
+    row.update({key: field(post, key, kind) for key, kind in kinds.items()})
+    checksum = row.get(md5_key) if md5_key else None
+    if checksum is not None and not MD5.match(checksum):
+        raise Malformed(f"{md5_key} {checksum[:40]!r} is not 32 hex digits")
+    return row
 
 
 def load_json(fetched: Fetched) -> Any:

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched, host_of
 from crawler.sites.base import Item, Site, next_before_id
-from crawler.sites.fields import Malformed, expect, field, load_json, records
+from crawler.sites.fields import expect, load_json, post_fields, records
 from crawler.sites.ratings import WORDS, RatedSourceBase, keep_rating
 
 log = logging.getLogger("crawler")
-MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 @dataclasses.dataclass
@@ -65,11 +63,7 @@ def parse_posts(fetched: Fetched) -> list[dict]:
 
 
 def _post_fields(post: object) -> dict:
-    row = {"id": field(post, "id", int, required=True)}
-    row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
-    if row["md5"] is not None and not MD5.match(row["md5"]):
-        raise Malformed(f"md5 {row['md5'][:40]!r} is not 32 hex digits")
-    return row
+    return post_fields(post, FIELD_TYPES)
 
 
 class Gelbooru(Site):

@@ -16,17 +16,14 @@ yande.re is the same software (`base_url`), its files on files.yande.re.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 from typing import Literal
 from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
 from crawler.sites.base import Item, Site
-from crawler.sites.fields import Malformed, field, load_json, records
+from crawler.sites.fields import load_json, post_fields, records
 from crawler.sites.ratings import MOEBOORU, RatedSourceBase, keep_rating
-
-MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 @dataclasses.dataclass
@@ -60,11 +57,7 @@ def parse_posts(fetched: Fetched) -> list[dict]:
 
 
 def _post_fields(post: object) -> dict:
-    row = {"id": field(post, "id", int, required=True)}
-    row.update({key: field(post, key, kind) for key, kind in FIELD_TYPES.items()})
-    if row["md5"] is not None and not MD5.match(row["md5"]):
-        raise Malformed(f"md5 {row['md5'][:40]!r} is not 32 hex digits")
-    return row
+    return post_fields(post, FIELD_TYPES)
 
 
 class Moebooru(Site):

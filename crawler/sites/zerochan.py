@@ -24,9 +24,8 @@ from urllib.parse import quote_plus
 
 from crawler.fetcher import Fetched
 from crawler.sites.base import Item, Site, WebSourceBase
-from crawler.sites.fields import Malformed, expect, field, load_json, records
+from crawler.sites.fields import MD5, Malformed, expect, field, load_json, records
 
-MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 BARE_NEXT = re.compile(rb",\s*next\s*:\s*(true|false)\s*}\s*$")
 DEFAULT_RATE = 0.8  # requests per second: the API page allows 60 a minute; this leaves headroom
 
