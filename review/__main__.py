@@ -1,4 +1,4 @@
-"""`python -m review --data DIR [--config FILE] [--host 127.0.0.1] [--port 0]`: the local review app.
+"""`python -m review --data DIR [--config FILE] [--host 127.0.0.1] [--port 0] [--scores FILE] [--runs-dir DIR]`.
 
 Prints the URL (with this start's token) and serves until Ctrl-C or SIGTERM, which stop it
 cleanly with exit 0: there is no unfinished work, every decision was appended as it was made.
@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from facecrop import config as facecrop_config
 from facecrop.config import Thresholds
 from pipeline.cli import add_stage_options
 from pipeline.config import read_config
 from pipeline.errors import ConfigError, InputMissing
-from pipeline.layout import Layout
+from pipeline.layout import DEFAULT_RUNS_DIR, Layout
 from pipeline.runner import configure_logging, run_stage
 from review import security
+from review.scores import HOW, ScoreSource
 from review.server import make_server
 
 
@@ -34,7 +36,33 @@ def parser() -> argparse.ArgumentParser:
         help="address to bind (default 127.0.0.1; anything else exposes DATA to your network)",
     )
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        metavar="FILE",
+        help="the discriminator's scores.jsonl to rank accepted crops by (default: the newest "
+        f"RUNS_DIR/*/scores.jsonl; `{HOW}` writes one)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=DEFAULT_RUNS_DIR,
+        help=f"where training runs live, searched for scores without --scores (default: {DEFAULT_RUNS_DIR})",
+    )
     return parser
+
+
+def score_source(args: argparse.Namespace, log: logging.Logger) -> ScoreSource:
+    """Only the command line names the scores file; a file named and not there is a typo, said at once."""
+    if args.scores is not None and not args.scores.is_file():
+        raise InputMissing(f"no scores file at {args.scores}: `{HOW}` writes one (or leave out --scores)")
+    source = ScoreSource(args.scores, None if args.scores is not None else args.runs_dir)
+    found = source.find()
+    if found is None:
+        log.info("no %s/*/scores.jsonl yet: `%s` makes one", args.runs_dir, HOW)
+    else:
+        log.info("discriminator scores from %s", found)
+    return source
 
 
 def review(args: argparse.Namespace, log: logging.Logger) -> int:
@@ -49,8 +77,9 @@ def review(args: argparse.Namespace, log: logging.Logger) -> int:
     else:
         log.warning("no config at %s; showing the default thresholds", args.config)
         thresholds = Thresholds()
+    scores = score_source(args, log)
     try:
-        server, app, url = make_server(args.data, thresholds, args.host, args.port)
+        server, app, url = make_server(args.data, thresholds, args.host, args.port, scores=scores)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     if not security.is_loopback(args.host):

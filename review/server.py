@@ -10,6 +10,7 @@ Routes (GET unless marked; every list takes the filters q= site= image= lo= hi=,
   /api/image             ?sha=  one source image with every box on it (the viewer)
   /api/crop              ?id=  one crop (the viewer's deep link)
   /api/similar           ?id= &limit=  the nearest faces by dedup's perceptual hashes
+  /api/scores            ?desc= &offset= &limit=  accepted crops by the discriminator's score, lowest first
   POST /api/crops        {"items": [{"id", "action": promote|demote|clear, "reason"}]}
   POST /api/clusters     {"items": [{"id", "action": split|keep|clear}]}
   /crop/ID               the crop's PNG wherever it lies now
@@ -17,6 +18,7 @@ Routes (GET unless marked; every list takes the filters q= site= image= lo= hi=,
   /srcthumb/SHA256       a 160 px JPEG of a source image (the no-face view)
   /file/PATH             an image under DATA (a source image)
 Every request is checked by `review.security` first; handlers only see allowed ones.
+The scores file is the one `python -m review` was started with (review.scores), never a request's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from facecrop.config import Thresholds
 from review import images, security, similar
 from review.actions import ActionError, Actions
 from review.clusters import LINK_LABELS, ClusterIndex
+from review.scores import ScoreIndex, ScoreSource
 from review.sources import Filter
 from review.thumbs import Thumbs
 from review.views import SORT_KEYS, VALUE, CropIndex, Page, Stale
@@ -53,11 +56,14 @@ MAX_BODY = 4 * 1024 * 1024
 class App:
     """Everything a request handler needs: the indexes, the actions, the token and the allowed hosts."""
 
-    def __init__(self, data_dir: Path, thresholds: Thresholds, token: str) -> None:
+    def __init__(
+        self, data_dir: Path, thresholds: Thresholds, token: str, scores: ScoreSource | None = None
+    ) -> None:
         self.data = Path(data_dir)
         self.token = token
         self.crops = CropIndex(self.data, thresholds)
         self.clusters = ClusterIndex(self.data)
+        self.scores = ScoreIndex(scores or ScoreSource())
         self.actions = Actions(self.data, self.crops, self.clusters)
         self.thumbs = Thumbs()
         self.hasher = similar.Hasher(self.data)
@@ -97,6 +103,7 @@ def data_summary(app: App) -> dict[str, Any]:
     counts["rules"] = rules.threshold_table(crops.thresholds)
     counts["sort_keys"] = {key: label for key, (_, label) in SORT_KEYS.items()}
     counts["data"] = os.fspath(crops.layout.data)
+    counts["scores"] = app.scores.summary(crops)
     return counts
 
 
@@ -117,6 +124,17 @@ def crops_page(app: App, query: dict[str, list[str]]) -> dict[str, Any]:
         _int(query, "offset", 0),
         _int(query, "limit", 100),
         Filter.from_query(query),
+    )
+    return page_json(page)
+
+
+def scores_page(app: App, query: dict[str, list[str]]) -> dict[str, Any]:
+    page = app.scores.page(
+        app.crops,
+        Filter.from_query(query),
+        _one(query, "desc", "0") == "1",
+        _int(query, "offset", 0),
+        _int(query, "limit", 100),
     )
     return page_json(page)
 
@@ -179,6 +197,7 @@ API = {
     "/api/image": one_image,
     "/api/crop": one_crop,
     "/api/similar": similar_faces,
+    "/api/scores": scores_page,
 }
 
 
@@ -318,7 +337,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.error(400, "the body is not JSON")
             return
         if path == "/api/crops":
-            self.send_json(self.app.actions.decide_crops(body))
+            answer = self.app.actions.decide_crops(body)
+            # a demote takes the crop out of the discriminator's view too: its tab counts it
+            answer["counts"]["scored"] = self.app.scores.summary(self.app.crops)["shown"]
+            self.send_json(answer)
         elif path == "/api/clusters":
             self.send_json(self.app.actions.decide_clusters(body))
         else:
@@ -331,16 +353,22 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def make_server(
-    data_dir: Path, thresholds: Thresholds, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    data_dir: Path,
+    thresholds: Thresholds,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    scores: ScoreSource | None = None,
 ) -> tuple[Server, App, str]:
     """A bound (not yet serving) server, its app, and the URL to open (with the token)."""
-    app = App(data_dir, thresholds, token or security.new_token())
+    app = App(data_dir, thresholds, token or security.new_token(), scores)
     handler = type("BoundHandler", (Handler,), {"app": app})
     server = Server((host, port), handler)
     bound_port = server.server_address[1]
     app.allowed = security.allowed_hosts(host, bound_port)
     shown = f"[{host}]" if ":" in host else host
     app.refresh()  # index the manifest now, so the first page load is only the page's own rows
+    app.scores.refresh(app.crops)  # and the scores file, lined up with it
     return server, app, f"http://{shown}:{bound_port}/?token={quote(app.token)}"
 
 

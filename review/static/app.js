@@ -4,9 +4,10 @@
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const NO_TOKEN = "no token in the URL: you can look, but writes will be refused (use the URL the app printed)";
-const PAGE = { rejected: 100, accepted: 100, clusters: 20, noface: 60, similar: 48 };
-const VIEWS = ["rejected", "accepted", "clusters", "noface", "similar"];
-const KEYS = { 1: "rejected", 2: "accepted", 3: "clusters", 4: "noface" };
+const PAGE = { rejected: 100, accepted: 100, clusters: 20, noface: 60, similar: 48, scored: 100 };
+const VIEWS = ["rejected", "accepted", "clusters", "noface", "similar", "scored"];
+const KEYS = { 1: "rejected", 2: "accepted", 3: "clusters", 4: "noface", 5: "scored" };
+const DEMOTE_VIEWS = ["accepted", "similar", "scored"];
 const VALUE_KEYS = { likelihood: "likelihood", sharpness: "sharpness", saturation: "saturation", colors: "unique_colors",
   size: "face_side", confidence: "confidence" };
 const NOT_RUN = "facecrop runs the verifier only on boxes no other rule rejected (and, with verifier = \"unsure\", "
@@ -140,8 +141,8 @@ function normalise() {
   }
   if (S.view === "noface") {
     if (!(S.sort in s.image_sorts)) S.sort = "boxes";
-  } else if (S.view === "clusters" || S.view === "similar") {
-    S.sort = null;
+  } else if (S.view === "clusters" || S.view === "similar" || S.view === "scored") {
+    S.sort = null;  // the discriminator's view has one order: its score
   } else if (!S.sort || (S.view === "accepted" && S.sort === "value") || S.sort === "boxes") {
     S.sort = S.view === "rejected" ? "value" : "likelihood";
   }
@@ -154,12 +155,54 @@ function showSummary() {
   $("n-accepted").textContent = `(${s.accepted})`;
   $("n-clusters").textContent = `(${s.clusters})`;
   $("n-noface").textContent = `(${s.noface})`;
+  showScoredTab(s.scores);
   $("tab-similar").hidden = S.view !== "similar";
   for (const button of document.querySelectorAll("#views button")) button.classList.toggle("on", button.dataset.view === S.view);
   showReasons(s, rejected);
   showSort(s);
   showToolbar();
   showRule(s);
+  showScoresFile(s.scores);
+}
+
+// ------------------------------------------------------------------ the discriminator's view
+function scoresReady(sc) {
+  return Boolean(sc.file && !sc.error && !sc.missing && sc.rows);
+}
+
+function showScoredTab(sc) {
+  $("n-scored").textContent = scoresReady(sc) ? `(${sc.shown})` : "(no scores)";
+  $("tab-scored").title = scoresReady(sc) ? `5: ${sc.file}` : `5: ${noScores(sc)}`;
+}
+
+function noScores(sc) {
+  // why the view is empty, and the command that fills it
+  const make = `make one with \u201c${sc.how}\u201d, then reload`;
+  if (sc.error) return `${sc.error}; ${make}`;
+  if (sc.missing) return `No scores file at ${sc.file} any more: ${make}.`;
+  if (sc.file) return `${sc.file} has no score rows: ${make}.`;
+  const where = sc.runs_dir ? `no ${sc.runs_dir}/*/scores.jsonl yet` : "no scores file";
+  return `No discriminator scores: ${where}. After training (make train), ${make}; `
+    + "or start the app with --scores FILE.";
+}
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function scoresLine(sc) {
+  const from = `${sc.network || "D"} of ${sc.checkpoint}, step ${sc.step}`
+    + (sc.other_checkpoints ? ` (and ${plural(sc.other_checkpoints, "row", "rows")} from other checkpoints)` : "");
+  return [`scores: ${sc.file}`, from, `${plural(sc.rows, "face", "faces")} scored`,
+    `${plural(sc.unscored, "accepted crop", "accepted crops")} without a score`,
+    `${plural(sc.ignored, "score", "scores")} ignored (no longer accepted crops)`].join(" · ");
+}
+
+function showScoresFile(sc) {
+  const line = $("scores-file");
+  line.hidden = S.view !== "scored" || !scoresReady(sc);
+  line.textContent = line.hidden ? "" : scoresLine(sc);
+  line.title = sc.file || "";
 }
 
 function showReasons(s, rejected) {
@@ -190,11 +233,12 @@ function showSort(s) {
 }
 
 function showToolbar() {
-  const crops = S.view === "rejected" || S.view === "accepted" || S.view === "similar";
-  $("sort-label").hidden = $("desc-label").hidden = !(crops || S.view === "noface") || S.view === "similar";
+  const sorted = S.view === "rejected" || S.view === "accepted" || S.view === "noface";
+  $("sort-label").hidden = !sorted;
+  $("desc-label").hidden = !(sorted || S.view === "scored");
   for (const id of ["select-all", "select-none", "selection"]) $(id).hidden = S.view === "noface";
   $("promote").hidden = !(S.view === "rejected" || S.view === "similar");
-  $("demote").hidden = $("reason-label").hidden = !(S.view === "accepted" || S.view === "similar");
+  $("demote").hidden = $("reason-label").hidden = !DEMOTE_VIEWS.includes(S.view);
   $("pager").hidden = S.view === "similar";
 }
 
@@ -207,6 +251,9 @@ function showRule(s) {
     rule.textContent = `${S.reason}: ` + (parts.join(" or ") || "a person's reason (demoted)");
   } else if (S.view === "accepted") {
     rule.textContent = "Accepted crops, worst first by the chosen measurement; demote the ones that should not be in the dataset.";
+  } else if (S.view === "scored") {
+    rule.textContent = "Accepted crops by a trained discriminator's score (its logit), lowest first: the faces it finds "
+      + "least like the rest are mostly bad crops (a hand, the back of a head, text, a face cut off). Demote those.";
   } else if (S.view === "clusters") {
     rule.textContent = "Duplicate clusters of the last dedup run, with each face's link to the kept one (dedup's hash distances). "
       + "The face the next run keeps is framed green; \u201cnot a duplicate\u201d keeps a face separately, \u201ckeep this one\u201d changes the kept face.";
@@ -258,6 +305,7 @@ function showWhy(s) {
 
 function rangeName(s) {
   if (S.view === "clusters") return "distance to the kept face";
+  if (S.view === "scored") return "D score";
   if (S.view === "noface") return S.sort === "boxes" ? "rejected boxes" : null;
   if (S.sort === "value") return "deciding value";
   return S.sort && S.sort !== "id" ? s.sort_keys[S.sort] : null;
@@ -292,6 +340,7 @@ function showTotals(counts) {
   if (!counts || !S.summary) return;
   Object.assign(S.summary, { accepted: counts.accepted, rejected: counts.rejected });
   if (counts.noface !== undefined) S.summary.noface = counts.noface;
+  if (counts.scored !== undefined) { S.summary.scores.shown = counts.scored; showScoredTab(S.summary.scores); }
   const rejected = Object.values(counts.rejected).reduce((a, b) => a + b, 0);
   $("n-rejected").textContent = `(${rejected})`;
   $("n-accepted").textContent = `(${counts.accepted})`;
@@ -304,6 +353,7 @@ function valueLine(item) {
   if (S.view === "similar" && item.distance !== undefined) {
     return `${(S.similar && S.similar.hash) || "hash"} ${item.distance} · dHash ${item.dhash_distance}`;
   }
+  if (S.view === "scored" && item.score !== undefined) return `D score ${fmt(item.score)}`;
   if (S.view === "clusters") {
     if (item.was_kept) return "the face dedup kept";
     return item.link ? `${item.link.label} · ${S.summary.hashes.kind} ${fmt(item.link.distance)}` : "no link recorded";
@@ -400,7 +450,15 @@ function cropCard(item) {
 function renderCrops() {
   const grid = $("grid");
   grid.replaceChildren(...S.items.map(cropCard));
-  if (!S.items.length) grid.append(el("p", { text: filtering() ? "nothing matches the filters" : "nothing here" }));
+  if (!S.items.length) grid.append(el("p", { class: "howto", text: emptyText() }));
+}
+
+function emptyText() {
+  const sc = S.summary && S.summary.scores;
+  if (S.view === "scored" && !scoresReady(sc)) return noScores(sc);
+  if (filtering()) return "nothing matches the filters";
+  if (S.view === "scored") return `none of the ${plural(sc.rows, "scored crop is", "scored crops are")} accepted now`;
+  return "nothing here";
 }
 
 function renderSimilar() {
@@ -548,6 +606,7 @@ async function load() {
     if (S.view === "clusters") await loadClusters();
     else if (S.view === "noface") await loadImages();
     else if (S.view === "similar") await loadSimilar();
+    else if (S.view === "scored") await loadCrops("/api/scores");
     else await loadCrops();
     showSelection();
     status(TOKEN ? "" : NO_TOKEN, !TOKEN);
@@ -560,11 +619,13 @@ async function load() {
   }
 }
 
-async function loadCrops() {
+async function loadCrops(path) {
   const limit = PAGE[S.view];
-  const q = filterParams(new URLSearchParams({ view: S.view, sort: S.sort, desc: S.desc ? "1" : "0", offset: S.offset, limit }));
+  const q = filterParams(new URLSearchParams({ desc: S.desc ? "1" : "0", offset: S.offset, limit }));
+  if (S.sort) q.set("sort", S.sort);
+  if (!path) q.set("view", S.view);
   if (S.view === "rejected") q.set("reason", S.reason);
-  const data = await api(`/api/crops?${q}`);
+  const data = await api(`${path || "/api/crops"}?${q}`);
   S.items = data.items;
   renderCrops();
   showCounts(data.counts);
@@ -966,7 +1027,7 @@ function gridKeys(key) {
   else if (key === "f") { const item = focused(); if (item && item.has_crop) showSimilar(item.id); }
   else if (key === "i") { const item = focused(); if (item) thisImage(item); }
   else if (key === "p" && (S.view === "rejected" || S.view === "similar")) decideCrops(chosen(), "promote");
-  else if (key === "d" && (S.view === "accepted" || S.view === "similar")) decideCrops(chosen(), "demote");
+  else if (key === "d" && DEMOTE_VIEWS.includes(S.view)) decideCrops(chosen(), "demote");
   else if (key === "s" && S.view === "clusters") decideClusters(chosen(), "split");
   else if (key === "k" && S.view === "clusters") decideClusters(chosen().slice(-1), "keep");
   else return false;
