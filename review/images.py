@@ -16,7 +16,7 @@ import numpy as np
 
 from facecrop import rules
 from review.sources import Filter, picture
-from review.views import CropIndex, Page, page_bounds
+from review.views import CropIndex, Page, deciding, page_bounds
 
 NO_DETECTION = "no_face"  # facecrop found no face at all
 ALL_REJECTED = "rejected_boxes"  # it found boxes and rejected every one
@@ -146,7 +146,7 @@ def _box(crops: CropIndex, k: int, row: dict[str, Any]) -> dict[str, Any]:
         "decision": decision,
         "reason": reason,
         "pending": (decision, reason) != (row.get("decision"), row.get("reason")),
-        "deciding": crops.deciding(reason, values) if decision != "accepted" else None,
+        "deciding": deciding(reason, values, crops.thresholds) if decision != "accepted" else None,
     }
 
 

@@ -389,21 +389,22 @@ class CropIndex:
             source_path=source,
             title=meta.get("title"),
             tags=meta.get("tags"),
-            deciding=self.deciding(reason, values) if decision != ACCEPTED else None,
+            deciding=deciding(reason, values, self.thresholds) if decision != ACCEPTED else None,
         )
         return card
 
-    def deciding(self, reason: str | None, values: dict[str, Any]) -> dict[str, Any] | None:
-        """The rule behind a reject: its measured value, the comparison and the threshold."""
-        key, value = rules.deciding_value(str(reason), values, self.thresholds)
-        for rule in rules.RULES:
-            if rule.reason == reason and rule.value_key == key:
-                return {
-                    "key": key,
-                    "value": value,
-                    "op": "<" if rule.fails_below else ">",
-                    "threshold": getattr(self.thresholds, rule.threshold_key),
-                    "meaning": rule.meaning,
-                }
-        meaning = rules.IMAGE_REASONS.get(str(reason)) or ("a person demoted it" if reason else None)
-        return {"key": None, "value": values.get("error"), "op": None, "threshold": None, "meaning": meaning}
+
+def deciding(reason: str | None, values: dict[str, Any], thresholds: Thresholds) -> dict[str, Any] | None:
+    """The rule behind a reject: its measured value, the comparison and the threshold."""
+    key, value = rules.deciding_value(str(reason), values, thresholds)
+    for rule in rules.RULES:
+        if rule.reason == reason and rule.value_key == key:
+            return {
+                "key": key,
+                "value": value,
+                "op": "<" if rule.fails_below else ">",
+                "threshold": getattr(thresholds, rule.threshold_key),
+                "meaning": rule.meaning,
+            }
+    meaning = rules.IMAGE_REASONS.get(str(reason)) or ("a person demoted it" if reason else None)
+    return {"key": None, "value": values.get("error"), "op": None, "threshold": None, "meaning": meaning}
