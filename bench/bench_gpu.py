@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-tests", action="store_true", help="do not run the cuda-marked tests")
     parser.add_argument(
+        "--only",
+        choices=("row", "tests", "quality"),
+        action="append",
+        help="run only these kinds of stage: the throughput rows, the cuda tests, the quality row",
+    )
+    parser.add_argument(
         "--limit-s",
         type=float,
         default=360.0,
@@ -118,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.faces = faces(work, args.testdata, sizes.faces)
         report["faces"] = bench.faces["source"]
         for stage in gpu_plan.plan(sizes, args.device == "cuda", not args.skip_tests):
-            run_stage(bench, stage)
+            if not args.only or stage.kind in args.only:
+                run_stage(bench, stage)
         report["complete"] = True
     except Stopped:
         report["interrupted"] = "SIGTERM: the running stage was stopped and recorded as cut"

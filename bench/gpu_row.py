@@ -82,7 +82,8 @@ def quality(sizes: Sizes, device: torch.device, faces: dict[str, str]) -> dict:
         inception_path()
     except FidError as exc:
         return {"not_run": f"no Inception weights: {exc}"}
-    work = Path(faces["png_root"]).parent.parent / "quality"
+    # The bench's own work folder: its faces/ are the faces the quality row trains on, already prepared.
+    work = Path(faces["png_root"]).parent.parent
     source = Path(faces["testdata"]) / "faces"
     rows = bench_quality.measure(work, source, sizes.quality_minutes, sizes.quality_samples, None, device)
     return {"rows": [dataclasses.asdict(r) for r in rows]}
