@@ -32,6 +32,7 @@ from typing import Any
 from bench import gpu_plan, gpu_table
 from bench.gpu_plan import Clock, Sizes, Stage
 from bench.report import format_table
+from pipeline import atomic
 
 REPO = Path(__file__).resolve().parents[1]
 GOALS = {
@@ -60,10 +61,7 @@ class Bench:
     def write(self) -> None:
         """Atomic rewrite: a kill between two writes leaves the previous complete JSON."""
         self.report["seconds"] = round(self.clock.elapsed(), 1)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out.with_name(self.out.name + ".tmp")
-        tmp.write_text(json.dumps(self.report, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out)
+        atomic.write_text(self.out, json.dumps(self.report, indent=2, default=str) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -353,7 +351,7 @@ def run_tests(bench: Bench, allowed_s: float) -> tuple[str, float]:
     seen = {"lines": -1}
 
     def poll() -> None:
-        rows = _read_progress(progress)
+        rows = atomic.read_jsonl(progress)
         if len(rows) != seen["lines"]:
             seen["lines"] = len(rows)
             bench.report["tests"] = test_counts(rows)
@@ -368,18 +366,6 @@ def run_tests(bench: Bench, allowed_s: float) -> tuple[str, float]:
     if status == "cut":
         bench.report["tests"]["cut"] = f"stopped after {seconds:.0f} s, past its {allowed_s:.0f} s share"
     return status, seconds
-
-
-def _read_progress(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # the line being written when we read
-            break
-    return rows
 
 
 def test_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import os
 import sys
 import time
 import traceback
@@ -22,6 +21,7 @@ import torch
 
 from bench import gpu_profile
 from bench.gpu_plan import Sizes
+from pipeline import atomic
 
 EPOCH_FACES = 60_000
 
@@ -101,9 +101,7 @@ def main(argv: list[str]) -> int:
             result = throughput(request["spec"], sizes, device, request["faces"])
     except Exception as exc:  # the caller records it as this row's error; the other rows still run
         result = {"error": f"{exc.__class__.__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    atomic.write_text(out, json.dumps(result, default=str) + "\n")
     return 0
 
 

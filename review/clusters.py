@@ -12,7 +12,6 @@ both faces stay, the one split out on its own.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dedup.clusters import Cluster, apply_decisions
-from pipeline import decisions
+from pipeline import atomic, decisions
 from pipeline.layout import Layout
 from pipeline.phash import hex_to_words
 from review.sources import Filter
@@ -113,50 +112,35 @@ def read_hashes(rows: list[HashRow]) -> Hashes:
 def read_links(path: Path) -> dict[str, Link]:
     """Each dropped duplicate's link (rows dropped for other reasons, such as a demotion, are no link)."""
     links: dict[str, Link] = {}
-    if not path.exists():
-        return links
-    with path.open("rb") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(row, dict) or row.get("reason") not in LINK_LABELS:
-                continue
-            if not isinstance(row.get("id"), str) or not isinstance(row.get("kept_id"), str):
-                continue
-            links[row["id"]] = Link(
-                row["reason"],
-                row["kept_id"],
-                _int(row.get("distance")),
-                _int(row.get("dhash_distance")),
-                str(row.get("detail") or LINK_LABELS[row["reason"]]),
-            )
+    for _, row in atomic.iter_jsonl(path):
+        if not isinstance(row, dict) or row.get("reason") not in LINK_LABELS:
+            continue
+        if not isinstance(row.get("id"), str) or not isinstance(row.get("kept_id"), str):
+            continue
+        links[row["id"]] = Link(
+            row["reason"],
+            row["kept_id"],
+            _int(row.get("distance")),
+            _int(row.get("dhash_distance")),
+            str(row.get("detail") or LINK_LABELS[row["reason"]]),
+        )
     return links
 
 
 def read_clusters(path: Path) -> tuple[list[ClusterRow], list[HashRow]]:
     """(the multi-member clusters, biggest first; every face's hashes)."""
     clusters, faces = [], []
-    if path.exists():
-        with path.open("rb") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                    continue
-                faces.append(hash_row(row))
-                duplicates = row.get("duplicates")
-                if not isinstance(duplicates, list) or not duplicates:
-                    continue
-                members = [row["id"], *[d for d in duplicates if isinstance(d, str)]]
-                clusters.append(
-                    ClusterRow(
-                        str(row.get("cluster_id", "")), row["id"], members, str(row.get("kept_because", ""))
-                    )
-                )
+    for _, row in atomic.iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            continue
+        faces.append(hash_row(row))
+        duplicates = row.get("duplicates")
+        if not isinstance(duplicates, list) or not duplicates:
+            continue
+        members = [row["id"], *[d for d in duplicates if isinstance(d, str)]]
+        clusters.append(
+            ClusterRow(str(row.get("cluster_id", "")), row["id"], members, str(row.get("kept_because", "")))
+        )
     clusters.sort(key=lambda c: (-len(c.members), c.kept))
     return clusters, faces
 
