@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 
+from bench.child_env import child_env
 from bench.report import BenchResult
 from facecrop import detect, verify
 from facecrop.config import FacecropConfig
@@ -95,9 +96,7 @@ def limit_job(path: str) -> int:
 
 
 def _timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, str]:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    )
+    env = child_env()
     t0 = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     seconds = time.perf_counter() - t0

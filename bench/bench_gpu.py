@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import gpu_plan, gpu_table
+from bench.child_env import child_env
 from bench.gpu_plan import Clock, Sizes, Stage
 from bench.report import format_table
 from pipeline import atomic
@@ -277,12 +278,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-def child_env() -> dict[str, str]:
-    """This checkout first on PYTHONPATH, anything already there (wheels placed with --target) after it."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path}
 
 
 def run_row(bench: Bench, stage: Stage, allowed_s: float) -> tuple[str, float]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.child_env import child_env
 from bench.report import BenchResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,10 +120,7 @@ def train_both(
 ) -> list[Trained]:
     """Side by side on a CPU (half the cores each), one after the other on a GPU."""
     threads = max(1, (os.cpu_count() or 2) // 2) if device.type == "cpu" else 0
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-    }
+    env = child_env()
     procs = []
     for loop in ("example", "ours"):
         command = [sys.executable, "-m", "bench.bench_quality", loop, "--seconds", str(seconds)]
