@@ -21,6 +21,8 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 from pipeline.errors import Locked
 from pipeline.layout import Layout
 
@@ -104,13 +106,16 @@ def hold_data(data: Path, *, wait: bool = False, for_children: bool = False) -> 
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (one owned by another user counts as alive)."""
+    """Whether process `pid` still runs (one owned by another user counts as running).
+
+    A zombie has ended: a stage's worker killed with the stage stays a zombie where nothing
+    reaps orphans (a container whose PID 1 is not an init), and its temp files are stale.
+    """
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess is one too
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True

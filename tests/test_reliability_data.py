@@ -383,15 +383,25 @@ def test_wait_queues_behind_the_holder(data: Path, config: Path) -> None:
 def test_the_stale_temp_sweep_keeps_live_writers_files(data: Path, config: Path, cascade_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    # A writer killed with its stage stays a zombie where nobody reaps orphans (a container's PID 1):
+    # it has ended, so its temp file is stale too. WNOWAIT waits for the exit and leaves it unreaped.
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)
     crops = Layout(data).crops_dir
     manifest = Layout(data).crops_manifest.name
     live_tmp = crops / f".tmp-{manifest}.{os.getpid()}.abcdefgh"
     dead_tmp = crops / f".tmp-{manifest}.{dead.pid}.abcdefgh"
+    zombie_tmp = Layout(data).rejects_dir / "not_verified" / f".tmp-x.png.{zombie.pid}.abcdefgh"
     old_tmp = crops / ".tmp-x.png.abcdefgh"
-    for path in (live_tmp, dead_tmp, old_tmp):
-        path.write_bytes(b"half a file")
-    ok(run_stage("facecrop", data, config, cascade=cascade_path))
+    zombie_tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for path in (live_tmp, dead_tmp, zombie_tmp, old_tmp):
+            path.write_bytes(b"half a file")
+        ok(run_stage("facecrop", data, config, cascade=cascade_path))
+    finally:
+        zombie.wait()
     assert live_tmp.exists() and not dead_tmp.exists() and not old_tmp.exists()
+    assert not zombie_tmp.exists()
 
 
 # ---------------------------------------------------------------- 12: a full disk, read-only DATA

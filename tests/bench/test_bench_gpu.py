@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 
 from bench import bench_gpu, gpu_plan
 from tests.helpers.cli import cli_env, run_cli, start_cli
+from tests.helpers.processes import alive, wait_until
 
 # What the lent image's python holds (its README); opencv-python stands in for its opencv-headless.
 LENT_IMAGE = (
@@ -173,15 +174,7 @@ def test_past_its_share_a_stage_is_killed_with_its_children(tmp_path):
     status, seconds, code = bench_gpu.run_child([sys.executable, "-c", script], 3.0, cli_env())
     assert status == "cut" and code is None and time.monotonic() - t0 < 30
     grandchild = int(marker.read_text())
-    for _ in range(50):
-        if (
-            not Path(f"/proc/{grandchild}").exists()
-            or "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
-        ):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the stage's child outlived the kill")
+    wait_until(lambda: not alive(grandchild), 5, "the stage's child to end with the kill")
 
 
 def test_a_stage_that_does_not_fit_the_time_left_is_skipped(tmp_path, testdata):

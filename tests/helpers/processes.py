@@ -1,12 +1,13 @@
-"""Watching the processes a test started: waiting for a state, and finding a process's descendants in /proc."""
+"""Watching the processes a test started: waiting for a state, and finding a process's descendants."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 
 def wait_until(
@@ -40,37 +41,26 @@ def _tail(process: subprocess.Popen | None, log: Path | None) -> str:
     return ""
 
 
-def _stat(pid: int | str) -> tuple[str, int] | None:
-    """(state, parent pid) from /proc/PID/stat; None once the process is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-    return state, int(ppid)
-
-
 def descendants(root: int) -> set[int]:
-    """Live (non-zombie) processes below `root`, from /proc (psutil is not a dependency)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(entry)) is not None and stat[0] != "Z":
-            children.setdefault(stat[1], []).append(int(entry))
-    found, stack = set(), [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
-    return found
+    """Live (non-zombie) processes below `root`."""
+    try:
+        children = psutil.Process(root).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return set()
+    return {child.pid for child in children if alive(child.pid)}
 
 
 def parent_of(pid: int) -> int:
     """The parent's pid; -1 once the process is gone."""
-    stat = _stat(pid)
-    return -1 if stat is None else stat[1]
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.NoSuchProcess:
+        return -1
 
 
 def alive(pid: int) -> bool:
     """Running and not yet a zombie."""
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z"
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
