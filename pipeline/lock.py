@@ -21,8 +21,6 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-
 from pipeline.errors import Locked
 from pipeline.layout import Layout
 
@@ -105,17 +103,31 @@ def hold_data(data: Path, *, wait: bool = False, for_children: bool = False) -> 
         os.close(fd)  # releases the lock; the file stays, so no run ever races to create it
 
 
+def process_state(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, parent pid) from /proc/PID/stat; None once the process is gone or without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]  # the command name in (...) may hold spaces
+    return state, int(ppid)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` still runs (one owned by another user counts as running).
 
     A zombie has ended: a stage's worker killed with the stage stays a zombie where nothing
     reaps orphans (a container whose PID 1 is not an init), and its temp files are stale.
+    Read from /proc rather than psutil, because `make bench-gpu` runs on a lent machine's
+    own python, which has no psutil and no registry to install it from.
     """
     if pid <= 0:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:  # ZombieProcess is one too
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    except psutil.AccessDenied:
-        return True
+    except PermissionError:
+        pass
+    state = process_state(pid)
+    return state is None or state[0] not in ("Z", "X")

@@ -1,13 +1,14 @@
-"""Watching the processes a test started: waiting for a state, and finding a process's descendants."""
+"""Watching the processes a test started: waiting for a state, and finding a process's descendants in /proc."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
+from pipeline.lock import process_state
 
 
 def wait_until(
@@ -42,25 +43,26 @@ def _tail(process: subprocess.Popen | None, log: Path | None) -> str:
 
 
 def descendants(root: int) -> set[int]:
-    """Live (non-zombie) processes below `root`."""
-    try:
-        children = psutil.Process(root).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return set()
-    return {child.pid for child in children if alive(child.pid)}
+    """Live (non-zombie) processes below `root`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := process_state(entry)) is not None and stat[0] != "Z":
+            children.setdefault(stat[1], []).append(int(entry))
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
 
 
 def parent_of(pid: int) -> int:
     """The parent's pid; -1 once the process is gone."""
-    try:
-        return psutil.Process(pid).ppid()
-    except psutil.NoSuchProcess:
-        return -1
+    stat = process_state(pid)
+    return -1 if stat is None else stat[1]
 
 
 def alive(pid: int) -> bool:
     """Running and not yet a zombie."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    stat = process_state(pid)
+    return stat is not None and stat[0] != "Z"
