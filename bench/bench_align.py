@@ -159,30 +159,23 @@ def side_by_side(box: Path, eyes: Path, out: Path, count: int = 24) -> Path:
     return out
 
 
+def _crop_with(root: Path, mode: str, files: list[Path], cascade: Path) -> tuple[float, dict]:
+    """facecrop's CLI on its own DATA with `align = mode`: its wall time and what its crops measure."""
+    data = root / mode
+    make_data(data, files)
+    config = root / f"{mode}.toml"
+    config.write_text(f'[facecrop]\nalign = "{mode}"\n')
+    command = ["-m", "facecrop", "--config", str(config), "--data", str(data), "--cascade", str(cascade)]
+    seconds, _ = _timed([sys.executable, *command, "--no-progress"])
+    return seconds, measure(data)
+
+
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     files, cascade = _images(testdata), _cascade(testdata)
     root = data_dir / "align"
     results, seconds = {}, {}
     for mode in ("off", "eyes"):
-        data = root / mode
-        make_data(data, files)
-        config = root / f"{mode}.toml"
-        config.write_text(f'[facecrop]\nalign = "{mode}"\n')
-        seconds[mode], _ = _timed(
-            [
-                sys.executable,
-                "-m",
-                "facecrop",
-                "--config",
-                str(config),
-                "--data",
-                str(data),
-                "--cascade",
-                str(cascade),
-                "--no-progress",
-            ]
-        )
-        results[mode] = measure(data)
+        seconds[mode], results[mode] = _crop_with(root, mode, files, cascade)
     grid = side_by_side(root / "off", root / "eyes", root / "side_by_side.png")
     recorded = recorded_spread(root / "off", root / "eyes")
     off, on = results["off"], results["eyes"]
@@ -190,8 +183,11 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     (root / "results.json").write_text(
         json.dumps({"results": summary, "recorded_eyes": recorded, "seconds": seconds}, indent=2) + "\n"
     )
+    return _rows(on, off, recorded, seconds, f"{on['measured']}/{on['accepted']} crops measured; grid {grid}")
+
+
+def _rows(on: dict, off: dict, recorded: dict, seconds: dict[str, float], note: str) -> list[BenchResult]:
     aligned = on["kinds"].get("aligned", 0)
-    note = f"{on['measured']}/{on['accepted']} crops measured; grid {grid}"
     return [
         BenchResult(
             "align",
@@ -247,6 +243,14 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     ]
 
 
+def _draw_eyes(image: np.ndarray, eyes: list[tuple[int, int]], face: float, tilt: float, iris: tuple) -> None:
+    for ex, ey in eyes:
+        white, pupil = (int(face * 0.09), int(face * 0.12)), (int(face * 0.06), int(face * 0.1))
+        cv2.ellipse(image, (ex, ey), white, tilt, 0, 360, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.ellipse(image, (ex, ey), pupil, tilt, 0, 360, iris, -1, cv2.LINE_AA)
+        cv2.circle(image, (ex, ey), max(2, int(face * 0.025)), (20, 20, 20), -1, cv2.LINE_AA)
+
+
 def drawn_face(
     rng: np.random.Generator, size: int = 256
 ) -> tuple[np.ndarray, tuple[int, int, int, int], list]:
@@ -281,20 +285,7 @@ def drawn_face(
     spread = float(rng.uniform(0.16, 0.2)) * face
     eyes = [at(-spread, 0.02 * face), at(spread, 0.02 * face)]
     iris = tuple(int(v) for v in rng.integers(0, 200, 3))
-    for ex, ey in eyes:
-        cv2.ellipse(
-            image,
-            (ex, ey),
-            (int(face * 0.09), int(face * 0.12)),
-            tilt,
-            0,
-            360,
-            (255, 255, 255),
-            -1,
-            cv2.LINE_AA,
-        )
-        cv2.ellipse(image, (ex, ey), (int(face * 0.06), int(face * 0.1)), tilt, 0, 360, iris, -1, cv2.LINE_AA)
-        cv2.circle(image, (ex, ey), max(2, int(face * 0.025)), (20, 20, 20), -1, cv2.LINE_AA)
+    _draw_eyes(image, eyes, face, tilt, iris)
     cv2.ellipse(
         image,
         at(0, 0.3 * face),

@@ -127,6 +127,37 @@ def _config(path: Path, urls_file: Path, rate: float) -> Path:
     return path
 
 
+def _baseline_rate(urls: list[str], folder: Path) -> float:
+    """The reference scrapers' loop: one requests.get after another, saved to disk."""
+    folder.mkdir()
+    started = time.perf_counter()
+    for i, url in enumerate(urls[:BASELINE_IMAGES]):
+        response = requests.get(url, timeout=30)
+        response.raise_for_status()
+        (folder / f"{i}.jpg").write_bytes(response.content)
+    return BASELINE_IMAGES / (time.perf_counter() - started)
+
+
+def _crawl_list(work: Path, name: str, urls: list[str], rate: float, log_url: str) -> tuple[float, int, dict]:
+    """Our crawler over a URL list at `rate` per host (0: no limit), with the server's request log of it."""
+    urls_file = work / f"{name}.txt"
+    urls_file.write_text("\n".join(urls) + "\n")
+    requests.get(log_url, timeout=10)  # clears the log
+    elapsed, stored = _run_crawler(_config(work / f"{name}.toml", urls_file, rate), work / name)
+    return elapsed, stored, requests.get(log_url, timeout=10).json()
+
+
+def _host_rates(log: dict[str, list[float]]) -> tuple[list[float], list[float]]:
+    """Each host's request rate as its server logged it, and its smallest gap between two requests."""
+    rates, min_gaps = [], []
+    for times in log.values():
+        times = sorted(times)
+        if len(times) > 1:
+            rates.append((len(times) - 1) / (times[-1] - times[0]))
+            min_gaps.append(min(b - a for a, b in zip(times, times[1:], strict=False)))
+    return rates, min_gaps
+
+
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     work = Path(data_dir) / "crawler"
     shutil.rmtree(work, ignore_errors=True)
@@ -137,59 +168,29 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
     server.start()
     try:
         ports, sizes = queue.get(timeout=120)
-        urls = [
-            f"http://{HOSTS[i % len(HOSTS)]}:{ports[HOSTS[i % len(HOSTS)]]}/img/{i}.jpg"
-            for i in range(len(sizes))
-        ]
+        hosts = [HOSTS[i % len(HOSTS)] for i in range(len(sizes))]
+        urls = [f"http://{host}:{ports[host]}/img/{i}.jpg" for i, host in enumerate(hosts)]
         log_url = f"http://{HOSTS[0]}:{ports[HOSTS[0]]}/__log"
-        mean_kb = sum(sizes) / len(sizes) / 1000
-
-        # Baseline: the reference scrapers' loop, one requests.get after another, saved to disk.
-        baseline_dir = work / "baseline"
-        baseline_dir.mkdir()
-        started = time.perf_counter()
-        for i, url in enumerate(urls[:BASELINE_IMAGES]):
-            response = requests.get(url, timeout=30)
-            response.raise_for_status()
-            (baseline_dir / f"{i}.jpg").write_bytes(response.content)
-        baseline_rate = BASELINE_IMAGES / (time.perf_counter() - started)
-
-        # Ours, limits off, all images.
-        urls_file = work / "urls.txt"
-        urls_file.write_text("\n".join(urls) + "\n")
-        requests.get(log_url, timeout=10)  # clear the log
-        elapsed, stored = _run_crawler(_config(work / "fast.toml", urls_file, 0), work / "fast")
-        ours_rate = stored / elapsed
-
-        # Ours, limits on: does each host see the configured rate?
-        limited = [u for i, u in enumerate(urls) if i < LIMITED_PER_HOST * len(HOSTS)]
-        limited_file = work / "limited.txt"
-        limited_file.write_text("\n".join(limited) + "\n")
-        requests.get(log_url, timeout=10)
-        _run_crawler(_config(work / "limited.toml", limited_file, LIMITED_RATE), work / "limited")
-        log = requests.get(log_url, timeout=10).json()
+        baseline_rate = _baseline_rate(urls, work / "baseline")
+        elapsed, stored, _ = _crawl_list(work, "fast", urls, 0, log_url)
+        # limits on: does each host see the configured rate?
+        _, _, log = _crawl_list(work, "limited", urls[: LIMITED_PER_HOST * len(HOSTS)], LIMITED_RATE, log_url)
     finally:
         server.terminate()
         server.join(10)
-
-    rates, min_gaps = [], []
-    for times in log.values():
-        times = sorted(times)
-        if len(times) > 1:
-            rates.append((len(times) - 1) / (times[-1] - times[0]))
-            min_gaps.append(min(b - a for a, b in zip(times, times[1:], strict=False)))
+    rates, min_gaps = _host_rates(log)
     worst = max(rates, key=lambda r: abs(r - LIMITED_RATE))
-    cpu = os.cpu_count()
+    mean_kb = sum(sizes) / len(sizes) / 1000
     return [
         BenchResult(
             "crawler",
             "images stored/s, 8 hosts, 50 ms latency, no limit",
-            ours_rate,
+            stored / elapsed,
             baseline_rate,
             "img/s",
             goal=">= 5x sequential requests loop",
             note=f"{stored} images of ~{mean_kb:.0f} KB in {elapsed:.1f}s incl. start-up, all checks on; "
-            f"baseline: requests.get loop over the first {BASELINE_IMAGES}; {cpu} CPUs",
+            f"baseline: requests.get loop over the first {BASELINE_IMAGES}; {os.cpu_count()} CPUs",
         ),
         BenchResult(
             "crawler",

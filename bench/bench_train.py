@@ -202,9 +202,51 @@ def cpu_capability() -> str:
     )
 
 
+def _switches(device: torch.device, native_bf16: bool) -> dict[str, dict]:
+    """Each switch flipped from its default ("auto" = on, on every device; autocast_cpu auto = on where native)."""
+    flip = "off"
+    switches: dict[str, dict] = {"channels_last": {"channels_last": flip}, "fused_adam": {"fused_adam": flip}}
+    if device.type == "cuda":
+        switches.update(autocast={"autocast": False}, cudnn_benchmark={"cudnn_benchmark": False})
+    elif native_bf16:
+        switches["autocast_cpu"] = {"autocast_cpu": "off"}
+    if os.environ.get("BENCH_TRAIN_COMPILE", "1") == "1":
+        switches["compile"] = {"compile": True}
+    return switches
+
+
+def _best_rates(
+    variants: dict[str, tuple[str, Callable[[], object]]], device: torch.device
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Every variant warmed up (its start-up time kept), then timed in interleaved rounds; the best
+    round counts, because on a shared machine the noise only ever slows a round down."""
+    startup = {}
+    for name, (_, step) in variants.items():
+        t0 = time.perf_counter()
+        for _ in range(WARMUP):
+            step()
+        startup[name] = time.perf_counter() - t0
+    best = dict.fromkeys(variants, 0.0)
+    for _ in range(ROUNDS):
+        for name, (_, step) in variants.items():
+            best[name] = max(best[name], _timed(step, device, STEPS))
+    return best, startup
+
+
+def _switch_row(name: str, label: str, best: dict, startup: dict, capability: str) -> BenchResult:
+    if name == "compile":  # off by default: ratio = on / off
+        note = f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s"
+        return BenchResult(
+            "train", f"switch: {name} on vs off", best[name], best["ours"], "img/s", True, "", note
+        )
+    note = f"off = {label}" + (f"; {capability}" if name == "autocast_cpu" else "")
+    return BenchResult(
+        "train", f"switch: {name} on vs off", best["ours"], best[name], "img/s", True, "", note
+    )
+
+
 def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
-    """Speed rows (every variant warmed up, then timed in interleaved rounds; the best round counts,
-    because on a shared machine the noise only ever slows a round down), then the quality rows."""
+    """The trainer against the example loop, then each speed switch on against off."""
     from train.runtime import cpu_bf16_features
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -216,31 +258,13 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
         "baseline": ("DCGAN-example loop", _baseline(png_root, device)),
         "ours": ("defaults", _ours(shard_dir, device)),
     }
-    # each switch flipped from its default ("auto" = on, on every device; autocast_cpu auto = on where native)
-    flip = "off"
-    switches: dict[str, dict] = {"channels_last": {"channels_last": flip}, "fused_adam": {"fused_adam": flip}}
-    if device.type == "cuda":
-        switches.update(autocast={"autocast": False}, cudnn_benchmark={"cudnn_benchmark": False})
-    elif native_bf16:
-        switches["autocast_cpu"] = {"autocast_cpu": "off"}
-    if os.environ.get("BENCH_TRAIN_COMPILE", "1") == "1":
-        switches["compile"] = {"compile": True}
+    switches = _switches(device, native_bf16)
     for name, change in switches.items():
         variants[name] = (
             ", ".join(f"{k}={v}" for k, v in change.items()),
             _ours(shard_dir, device, **change),
         )
-    startup = {}
-    for name, (_, step) in variants.items():
-        t0 = time.perf_counter()
-        for _ in range(WARMUP):
-            step()
-        startup[name] = time.perf_counter() - t0
-    best = dict.fromkeys(variants, 0.0)
-    for _ in range(ROUNDS):
-        for name, (_, step) in variants.items():
-            best[name] = max(best[name], _timed(step, device, STEPS))
-
+    best, startup = _best_rates(variants, device)
     where = (
         f"{device.type}, {torch.get_num_threads()} threads, best of {ROUNDS} interleaved rounds of {STEPS} steps, "
         f"batch {BATCH}; {capability}"
@@ -257,34 +281,7 @@ def run(data_dir: Path, testdata: Path) -> list[BenchResult]:
             where,
         )
     ]
-    for name in switches:
-        label, _ = variants[name]
-        if name == "compile":  # off by default: ratio = on / off
-            results.append(
-                BenchResult(
-                    "train",
-                    f"switch: {name} on vs off",
-                    best[name],
-                    best["ours"],
-                    "img/s",
-                    True,
-                    "",
-                    f"{label}; warm-up (incl. compiling) took {startup[name]:.0f} s",
-                )
-            )
-        else:
-            results.append(
-                BenchResult(
-                    "train",
-                    f"switch: {name} on vs off",
-                    best["ours"],
-                    best[name],
-                    "img/s",
-                    True,
-                    "",
-                    f"off = {label}" + (f"; {capability}" if name == "autocast_cpu" else ""),
-                )
-            )
+    results += [_switch_row(name, variants[name][0], best, startup, capability) for name in switches]
     if device.type == "cpu" and not native_bf16:
         results.append(
             BenchResult(

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
 
 from pipeline import atomic
 
@@ -24,6 +23,10 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     """images: float NCHW in [-1, 1] or uint8 NCHW."""
+    # Imported here, not at the top: torchvision's package import pulls in its models and torch._dynamo,
+    # about 2 s of CPU that every `python -m train` start paid, a config error included.
+    from torchvision.utils import make_grid
+
     if images.dtype != torch.uint8:
         images = to_uint8(images)
     grid = make_grid(images.cpu(), nrow=nrow, padding=2, pad_value=255)
