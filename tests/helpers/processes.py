@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.lock import process_state
+from pipeline.lock import pid_alive, process_state
 
 
 def wait_until(
@@ -63,6 +63,5 @@ def parent_of(pid: int) -> int:
 
 
 def alive(pid: int) -> bool:
-    """Running and not yet a zombie."""
-    stat = process_state(pid)
-    return stat is not None and stat[0] != "Z"
+    """Running and not yet a zombie: the product's own rule, which the stale-temp sweep uses."""
+    return pid_alive(pid)
